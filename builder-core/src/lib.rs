@@ -1,0 +1,9 @@
+//! kiln's library: everything between a Dockerfile and an image.
+//!
+//! The modules follow the build pipeline and depend only on the ones before
+//! them (see `docs/ARCHITECTURE.md`):
+//!
+//! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
+#![deny(missing_docs)]
+
+pub mod parser;
