@@ -1,11 +1,44 @@
 //! The `kiln` command line: flags to library calls, results to the terminal.
-use clap::Parser;
+//!
+//! Each subcommand lives in its own file under `cmd/`; this file only wires
+//! them to clap and turns their errors into an exit status.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
 
 /// kiln: build container images from Dockerfiles without a daemon.
 #[derive(Parser)]
-#[command(name = "kiln", version)]
-struct Cli {}
+#[command(name = "kiln", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect what kiln makes of its inputs.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Print a Dockerfile's parse tree in BuildKit's dump format.
+    Parse(cmd::debug_parse::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Debug(DebugCommand::Parse(args)) => cmd::debug_parse::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
 }
