@@ -4,6 +4,8 @@
 //! them (see `docs/ARCHITECTURE.md`):
 //!
 //! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
+//! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
 #![deny(missing_docs)]
 
+pub mod fsentry;
 pub mod parser;

@@ -12,5 +12,8 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<ExitCode, String> {
-    Err(format!("{}: parsing is not written yet", args.file.display()))
+    Err(format!(
+        "{}: parsing is not written yet",
+        args.file.display()
+    ))
 }
