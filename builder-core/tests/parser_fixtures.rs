@@ -291,3 +291,27 @@ fn node_dump_is_one_instruction() {
     assert_eq!(df.nodes[1].dump(), "copy [\"--from=b\"] \"x y\" \"z\"");
     assert_eq!(df.nodes[2].dump(), "onbuild [\"--f\"] (run \"echo\")");
 }
+
+#[test]
+fn pathological_input_is_an_error_not_a_crash() {
+    // `${...}` nested far deeper than any real Dockerfile, on a heredoc line.
+    let n = 10_000;
+    let text = format!(
+        "FROM a\nRUN <<EOF {}{}\nEOF\n",
+        "${a:-".repeat(n),
+        "}".repeat(n)
+    );
+    let e = parse_str(&text).unwrap_err();
+    assert!(matches!(e.kind, ParseErrorKind::Heredoc(_)), "{e}");
+    assert_eq!(e.line, 2);
+    // Deep JSON nesting is just not exec form.
+    let text = format!("FROM a\nCMD {}\n", "[".repeat(60_000));
+    let df = parse_str(&text).unwrap();
+    assert!(!df.nodes[1].json);
+    // Long ONBUILD chains stop at the first nested ONBUILD.
+    let text = format!("FROM a\n{}RUN x\n", "ONBUILD ".repeat(8_000));
+    assert_eq!(
+        parse_str(&text).unwrap_err().kind,
+        ParseErrorKind::OnbuildChain
+    );
+}
