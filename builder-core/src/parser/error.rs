@@ -72,6 +72,9 @@ pub enum ParseErrorKind {
     /// A JSON array with something other than strings in it.
     #[error("when using JSON array syntax, arrays must be comprised of strings only")]
     NotStringArray,
+    /// An instruction that only takes the JSON (exec) form, written otherwise.
+    #[error("{0} requires the arguments to be in JSON form")]
+    NotJson(String),
     /// `ONBUILD ONBUILD ...`.
     #[error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
     OnbuildChain,
