@@ -4,8 +4,10 @@
 //! them (see `docs/ARCHITECTURE.md`):
 //!
 //! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
+//! * [`shell`]: BuildKit's word expansion (quotes, escapes, `${v...}`).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
 #![deny(missing_docs)]
 
 pub mod fsentry;
 pub mod parser;
+pub mod shell;
