@@ -37,9 +37,9 @@ pub enum InstructionErrorKind {
 /// An error tied to one instruction of the Dockerfile.
 ///
 /// Displays as `line L, column C: message` followed by the instruction as
-/// written, so a reader sees both where and what.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {}, column {}: {kind}\n  {}", span.start_line, span.start_col, first_line(instruction))]
+/// written, so a reader sees both where and what. Errors about the whole
+/// build (an unknown `--target`) have no line (0) and show the message only.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstructionError {
     /// Where the instruction is.
     pub span: Span,
@@ -49,8 +49,27 @@ pub struct InstructionError {
     pub kind: InstructionErrorKind,
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
+impl std::fmt::Display for InstructionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.span.start_line == 0 {
+            return write!(f, "{}", self.kind);
+        }
+        let first = self.instruction.lines().next().unwrap_or("");
+        write!(
+            f,
+            "line {}, column {}: {}\n  {}",
+            self.span.start_line, self.span.start_col, self.kind, first
+        )
+    }
+}
+
+impl std::error::Error for InstructionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            InstructionErrorKind::Expansion(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl InstructionError {

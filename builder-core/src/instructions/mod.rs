@@ -33,3 +33,6 @@ pub use ports::parse_ports;
 pub use stages::{parse_dockerfile, Stage, StageRef, Stages};
 pub use state::{BuildArgs, GlobalScope, Platform, Resolved, ResolvedFrom, StageState, PROXY_ARGS};
 pub use types::*;
+
+#[cfg(test)]
+mod tests;

@@ -294,7 +294,16 @@ fn parse_kind(node: &Node) -> Result<Parsed, K> {
             }
             cmd(Instruction::OnBuild(text))
         }
-        _ => Err(K::UnknownInstruction(node.keyword.clone())),
+        _ => {
+            // Name it as written, not lower-cased.
+            let written = node
+                .original
+                .split_whitespace()
+                .next()
+                .filter(|w| w.eq_ignore_ascii_case(&node.keyword))
+                .unwrap_or(&node.keyword);
+            Err(K::UnknownInstruction(written.to_string()))
+        }
     }
 }
 

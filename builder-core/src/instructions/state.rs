@@ -437,8 +437,13 @@ impl StageState {
         self.expand(w).map_err(K::Expansion)
     }
 
+    /// An optional flag value; empty after expansion means not given, as
+    /// BuildKit treats `--chown=$UNSET`.
     fn opt(&self, w: &Option<String>) -> Result<Option<String>, K> {
-        w.as_deref().map(|w| self.word(w)).transpose()
+        Ok(w.as_deref()
+            .map(|w| self.word(w))
+            .transpose()?
+            .filter(|v| !v.is_empty()))
     }
 
     fn paths(&self, p: &SourcesAndDest) -> Result<SourcesAndDest, K> {
@@ -468,7 +473,7 @@ impl StageState {
 
     fn chmod(&self, c: &Option<String>) -> Result<Option<String>, K> {
         let c = self.opt(c)?;
-        if let Some(m) = c.as_deref().filter(|m| !m.is_empty()) {
+        if let Some(m) = c.as_deref() {
             FileMode::parse(m)?;
         }
         Ok(c)
