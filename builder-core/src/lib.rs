@@ -4,8 +4,13 @@
 //! them (see `docs/ARCHITECTURE.md`):
 //!
 //! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
+//! * [`instructions`]: typed instructions, stages, ARG/ENV scoping and
+//!   expansion per stage.
+//! * [`shell`]: BuildKit's word expansion (quotes, escapes, `${v...}`).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
 #![deny(missing_docs)]
 
 pub mod fsentry;
+pub mod instructions;
 pub mod parser;
+pub mod shell;
