@@ -5,7 +5,9 @@
 //!
 //! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
+//! * [`context`]: the build context: sources, .dockerignore, safe paths, digests.
 #![deny(missing_docs)]
 
+pub mod context;
 pub mod fsentry;
 pub mod parser;
