@@ -133,13 +133,13 @@ impl BuildContext {
             .unwrap_or_default();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
+            .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
         let walker = walk::Walker {
             ignore: &self.ignore,
             hash: options.hash,
             old: &old,
-            racy_from: now - 2,
+            racy_from: now - 1_000_000_000,
         };
         let out = walker.walk_dir(self.root_fd.as_fd(), b"", &Default::default())?;
         let root_digest = options.hash.then(|| {

@@ -213,9 +213,10 @@ pub(crate) struct Walker<'a> {
     pub ignore: &'a IgnoreRules,
     pub hash: bool,
     pub old: &'a StatCache,
-    /// Entries changed at or after this second are not cached: an edit in
-    /// the same clock tick as our read would otherwise go unnoticed.
-    pub racy_from: i64,
+    /// Entries changed at or after this time (nanoseconds since the epoch)
+    /// are not cached: an edit in the same timestamp tick as our read
+    /// would otherwise go unnoticed.
+    pub racy_from: i128,
 }
 
 /// What walking one directory produced.
@@ -460,7 +461,9 @@ impl Walker<'_> {
                     content.as_ref(),
                 );
                 digest = Some(d);
-                let changed = st.st_mtime.max(st.st_ctime);
+                let ns = |s: i64, n: u64| i128::from(s) * 1_000_000_000 + i128::from(n);
+                let changed =
+                    ns(st.st_mtime, st.st_mtime_nsec).max(ns(st.st_ctime, st.st_ctime_nsec));
                 if changed < self.racy_from {
                     record = Some(Record {
                         key: key_of(&st),
