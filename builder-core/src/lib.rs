@@ -8,8 +8,10 @@
 //!   expansion per stage.
 //! * [`shell`]: BuildKit's word expansion (quotes, escapes, `${v...}`).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
+//! * [`context`]: the build context: sources, .dockerignore, safe paths, digests.
 #![deny(missing_docs)]
 
+pub mod context;
 pub mod fsentry;
 pub mod instructions;
 pub mod parser;
