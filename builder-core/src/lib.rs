@@ -9,10 +9,18 @@
 //! * [`shell`]: BuildKit's word expansion (quotes, escapes, `${v...}`).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
 //! * [`context`]: the build context: sources, .dockerignore, safe paths, digests.
+//! * [`digest`], [`image`], [`store`], [`layer`], [`export`]: image assembly —
+//!   content digests, config/manifest types, the OCI-layout content store,
+//!   reproducible layer tars with parallel compression, and the exporters.
 #![deny(missing_docs)]
 
 pub mod context;
+pub mod digest;
+pub mod export;
 pub mod fsentry;
+pub mod image;
 pub mod instructions;
+pub mod layer;
 pub mod parser;
 pub mod shell;
+pub mod store;
