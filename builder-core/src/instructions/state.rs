@@ -308,14 +308,33 @@ impl GlobalScope {
         })
     }
 
-    /// The proxy variables given as build args (any case of the names in
-    /// [`PROXY_ARGS`]), sorted by name.
+    /// The proxy variables for RUN, from build args named like
+    /// [`PROXY_ARGS`] in any case. As BuildKit does: when several spellings
+    /// are given the one sorting last wins, an empty value sets nothing, and
+    /// each set proxy is exported in both upper and lower case, in the order
+    /// HTTP, HTTPS, FTP, NO, ALL. Append these after the step's environment.
     pub fn proxy_env(&self) -> Vec<(String, String)> {
-        self.build_args
-            .iter()
-            .filter(|(k, _)| PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(k)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        let mut out = Vec::new();
+        for upper in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "FTP_PROXY",
+            "NO_PROXY",
+            "ALL_PROXY",
+        ] {
+            // BTreeMap iterates in sorted order: the last match is BuildKit's pick.
+            let value = self
+                .build_args
+                .iter()
+                .rev()
+                .find(|(k, _)| k.eq_ignore_ascii_case(upper))
+                .map(|(_, v)| v);
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                out.push((upper.to_string(), v.clone()));
+                out.push((upper.to_ascii_lowercase(), v.clone()));
+            }
+        }
+        out
     }
 }
 

@@ -293,7 +293,9 @@ fn proxies_need_no_declaration_and_stay_out_of_env() {
         ],
         &args(&[
             ("HTTP_PROXY", "http://p:3128"),
+            ("http_proxy", "http://lower:1"),
             ("no_proxy", "localhost"),
+            ("Ftp_Proxy", ""),
             ("OTHER", "x"),
         ]),
     );
@@ -301,7 +303,13 @@ fn proxies_need_no_declaration_and_stay_out_of_env() {
     let r = apply_all(&mut st, &stages.stages[0]);
     assert_eq!(
         r[0].proxy_env,
-        env_of(&[("HTTP_PROXY", "http://p:3128"), ("no_proxy", "localhost")])
+        // The lower-case spelling sorts last and wins; both cases exported.
+        env_of(&[
+            ("HTTP_PROXY", "http://lower:1"),
+            ("http_proxy", "http://lower:1"),
+            ("NO_PROXY", "localhost"),
+            ("no_proxy", "localhost"),
+        ])
     );
     assert_eq!(get(&r[0].env, "HTTP_PROXY"), None);
     // The command is never expanded by us.
