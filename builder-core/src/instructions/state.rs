@@ -32,6 +32,10 @@ pub const PROXY_ARGS: [&str; 10] = [
     "all_proxy",
 ];
 
+/// The `PATH` a stage gets when its base image sets none (BuildKit's
+/// default for Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// An OCI platform (`os/arch[/variant]`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Platform {
@@ -375,11 +379,16 @@ pub struct StageState {
 
 impl StageState {
     /// A stage on a base image whose config has `base_env` and `base_workdir`
-    /// (empty means `/`).
+    /// (empty means `/`). Without a `PATH` in `base_env` the stage gets
+    /// [`DEFAULT_PATH`], in the image config too (BuildKit does the same,
+    /// `FROM scratch` included).
     pub fn new(global: &GlobalScope, base_env: Vec<(String, String)>, base_workdir: &str) -> Self {
         let mut env = EnvList::default();
         for (k, v) in &base_env {
             env.set(k, v);
+        }
+        if env.lookup("PATH").is_none() {
+            env.set("PATH", DEFAULT_PATH);
         }
         StageState {
             lexer: global.lexer,

@@ -279,6 +279,16 @@ fn base_image_env_and_env_semantics() {
 }
 
 #[test]
+fn path_is_always_set() {
+    let (g, _) = setup(vec![from("scratch")], &BuildArgs::new());
+    let st = StageState::new(&g, env_of(&[("A", "1")]), "");
+    assert_eq!(get(st.config_env(), "PATH"), Some(DEFAULT_PATH));
+    assert_eq!(st.env().last().map(|(k, _)| k.as_str()), Some("PATH"));
+    let st = StageState::new(&g, env_of(&[("PATH", "/bin")]), "");
+    assert_eq!(st.config_env(), env_of(&[("PATH", "/bin")]));
+}
+
+#[test]
 fn proxies_need_no_declaration_and_stay_out_of_env() {
     let (g, stages) = setup(
         vec![
