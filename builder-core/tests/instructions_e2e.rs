@@ -250,3 +250,82 @@ fn heredoc_run_and_add_end_to_end() {
     assert_eq!((a.unpack, a.link), (Some(true), true));
     assert_eq!(a.paths.inline_sources[0].data, "keep $HOME\n");
 }
+
+/// Results observed with the reference dockerd (BuildKit built into Debian's
+/// docker.io 20.10) for this Dockerfile of ours, `FROM scratch`.
+#[test]
+fn matches_reference_dockerd_observations() {
+    let text = r#"ARG G=global
+ARG TARGETOS
+FROM scratch
+ENV X=env
+ARG X=arg
+ENV C=1 D=$C
+ARG G
+LABEL x=$X d=[$D] g=$G tp=[$TARGETPLATFORM] tos=[$TARGETOS] key_${G}=v
+LABEL legacy value with  spaces $G
+ENV XX=$X
+EXPOSE 8000-8001 80/UDP 7/sctp
+WORKDIR app
+WORKDIR ../srv/./x/
+USER ${G}:${NOPE:-grp}
+VOLUME $G /v2
+STOPSIGNAL SIG${G:+TERM}
+"#;
+    let s = stages(text);
+    let g = GlobalScope::new(&s, &BuildArgs::new(), &amd64(), None, None).unwrap();
+    let mut st = StageState::new(&g, vec![], "");
+    let r: Vec<Resolved> = s.stages[0]
+        .commands
+        .iter()
+        .map(|c| st.apply(c).unwrap())
+        .collect();
+    let env: Vec<String> = st
+        .config_env()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            format!("PATH={DEFAULT_PATH}"),
+            "X=env".into(),
+            "C=1".into(),
+            "D=".into(),
+            "XX=arg".into()
+        ]
+    );
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for res in &r {
+        if let Instruction::Label(l) = &res.instruction {
+            labels.extend(l.iter().map(|kv| (kv.key.clone(), kv.value.clone())));
+        }
+    }
+    labels.sort();
+    let want: Vec<(String, String)> = [
+        ("d", "[]"),
+        ("g", "global"),
+        ("key_global", "v"),
+        ("legacy", "value with  spaces global"),
+        ("tos", "[]"),
+        ("tp", "[]"),
+        ("x", "arg"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(labels, want);
+    let mut ports = match &r[7].instruction {
+        Instruction::Expose(p) => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    ports.sort();
+    assert_eq!(ports, ["7/sctp", "80/udp", "8000/tcp", "8001/tcp"]);
+    assert_eq!(st.workdir(), "/srv/x");
+    assert_eq!(r[10].instruction, Instruction::User("global:grp".into()));
+    assert_eq!(
+        r[11].instruction,
+        Instruction::Volume(vec!["global".into(), "/v2".into()])
+    );
+    assert_eq!(r[12].instruction, Instruction::StopSignal("SIGTERM".into()));
+}
