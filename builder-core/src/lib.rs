@@ -5,7 +5,9 @@
 //!
 //! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
+//! * [`registry`]: pulling base images from and pushing results to OCI registries.
 #![deny(missing_docs)]
 
 pub mod fsentry;
 pub mod parser;
+pub mod registry;
