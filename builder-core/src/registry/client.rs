@@ -76,6 +76,9 @@ struct HostState {
     /// Tokens by scope set.
     tokens: HashMap<String, Token>,
     credential: Option<Option<Credential>>,
+    /// Held while fetching a token, so parallel blob transfers wait for one
+    /// token instead of each asking for its own.
+    fetching: Arc<Mutex<()>>,
 }
 
 /// A registry client. Cheap to share between threads.
@@ -255,7 +258,15 @@ impl Client {
                     s.challenge = challenge;
                     return Ok(base);
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    let text = e.to_string();
+                    errors.push(text.clone());
+                    // The host speaks TLS but its certificate is not trusted:
+                    // plain HTTP would only hide the real problem.
+                    if text.contains("certificate") {
+                        break;
+                    }
+                }
             }
         }
         Err(Error::Transport {
@@ -332,12 +343,27 @@ impl Client {
                 let mut sorted = scopes.to_vec();
                 sorted.sort();
                 let key = sorted.join(" ");
-                if !fresh {
+                let cached = |state: &Mutex<HostState>| {
                     let s = state.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(t) = s.tokens.get(&key) {
-                        if t.expires > Instant::now() {
-                            return Ok(Some(format!("Bearer {}", t.token)));
-                        }
+                    s.tokens
+                        .get(&key)
+                        .filter(|t| t.expires > Instant::now())
+                        .map(|t| (format!("Bearer {}", t.token), t.expires))
+                };
+                let seen = cached(&state);
+                if let (false, Some((header, _))) = (fresh, &seen) {
+                    return Ok(Some(header.clone()));
+                }
+                let fetching = state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .fetching
+                    .clone();
+                let _guard = fetching.lock().unwrap_or_else(|e| e.into_inner());
+                // Another thread may have fetched a new token while this one waited.
+                if let Some((header, expires)) = cached(&state) {
+                    if seen.as_ref().is_none_or(|(_, e)| *e != expires) {
+                        return Ok(Some(header));
                     }
                 }
                 let token = self.fetch_token(host, &challenge, &sorted, cred.as_ref())?;
