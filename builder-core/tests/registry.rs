@@ -317,6 +317,26 @@ fn token_auth_with_cached_tokens() {
     // One token for push scope, one for pull scope; reused for every blob.
     assert!(used <= 3, "token requests: {used}");
 
+    // An identity token (from an earlier OAuth login) is exchanged by POST.
+    let other = tempfile::tempdir().unwrap();
+    let opts = options(other.path());
+    let refresh = registry_support::token::REFRESH.to_string();
+    opts.credentials
+        .store(
+            &reg.host(),
+            &Credential::IdentityToken {
+                username: "tok-user".into(),
+                token: refresh,
+            },
+        )
+        .unwrap();
+    let out = OciDir::create(&work.path().join("out2")).unwrap();
+    let pulled = Client::new(opts)
+        .unwrap()
+        .pull(&name, &Platform::host(), &out, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, digest);
+
     // Mounting needs a token for two repositories at once.
     let mut sourced = image.clone();
     sourced.sources = image
@@ -387,6 +407,39 @@ fn dropped_connections_are_retried_and_downloads_resume() {
         "the cut download resumed with Range"
     );
     assert!(*rec.1.lock().unwrap() >= 1);
+}
+
+#[test]
+fn unavailable_and_throttled_answers_are_retried() {
+    let reg = Registry::start(Auth::None, None);
+    let work = tempfile::tempdir().unwrap();
+    let src = OciDir::create(&work.path().join("src")).unwrap();
+    let image = make_image(&src, &[&[("r", b"retry\n")]], "t");
+    let proxy = Proxy::start(reg.port);
+    let client = Client::new(options(work.path())).unwrap();
+    let name = r(&format!("{}/faults/busy:1", proxy.host()));
+    proxy.faults.unavailable.store(2, Ordering::SeqCst);
+    client
+        .push(&image, std::slice::from_ref(&name), &src, &NoProgress)
+        .unwrap();
+    assert_eq!(proxy.faults.unavailable.load(Ordering::SeqCst), 0);
+    proxy.faults.throttle.store(true, Ordering::SeqCst);
+    proxy.faults.unavailable.store(3, Ordering::SeqCst);
+    let out = OciDir::create(&work.path().join("out")).unwrap();
+    let pulled = client
+        .pull(&name, &Platform::host(), &out, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.manifest, image.manifest);
+    assert_eq!(proxy.faults.unavailable.load(Ordering::SeqCst), 0);
+
+    // Retries are bounded: a registry that never recovers is an error.
+    proxy.faults.throttle.store(false, Ordering::SeqCst);
+    proxy.faults.unavailable.store(1000, Ordering::SeqCst);
+    let out = OciDir::create(&work.path().join("out2")).unwrap();
+    let err = client
+        .pull(&name, &Platform::host(), &out, &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
 }
 
 #[test]

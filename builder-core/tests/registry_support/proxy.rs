@@ -15,6 +15,10 @@ pub struct Faults {
     pub corrupt: Mutex<Option<String>>,
     /// Blob requests that carried a Range header (resumes).
     pub ranged: AtomicUsize,
+    /// Answer this many requests with 503 (or 429 when `throttle` is set) without forwarding.
+    pub unavailable: AtomicUsize,
+    /// Use 429 Too Many Requests instead of 503.
+    pub throttle: std::sync::atomic::AtomicBool,
     /// Connections accepted.
     pub connections: AtomicUsize,
 }
@@ -69,6 +73,7 @@ fn relay(client: TcpStream, upstream: TcpStream, faults: Arc<Faults>) {
         client.try_clone().expect("clone"),
         upstream.try_clone().expect("clone"),
     );
+    let mut c_reply = client.try_clone().expect("clone");
     let st = state.clone();
     let f = faults.clone();
     let up = std::thread::spawn(move || {
@@ -82,6 +87,18 @@ fn relay(client: TcpStream, upstream: TcpStream, faults: Arc<Faults>) {
             let is_request = ["GET ", "HEAD ", "PUT ", "POST ", "PATCH ", "DELETE "]
                 .iter()
                 .any(|m| text.starts_with(m));
+            if is_request && f.unavailable.load(Ordering::SeqCst) > 0 {
+                f.unavailable.fetch_sub(1, Ordering::SeqCst);
+                let status = if f.throttle.load(Ordering::SeqCst) {
+                    "429 Too Many Requests"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let reply = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nRetry-After: 0\r\nConnection: close\r\n\r\n");
+                let _ = c_reply.write_all(reply.as_bytes());
+                let _ = c_reply.shutdown(Shutdown::Both);
+                break;
+            }
             if is_request {
                 let mut next = Mode::Normal;
                 if text.starts_with("GET ") && text.contains("/blobs/sha256:") {

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 
+/// The refresh token (`identitytoken`) the server accepts.
+pub const REFRESH: &str = "kiln-refresh-token";
+
 pub struct TokenServer {
     pub port: u16,
     pub cert: PathBuf,
@@ -74,6 +77,7 @@ impl TokenServer {
                 let mut line = String::new();
                 let _ = reader.read_line(&mut line);
                 let mut authorized = false;
+                let mut content_length = 0usize;
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
@@ -83,10 +87,24 @@ impl TokenServer {
                         if k.eq_ignore_ascii_case("authorization") && v.trim() == expected {
                             authorized = true;
                         }
+                        if k.eq_ignore_ascii_case("content-length") {
+                            content_length = v.trim().parse().unwrap_or(0).min(1 << 16);
+                        }
                     }
                 }
                 let target = line.split(' ').nth(1).unwrap_or("");
-                let url = url::Url::parse(&format!("http://x{target}")).expect("url");
+                let mut url = url::Url::parse(&format!("http://x{target}")).expect("url");
+                if line.starts_with("POST ") {
+                    // OAuth2 refresh-token grant: the form carries the scopes.
+                    let len = content_length;
+                    let mut body = vec![0u8; len];
+                    let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                    let form = String::from_utf8_lossy(&body).into_owned();
+                    authorized = form
+                        .split('&')
+                        .any(|kv| kv == format!("refresh_token={REFRESH}"));
+                    url.set_query(Some(&form));
+                }
                 let mut access = Vec::new();
                 for (k, v) in url.query_pairs() {
                     if k != "scope" {
