@@ -462,5 +462,33 @@ mod tests {
             })
         );
         assert_eq!(c.lookup("other.example").unwrap(), None);
+
+        // credsStore: login stores through the helper, not in the file.
+        let stored = dir.path().join("stored.json");
+        let store_helper = bin.join("docker-credential-kilnstore");
+        std::fs::write(
+            &store_helper,
+            format!("#!/bin/sh\nif [ \"$1\" = store ]; then cat > {}; exit 0; fi\necho 'credentials not found in native keychain'; exit 1\n", stored.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&store_helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(&c.docker_config, r#"{"credsStore":"kilnstore"}"#).unwrap();
+        c.store(
+            "docker.io",
+            &Credential::Basic {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        )
+        .unwrap();
+        let sent: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+        assert_eq!(sent["ServerURL"], DOCKER_HUB_KEY);
+        assert_eq!(sent["Username"], "u");
+        assert_eq!(sent["Secret"], "p");
+        assert!(!std::fs::read_to_string(&c.docker_config)
+            .unwrap()
+            .contains("auths"));
+        assert_eq!(c.lookup("docker.io").unwrap(), None);
     }
 }
