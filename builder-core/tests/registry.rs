@@ -12,7 +12,7 @@ use builder_core::registry::credentials::Credentials;
 use builder_core::registry::sink::read_blob;
 use builder_core::registry::{
     BlobOutcome, BlobSink, Client, ClientOptions, Credential, Digest, Error, Event, NoProgress,
-    OciDir, Platform, Progress, Reference,
+    OciDir, Platform, Progress, PullPolicy, Reference,
 };
 use registry_support::{
     blob_files, make_image, noise, proxy::Proxy, token::TokenServer, Auth, Registry, Tls,
@@ -160,8 +160,32 @@ fn anonymous_push_then_pull_round_trip_with_chunks_mounts_and_offline_repull() {
         .outcomes()
         .iter()
         .all(|o| *o == BlobOutcome::AlreadyPresent));
-    // Resolving the tag again (--pull) does need the registry.
-    assert!(client.resolve(&dest, &Platform::host()).is_err());
+    // A tag with a recorded digest needs no registry either; --pull does.
+    let host = Platform::host();
+    let kept = client
+        .ensure(
+            &dest,
+            &host,
+            &out,
+            Some(&digest),
+            PullPolicy::IfMissing,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(kept.manifest_digest, digest);
+    assert!(client
+        .ensure(
+            &dest,
+            &host,
+            &out,
+            Some(&digest),
+            PullPolicy::Always,
+            &NoProgress
+        )
+        .is_err());
+    assert!(client
+        .ensure(&dest, &host, &out, None, PullPolicy::IfMissing, &NoProgress)
+        .is_err());
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub use error::{Error, Result};
 pub use manifest::Descriptor;
 pub use platform::Platform;
 pub use progress::{BlobOutcome, Event, NoProgress, Progress};
-pub use pull::PulledImage;
+pub use pull::{PullPolicy, PulledImage};
 pub use push::PushImage;
 pub use reference::Reference;
 pub use sink::{BlobSink, BlobWriter, OciDir};

@@ -50,6 +50,17 @@ impl PulledImage {
     }
 }
 
+/// When a tag is asked about again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Use the digest recorded for the tag when there is one (no network if
+    /// the store holds the image).
+    #[default]
+    IfMissing,
+    /// Resolve the tag again (`--pull`).
+    Always,
+}
+
 /// Where a manifest came from, so its blobs are fetched from the same place first.
 struct Fetched {
     bytes: Vec<u8>,
@@ -208,6 +219,31 @@ impl Client {
             return Ok(image);
         }
         self.pull(reference, platform, sink, progress)
+    }
+
+    /// What a build calls for a base image: a pinned reference, or a tag
+    /// whose digest the caller `recorded` earlier, is served from `sink` when
+    /// possible; otherwise (or with [`PullPolicy::Always`] for a tag) the
+    /// registry is asked. The caller records the returned `manifest_digest`
+    /// (or `index_digest`) for the tag.
+    pub fn ensure(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        sink: &dyn BlobSink,
+        recorded: Option<&Digest>,
+        policy: PullPolicy,
+        progress: &dyn Progress,
+    ) -> Result<PulledImage> {
+        let pinned = match (&reference.digest, recorded, policy) {
+            (Some(d), _, _) => Some(d.clone()),
+            (None, Some(d), PullPolicy::IfMissing) => Some(d.clone()),
+            _ => None,
+        };
+        match pinned {
+            Some(d) => self.pull_by_digest(&reference.with_digest(d), platform, sink, progress),
+            None => self.pull(reference, platform, sink, progress),
+        }
     }
 
     fn store_image(
