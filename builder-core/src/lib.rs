@@ -12,6 +12,7 @@
 //! * [`digest`], [`image`], [`store`], [`layer`], [`export`]: image assembly —
 //!   content digests, config/manifest types, the OCI-layout content store,
 //!   reproducible layer tars with parallel compression, and the exporters.
+//! * [`registry`]: pulling base images from and pushing results to OCI registries.
 #![deny(missing_docs)]
 
 pub mod context;
@@ -22,5 +23,6 @@ pub mod image;
 pub mod instructions;
 pub mod layer;
 pub mod parser;
+pub mod registry;
 pub mod shell;
 pub mod store;

@@ -3,3 +3,9 @@
 //! rendered for the terminal.
 pub mod debug_context;
 pub mod debug_parse;
+pub mod debug_pull;
+pub mod login;
+pub mod logout;
+pub mod progress;
+pub mod push;
+pub mod registry_flags;
