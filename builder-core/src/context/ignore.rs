@@ -39,7 +39,7 @@ pub struct IgnoreRule {
 }
 
 /// The outcome of matching one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Decision {
     /// Whether the path is left out of the context.
     pub excluded: bool,
