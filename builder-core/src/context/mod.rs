@@ -8,7 +8,7 @@
 //! * [`resolve`]: COPY/ADD sources to context paths, never leaving the root.
 //! * `digest` and `statcache`: digest layout and the persistent stat cache.
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
@@ -29,6 +29,13 @@ pub use ignore::{Decision, IgnoreError, IgnoreRules};
 pub use resolve::ResolvedSource;
 pub use source::{locate_dockerfile, Compression, ContextSource, Dockerfile, DockerfileFlag};
 pub use walk::{ContextListing, Node, NodeKind, WalkOptions, WalkStats};
+
+/// Where the stat cache lives inside a kiln store: pass this as
+/// [`WalkOptions::cache_dir`]. The `v1` changes when the digest layout or
+/// the cache format does, so an old cache is never misread.
+pub fn stat_cache_dir(store_root: &Path) -> PathBuf {
+    store_root.join("cache").join("context-v1")
+}
 
 /// An opened build context: its root directory (an archive is unpacked
 /// first), the Dockerfile and the ignore rules that apply.
@@ -136,7 +143,9 @@ impl BuildContext {
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
         let walker = walk::Walker::new(&self.ignore, options.hash, &old, now - 1_000_000_000);
-        let trees = walker.walk_dir(self.root_fd.as_fd(), b"", &Default::default())?;
+        let dir = rustix::fs::Dir::read_from(&self.root_fd)
+            .map_err(|e| ContextError::io(&self.root, e.into()))?;
+        let trees = walker.walk_dir(dir, b"", &Default::default())?;
         let root_digest = options
             .hash
             .then(|| walk::digest_of_children(0o755, &trees));

@@ -320,17 +320,16 @@ impl Walker<'_> {
         }
     }
 
-    /// Walks the directory open as `fd`, at context path `rel`; returns
+    /// Walks the directory open as `dir`, at context path `rel`; returns
     /// its listed children in name order.
     pub(crate) fn walk_dir(
         &self,
-        fd: BorrowedFd<'_>,
+        mut dir: rustix::fs::Dir,
         rel: &[u8],
         info: &ParentMatches,
     ) -> Result<Vec<Tree>, ContextError> {
         let mut names: Vec<Vec<u8>> = Vec::new();
-        let dir = rustix::fs::Dir::read_from(fd).map_err(|e| io_err(rel, e))?;
-        for entry in dir {
+        for entry in &mut dir {
             let entry = entry.map_err(|e| io_err(rel, e))?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
@@ -338,6 +337,7 @@ impl Walker<'_> {
             }
         }
         names.sort_unstable();
+        let fd = dir.fd().map_err(|e| io_err(rel, e))?;
         let outs: Vec<Option<Tree>> = names
             .par_iter()
             .map(|name| self.child(fd, rel, name, info))
@@ -383,8 +383,8 @@ impl Walker<'_> {
             )
             .map_err(|e| io_err(&path, e))?;
             let dst = rustix::fs::fstat(&fd).map_err(|e| io_err(&path, e))?;
-            let children = self.walk_dir(fd.as_fd(), &path, &child_info)?;
-            drop(fd);
+            let dir = rustix::fs::Dir::new(fd).map_err(|e| io_err(&path, e))?;
+            let children = self.walk_dir(dir, &path, &child_info)?;
             if decision.excluded && children.is_empty() {
                 return Ok(None);
             }
