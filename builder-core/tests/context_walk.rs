@@ -210,3 +210,27 @@ fn entries_for_copy() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn excluded_directory_is_entered_only_for_its_exceptions() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "Dockerfile", "FROM scratch\n");
+    write(r, ".dockerignore", "*\n!Dockerfile\n!keep/deep/f\n");
+    write(r, "keep/deep/f", "x");
+    write(r, "keep/deep/g", "x");
+    write(r, "keep/other", "x");
+    write(r, "drop/deep/f", "x");
+    let ctx = open(r);
+    let l = walk(&ctx, None);
+    assert_eq!(
+        paths(&l),
+        ["Dockerfile", "keep", "keep/deep", "keep/deep/f"]
+    );
+    assert_eq!(
+        ctx.why("drop/deep/f").rule.unwrap(),
+        format!("{}:1: *", r.join(".dockerignore").display())
+    );
+    assert!(!ctx.why("keep/deep/f").excluded);
+    assert!(ctx.why("keep/deep/g").excluded);
+}

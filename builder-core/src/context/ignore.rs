@@ -239,9 +239,10 @@ impl IgnoreRules {
         if exceptions.is_empty() {
             return false;
         }
-        let wild = exceptions
-            .iter()
-            .any(|p| p.without_trailing_glob().contains(['*', '?', '[', '\\']));
+        let wild = exceptions.iter().any(|p| {
+            p.without_trailing_glob()
+                .contains(['*', '[', ']', '?', '^', '\\'])
+        });
         if wild {
             return true;
         }
