@@ -375,13 +375,18 @@ impl Walker<'_> {
             {
                 return Ok(None);
             }
-            let fd = rustix::fs::openat(
+            let fd = match rustix::fs::openat(
                 parent,
                 cname,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
-            )
-            .map_err(|e| io_err(&path, e))?;
+            ) {
+                Ok(fd) => fd,
+                // As fsutil: an unreadable directory that is excluded anyway
+                // (entered only in case an exception matches) is skipped.
+                Err(rustix::io::Errno::ACCESS) if decision.excluded => return Ok(None),
+                Err(e) => return Err(io_err(&path, e)),
+            };
             let dst = rustix::fs::fstat(&fd).map_err(|e| io_err(&path, e))?;
             let dir = rustix::fs::Dir::new(fd).map_err(|e| io_err(&path, e))?;
             let children = self.walk_dir(dir, &path, &child_info)?;
@@ -558,12 +563,22 @@ fn hash_file(
         ));
     }
     let mut hasher = ContentHasher::new();
+    let size = st.st_size as u64;
     BUF.with(|buf| -> Result<(), ContextError> {
         let mut buf = buf.borrow_mut();
+        let mut total = 0u64;
         loop {
             match rustix::io::read(&fd, &mut buf[..]) {
                 Ok(0) => return Ok(()),
-                Ok(n) => hasher.update(buf.get(..n).unwrap_or(&[])),
+                Ok(n) => {
+                    hasher.update(buf.get(..n).unwrap_or(&[]));
+                    total += n as u64;
+                    // A short read that reaches the size fstat gave is the
+                    // end: skip the extra read(2) that would return 0.
+                    if n < buf.len() && total == size {
+                        return Ok(());
+                    }
+                }
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(io_err(path, e)),
             }
