@@ -203,6 +203,7 @@ impl IgnoreRules {
             rule: None,
         };
         let mut info = vec![false; self.rules.len()];
+        let chars: Vec<char> = path.chars().collect();
         for (i, rule) in self.rules.iter().enumerate() {
             let pat = &rule.pattern;
             let mut hit = parent.0.get(i).copied().unwrap_or(false);
@@ -210,7 +211,7 @@ impl IgnoreRules {
                 if pat.is_exclusion() != decision.excluded {
                     continue;
                 }
-                hit = pat.matches(path);
+                hit = pat.matches_prepared(path, &chars);
             }
             if let Some(slot) = info.get_mut(i) {
                 *slot = hit;
