@@ -221,6 +221,15 @@ pub(crate) struct Walker<'a> {
     pub cache_hits: AtomicU64,
 }
 
+/// What opening a subdirectory found.
+enum Opened {
+    Dir(OwnedFd),
+    /// Gone (or unreadable and excluded): list nothing.
+    Gone,
+    /// No longer a directory (a swap): look again with a stat.
+    NotDir,
+}
+
 /// A listed entry and, for a directory, its listed children in name order.
 pub(crate) struct Tree {
     pub node: Node,
@@ -328,19 +337,19 @@ impl Walker<'_> {
         rel: &[u8],
         info: &ParentMatches,
     ) -> Result<Vec<Tree>, ContextError> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut names: Vec<(Vec<u8>, FileType)> = Vec::new();
         for entry in &mut dir {
             let entry = entry.map_err(|e| io_err(rel, e))?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
-                names.push(name.to_vec());
+                names.push((name.to_vec(), entry.file_type()));
             }
         }
-        names.sort_unstable();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let fd = dir.fd().map_err(|e| io_err(rel, e))?;
         let outs: Vec<Option<Tree>> = names
             .par_iter()
-            .map(|name| self.child(fd, rel, name, info))
+            .map(|(name, hint)| self.child(fd, rel, name, *hint, info))
             .collect::<Result<_, _>>()?;
         Ok(outs.into_iter().flatten().collect())
     }
@@ -350,63 +359,52 @@ impl Walker<'_> {
         parent: BorrowedFd<'_>,
         rel: &[u8],
         name: &[u8],
+        hint: FileType,
         info: &ParentMatches,
     ) -> Result<Option<Tree>, ContextError> {
         let path = join(rel, name);
         let cname = OsStr::from_bytes(name);
-        let st = match rustix::fs::statat(parent, cname, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            // Deleted since the directory was read: it is simply not there.
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(io_err(&path, e)),
-        };
         let (decision, child_info) = if self.ignore.rules.is_empty() {
             (Decision::default(), ParentMatches::default())
         } else {
             self.ignore
                 .decide_in_walk(&String::from_utf8_lossy(&path), info)
         };
+        let enter = !decision.excluded
+            || self
+                .ignore
+                .must_descend_excluded(&String::from_utf8_lossy(&path));
+        // getdents said "directory": open it straight away (O_NOFOLLOW |
+        // O_DIRECTORY make a swapped-in link or file fail) and skip the stat.
+        if hint == FileType::Directory {
+            if !enter {
+                return Ok(None);
+            }
+            match self.open_dir(parent, cname, &path, decision.excluded)? {
+                Opened::Dir(fd) => return self.dir(fd, path, decision.excluded, &child_info),
+                Opened::Gone => return Ok(None),
+                Opened::NotDir => {}
+            }
+        }
+        let st = match rustix::fs::statat(parent, cname, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Deleted since the directory was read: it is simply not there.
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(io_err(&path, e)),
+        };
         let ftype = FileType::from_raw_mode(st.st_mode);
         if ftype == FileType::Directory {
-            if decision.excluded
-                && !self
-                    .ignore
-                    .must_descend_excluded(&String::from_utf8_lossy(&path))
-            {
+            if !enter {
                 return Ok(None);
             }
-            let fd = match rustix::fs::openat(
-                parent,
-                cname,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => fd,
-                // As fsutil: an unreadable directory that is excluded anyway
-                // (entered only in case an exception matches) is skipped.
-                Err(rustix::io::Errno::ACCESS) if decision.excluded => return Ok(None),
-                Err(e) => return Err(io_err(&path, e)),
+            return match self.open_dir(parent, cname, &path, decision.excluded)? {
+                Opened::Dir(fd) => self.dir(fd, path, decision.excluded, &child_info),
+                Opened::Gone => Ok(None),
+                Opened::NotDir => Err(io_err(
+                    &path,
+                    std::io::Error::other("changed type while the context was read"),
+                )),
             };
-            let dst = rustix::fs::fstat(&fd).map_err(|e| io_err(&path, e))?;
-            let dir = rustix::fs::Dir::new(fd).map_err(|e| io_err(&path, e))?;
-            let children = self.walk_dir(dir, &path, &child_info)?;
-            if decision.excluded && children.is_empty() {
-                return Ok(None);
-            }
-            let mode = dst.st_mode & 0o7777;
-            let digest = self.hash.then(|| digest_of_children(mode, &children));
-            self.dirs.fetch_add(1, Ordering::Relaxed);
-            let node = Node {
-                path: PathBuf::from(OsString::from_vec(path)),
-                kind: NodeKind::Dir,
-                mode,
-                size: 0,
-                mtime: dst.st_mtime,
-                mtime_nanos: dst.st_mtime_nsec as u32,
-                capability: None,
-                digest,
-            };
-            return Ok(Some(Tree { node, children }));
         }
         if decision.excluded || ftype == FileType::Socket || ftype == FileType::Unknown {
             return Ok(None);
@@ -417,6 +415,60 @@ impl Walker<'_> {
             node,
             children: Vec::new(),
         }))
+    }
+
+    /// Opens a subdirectory without following a link.
+    fn open_dir(
+        &self,
+        parent: BorrowedFd<'_>,
+        cname: &OsStr,
+        path: &[u8],
+        excluded: bool,
+    ) -> Result<Opened, ContextError> {
+        match rustix::fs::openat(
+            parent,
+            cname,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Opened::Dir(fd)),
+            Err(rustix::io::Errno::NOENT) => Ok(Opened::Gone),
+            Err(rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => Ok(Opened::NotDir),
+            // As fsutil: an unreadable directory that is excluded anyway
+            // (entered only in case an exception matches) is skipped.
+            Err(rustix::io::Errno::ACCESS) if excluded => Ok(Opened::Gone),
+            Err(e) => Err(io_err(path, e)),
+        }
+    }
+
+    /// Walks an opened subdirectory and makes its node.
+    fn dir(
+        &self,
+        fd: OwnedFd,
+        path: Vec<u8>,
+        excluded: bool,
+        child_info: &ParentMatches,
+    ) -> Result<Option<Tree>, ContextError> {
+        let dst = rustix::fs::fstat(&fd).map_err(|e| io_err(&path, e))?;
+        let dir = rustix::fs::Dir::new(fd).map_err(|e| io_err(&path, e))?;
+        let children = self.walk_dir(dir, &path, child_info)?;
+        if excluded && children.is_empty() {
+            return Ok(None);
+        }
+        let mode = dst.st_mode & 0o7777;
+        let digest = self.hash.then(|| digest_of_children(mode, &children));
+        self.dirs.fetch_add(1, Ordering::Relaxed);
+        let node = Node {
+            path: PathBuf::from(OsString::from_vec(path)),
+            kind: NodeKind::Dir,
+            mode,
+            size: 0,
+            mtime: dst.st_mtime,
+            mtime_nanos: dst.st_mtime_nsec as u32,
+            capability: None,
+            digest,
+        };
+        Ok(Some(Tree { node, children }))
     }
 
     /// Lists (and hashes) a non-directory entry.
