@@ -12,6 +12,10 @@ mod cmd;
 #[derive(Parser)]
 #[command(name = "kiln", version, about)]
 struct Cli {
+    /// The image store (default: $XDG_DATA_HOME/kiln, ~/.local/share/kiln,
+    /// or /var/lib/kiln for root).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,6 +25,14 @@ enum Command {
     /// Inspect what kiln makes of its inputs.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// List the images in the store.
+    Images(cmd::images::Args),
+    /// Remove image names from the store (blobs go at the next prune).
+    Rmi(cmd::rmi::Args),
+    /// Show an image's manifest and config as JSON.
+    Inspect(cmd::inspect::Args),
+    /// Delete every blob no image or cache refers to.
+    Prune(cmd::prune::Args),
 }
 
 #[derive(Subcommand)]
@@ -33,6 +45,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Debug(DebugCommand::Parse(args)) => cmd::debug_parse::run(args),
+        Command::Images(args) => cmd::images::run(cli.root, args),
+        Command::Rmi(args) => cmd::rmi::run(cli.root, args),
+        Command::Inspect(args) => cmd::inspect::run(cli.root, args),
+        Command::Prune(args) => cmd::prune::run(cli.root, args),
     };
     match result {
         Ok(code) => code,

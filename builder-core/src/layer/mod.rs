@@ -9,7 +9,7 @@
 mod compress;
 mod pgzip;
 mod scan;
-mod tarfmt;
+pub(crate) mod tarfmt;
 mod write;
 
 use std::io;

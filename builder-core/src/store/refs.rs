@@ -323,3 +323,24 @@ fn children(store: &Store, d: &Digest) -> Vec<Digest> {
     out.extend(node.subject.into_iter().map(|r| r.digest));
     out
 }
+
+impl Store {
+    /// Stores `config` and an OCI manifest over `layers` (already in the
+    /// store), returning the manifest's descriptor, ready for [`Store::tag`].
+    pub fn put_image(
+        &self,
+        config: &ImageConfig,
+        layers: &[Descriptor],
+    ) -> Result<Descriptor, StoreError> {
+        for l in layers {
+            if !self.has_blob(&l.digest) {
+                return Err(StoreError::BlobNotFound(l.digest.clone()));
+            }
+        }
+        let cfg = self.put_json(media::OCI_CONFIG, config)?;
+        let manifest = Manifest::oci(cfg, layers.to_vec());
+        let mut d = self.put_json(media::OCI_MANIFEST, &manifest)?;
+        d.platform = Some(config.platform());
+        Ok(d)
+    }
+}
