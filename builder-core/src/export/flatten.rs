@@ -349,3 +349,125 @@ pub(super) fn export_fs(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::tarfmt::{self, Header};
+
+    fn raw_tar(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
+        let none = BTreeMap::new();
+        let mut out = Vec::new();
+        for (name, flag, link, data) in entries {
+            tarfmt::encode(
+                &Header {
+                    name: name.as_bytes(),
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    size: data.len() as u64,
+                    mtime: 0,
+                    typeflag: *flag,
+                    linkname: link.as_bytes(),
+                    devmajor: 0,
+                    devminor: 0,
+                    xattrs: &none,
+                },
+                &mut out,
+            );
+            out.extend_from_slice(data);
+            tarfmt::pad(&mut out, data.len() as u64);
+        }
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+
+    fn sandbox(tag: &str) -> (PathBuf, PathBuf) {
+        let base = std::env::temp_dir().join(format!("kiln-flat-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let root = base.join("root");
+        let _ = fs::create_dir_all(&root);
+        (base, root)
+    }
+
+    fn apply(root: &Path, t: &[u8]) -> Result<(), String> {
+        apply_layer(root, t, &mut FlattenReport::default())
+    }
+
+    fn only_root_inside(base: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(base)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn dotdot_and_absolute_paths_stay_inside() {
+        let (base, root) = sandbox("dotdot");
+        let t = raw_tar(&[("../evil", tarfmt::REG, "", b"x")]);
+        assert!(apply(&root, &t).is_err());
+        let t = raw_tar(&[("a/../../evil", tarfmt::REG, "", b"x")]);
+        assert!(apply(&root, &t).is_err());
+        let t = raw_tar(&[("/abs", tarfmt::REG, "", b"x")]);
+        assert!(apply(&root, &t).is_ok());
+        assert!(root.join("abs").is_file());
+        assert_eq!(only_root_inside(&base), ["root"]);
+        let _ = fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn nothing_is_written_through_symlinks_or_linked_from_outside() {
+        let (base, root) = sandbox("links");
+        let outside = base.join("outside");
+        let _ = fs::create_dir_all(&outside);
+        let target = outside.display().to_string();
+        let t = raw_tar(&[
+            ("l", tarfmt::SYMLINK, target.as_str(), b""),
+            ("l/x", tarfmt::REG, "", b"x"),
+        ]);
+        assert!(apply(&root, &t).is_err());
+        let t = raw_tar(&[
+            ("up", tarfmt::SYMLINK, "..", b""),
+            ("up/y", tarfmt::REG, "", b"y"),
+        ]);
+        assert!(apply(&root, &t).is_err());
+        let t = raw_tar(&[("h", tarfmt::LINK, "../outside/secret", b"")]);
+        assert!(apply(&root, &t).is_err());
+        let t = raw_tar(&[("h2", tarfmt::LINK, "up/y", b"")]);
+        assert!(apply(&root, &t).is_err());
+        assert_eq!(fs::read_dir(&outside).map(|r| r.count()).ok(), Some(0));
+        assert_eq!(only_root_inside(&base), ["outside", "root"]);
+        let _ = fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_remove_lower_content() {
+        let (base, root) = sandbox("wh");
+        let lower = raw_tar(&[
+            ("d/", tarfmt::DIR, "", b""),
+            ("d/a", tarfmt::REG, "", b"a"),
+            ("d/b", tarfmt::REG, "", b"b"),
+            ("e/", tarfmt::DIR, "", b""),
+            ("e/c", tarfmt::REG, "", b"c"),
+        ]);
+        let upper = raw_tar(&[
+            ("d/", tarfmt::DIR, "", b""),
+            ("d/.wh..wh..opq", tarfmt::REG, "", b""),
+            ("d/new", tarfmt::REG, "", b"n"),
+            ("e/.wh.c", tarfmt::REG, "", b""),
+        ]);
+        let mut r = FlattenReport::default();
+        assert!(apply_layer(&root, &lower[..], &mut r).is_ok());
+        assert!(apply_layer(&root, &upper[..], &mut r).is_ok());
+        assert!(root.join("d/new").is_file());
+        assert!(!root.join("d/a").exists() && !root.join("d/b").exists());
+        assert!(!root.join("e/c").exists());
+        assert!(!r.meta.contains_key(Path::new("e/c")));
+        let _ = fs::remove_dir_all(&base);
+    }
+}
