@@ -244,10 +244,14 @@ impl Store {
     /// Deletes every blob not reachable from a named image or a GC root,
     /// and stale temp files. Waits until no other kiln process has the
     /// store open.
+    ///
+    /// Lock order: the store lock first, then the names lock, so a build that
+    /// holds the store open can still tag (and then exit) while prune waits.
+    /// Every other [`Store`] handle on this root, in this process too, must
+    /// be dropped for prune to proceed.
     pub fn prune(&self) -> Result<PruneReport, StoreError> {
-        let _g = self.meta_lock()?;
         self.lock.exclusive()?;
-        let result = self.sweep();
+        let result = self.meta_lock().and_then(|_g| self.sweep());
         let back = self.lock.shared();
         let report = result?;
         back?;

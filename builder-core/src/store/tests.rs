@@ -65,3 +65,34 @@ fn tag_resolve_untag_and_prune() -> Result<(), StoreError> {
     let _ = fs::remove_dir_all(&root);
     Ok(())
 }
+
+#[test]
+fn prune_waits_for_other_handles_which_can_still_tag() -> Result<(), StoreError> {
+    let root = tmp();
+    let a = Store::open(&root)?;
+    let blob = a.put_bytes(b"{}")?;
+    let d = Descriptor::new(media::OCI_MANIFEST, blob.clone(), 2);
+    let root2 = root.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pruner = std::thread::spawn(move || {
+        let b = Store::open(&root2).map_err(|e| e.to_string())?;
+        let r = b.prune().map_err(|e| e.to_string());
+        let _ = tx.send(());
+        r
+    });
+    // The pruner is blocked while `a` is open...
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_err());
+    // ...and `a` can still name its blob, which then survives the prune.
+    a.tag("kept", &d)?;
+    drop(a);
+    let report = pruner
+        .join()
+        .map_err(|_| StoreError::CacheName("join".into()))?;
+    assert_eq!(report.map(|r| r.blobs_removed), Ok(0));
+    let s = Store::open(&root)?;
+    assert!(s.has_blob(&blob));
+    let _ = fs::remove_dir_all(&root);
+    Ok(())
+}
