@@ -19,7 +19,7 @@ pub use compress::{
     decompressing_reader, Compression, CompressionOptions, Encoder, UnknownCompression,
 };
 pub use pgzip::ParGzEncoder;
-pub use scan::{entries_from_dir, ScanError};
+pub use scan::{entries_from_dir, HardlinkDetector, ScanError};
 pub use write::{prepare_entries, write_tar, TarOptions};
 
 use crate::digest::{Digest, DigestWriter};
