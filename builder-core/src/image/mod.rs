@@ -14,7 +14,7 @@ use crate::digest::Digest;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use json::to_canonical_json;
-pub use time::{format_rfc3339, source_date_epoch};
+pub use time::{created_timestamp, format_rfc3339, source_date_epoch};
 
 /// Media types kiln reads and writes.
 pub mod media {

@@ -297,7 +297,7 @@ impl Store {
 
 /// The digests a blob refers to, if it is a manifest or index. Anything
 /// else (layers, configs, unparsable blobs) refers to nothing.
-fn children(store: &Store, d: &Digest) -> Vec<Digest> {
+pub(super) fn children(store: &Store, d: &Digest) -> Vec<Digest> {
     #[derive(Deserialize)]
     struct Refd {
         digest: Digest,
