@@ -17,6 +17,11 @@ use crate::layer::{
 };
 use crate::store::Store;
 
+/// Why a layer could not be applied; the message names the entry's path.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ApplyError(pub String);
+
 /// Ownership and type as the layers say, for what the host could not
 /// reproduce (owners when not root, device nodes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +114,15 @@ fn forget_below(r: &mut FlattenReport, rel: &Path, keep: &HashSet<PathBuf>, incl
 }
 
 /// Applies one (possibly compressed) layer tar onto `root`.
-pub fn apply_layer<R: Read>(root: &Path, layer: R, r: &mut FlattenReport) -> Result<(), String> {
+pub fn apply_layer<R: Read>(
+    root: &Path,
+    layer: R,
+    r: &mut FlattenReport,
+) -> Result<(), ApplyError> {
+    apply_inner(root, layer, r).map_err(ApplyError)
+}
+
+fn apply_inner<R: Read>(root: &Path, layer: R, r: &mut FlattenReport) -> Result<(), String> {
     let mut archive = tar::Archive::new(layer);
     let mut created: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(|e| e.to_string())?;
@@ -278,9 +291,9 @@ fn flatten_into(
         let f = store.open_blob(&l.digest)?;
         let reader = decompressing_reader(io::BufReader::with_capacity(256 * 1024, f))
             .map_err(io_err(&store.blob_path(&l.digest)))?;
-        apply_layer(root, reader, &mut r).map_err(|reason| ExportError::BadLayer {
+        apply_layer(root, reader, &mut r).map_err(|e| ExportError::BadLayer {
             digest: l.digest.to_string(),
-            reason,
+            reason: e.0,
         })?;
     }
     finish_dirs(root, &mut r);
@@ -390,7 +403,7 @@ mod tests {
         (base, root)
     }
 
-    fn apply(root: &Path, t: &[u8]) -> Result<(), String> {
+    fn apply(root: &Path, t: &[u8]) -> Result<(), ApplyError> {
         apply_layer(root, t, &mut FlattenReport::default())
     }
 

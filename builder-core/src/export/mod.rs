@@ -4,6 +4,29 @@
 //! (the same as a tar), plus the `--iidfile`/`--metadata-file` writers.
 //! Every output appears atomically: written beside its destination under a
 //! temporary name and renamed into place.
+//!
+//! The whole path from entries to an output, as the build engine uses it:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use builder_core::{export, image, layer, store::Store};
+//! let store = Store::open(&Store::default_root())?;
+//! let entries: Vec<builder_core::fsentry::Entry> = Vec::new(); // from COPY
+//! let epoch = image::source_date_epoch();
+//! let opts = layer::LayerOptions { source_date_epoch: epoch, ..Default::default() };
+//! let l = layer::write_layer(&store, entries, &opts)?;
+//! let mut cfg = image::ImageConfig::scratch(&image::Platform::host());
+//! let created = image::created_timestamp(epoch);
+//! cfg.created = Some(created.clone());
+//! cfg.add_history("COPY . /", Some("buildkit.dockerfile.v0"), Some(&created), Some(l.diff_id));
+//! let manifest = store.put_image(&cfg, &[l.descriptor])?;
+//! store.tag("app:latest", &manifest)?;
+//! let spec = export::parse_output("type=oci,dest=app.tar")?;
+//! let opts = export::ExportOptions { names: vec!["app:latest".into()], ..Default::default() };
+//! let report = export::export(&store, &manifest, &spec, &opts)?;
+//! export::write_iidfile(std::path::Path::new("iid"), &report, false)?;
+//! # Ok(()) }
+//! ```
 mod archive;
 mod atomic;
 mod flatten;
@@ -13,7 +36,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 
-pub use flatten::{apply_layer, FlattenReport};
+pub use flatten::{apply_layer, ApplyError, FlattenReport, Meta};
 pub use meta::{metadata_json, write_iidfile, write_metadata_file};
 
 use crate::image::Descriptor;
