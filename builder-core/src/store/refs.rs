@@ -49,6 +49,43 @@ impl Store {
         Ok(Guard(l))
     }
 
+    pub(super) fn refs_exist(&self) -> bool {
+        self.refs_path().exists()
+    }
+
+    /// Seeds `refs.json` from a foreign `index.json`: named entries become
+    /// images (tag-only names are normalised), unnamed ones GC roots.
+    pub(super) fn adopt_index(&self) -> Result<(), StoreError> {
+        let p = self.root.join("index.json");
+        let bytes = fs::read(&p).map_err(io_err(&p))?;
+        let index: Index = serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+            path: p.clone(),
+            source,
+        })?;
+        let mut refs = Refs::default();
+        for m in index.manifests {
+            let name = m.annotations.as_ref().and_then(|a| {
+                a.get(media::ANNOTATION_IMAGE_NAME)
+                    .or_else(|| a.get(media::ANNOTATION_REF_NAME))
+                    .and_then(|n| normalize_name(n).ok())
+            });
+            let mut d = m.clone();
+            d.annotations = None;
+            match name {
+                Some(n) => {
+                    refs.images.insert(n, d);
+                }
+                None => {
+                    refs.roots
+                        .entry("adopted-index".to_string())
+                        .or_default()
+                        .insert(d.digest);
+                }
+            }
+        }
+        self.write_refs(&refs)
+    }
+
     fn read_refs(&self) -> Result<Refs, StoreError> {
         let p = self.refs_path();
         match fs::read(&p) {

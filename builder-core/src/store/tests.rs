@@ -96,3 +96,23 @@ fn prune_waits_for_other_handles_which_can_still_tag() -> Result<(), StoreError>
     let _ = fs::remove_dir_all(&root);
     Ok(())
 }
+
+#[test]
+fn a_foreign_layout_keeps_its_images() -> Result<(), StoreError> {
+    let root = tmp();
+    fs::create_dir_all(root.join("blobs/sha256")).map_err(io_err(&root))?;
+    let m = br#"{"schemaVersion":2}"#;
+    let d = Digest::of(m);
+    fs::write(root.join("blobs/sha256").join(d.hex()), m).map_err(io_err(&root))?;
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{d}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
+        media::OCI_MANIFEST,
+        m.len()
+    );
+    fs::write(root.join("index.json"), index).map_err(io_err(&root))?;
+    let s = Store::open(&root)?;
+    let names: Vec<String> = s.images()?.into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["docker.io/library/v1:latest"]);
+    let _ = fs::remove_dir_all(&root);
+    Ok(())
+}
