@@ -225,6 +225,11 @@ fn podman_loads_and_runs_a_docker_archive() {
         &format!("type=docker,dest={}", archive.display()),
         &[&name],
     );
+    let js = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .arg(format!("docker-archive:{}", archive.display())));
+    assert!(js.contains("application/vnd.docker"), "{js}");
     // Private podman storage so parallel runs and other users do not collide.
     let podman = |args: &[&str]| {
         let mut c = Command::new("podman");

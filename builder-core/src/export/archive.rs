@@ -54,14 +54,20 @@ impl<'a, W: Write> ArchiveTar<'a, W> {
         self.header(&format!("{name}/"), tarfmt::DIR, 0o755, 0)
     }
 
-    pub(super) fn bytes(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.header(name, tarfmt::REG, 0o644, data.len() as u64)?;
+    pub(super) fn bytes(&mut self, name: &str, mode: u32, data: &[u8]) -> io::Result<()> {
+        self.header(name, tarfmt::REG, mode, data.len() as u64)?;
         self.out.write_all(data)?;
         self.pad(data.len() as u64)
     }
 
-    pub(super) fn reader<R: io::Read>(&mut self, name: &str, size: u64, r: R) -> io::Result<()> {
-        self.header(name, tarfmt::REG, 0o644, size)?;
+    pub(super) fn reader<R: io::Read>(
+        &mut self,
+        name: &str,
+        mode: u32,
+        size: u64,
+        r: R,
+    ) -> io::Result<()> {
+        self.header(name, tarfmt::REG, mode, size)?;
         let n = io::copy(&mut r.take(size), self.out)?;
         if n != size {
             return Err(io::Error::other(format!(
@@ -127,10 +133,19 @@ pub(super) fn export_image(
     opts: &ExportOptions,
 ) -> Result<ExportReport, ExportError> {
     let layers = output_layers(store, manifest, spec, opts)?;
-    let (mdesc, manifest) = if layers != manifest.layers {
+    let docker = spec.kind == OutputKind::Docker;
+    let (mdesc, manifest) = if layers != manifest.layers || docker {
         let mut m = manifest.clone();
         m.layers = layers;
-        let mut d = store.put_json(media::OCI_MANIFEST, &m)?;
+        if docker {
+            // BuildKit's docker exporter writes Docker schema 2 media types.
+            m = m.to_docker();
+        }
+        let mt = m
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media::OCI_MANIFEST.into());
+        let mut d = store.put_json(&mt, &m)?;
         d.platform = mdesc.platform.clone();
         (d, m)
     } else {
@@ -140,24 +155,19 @@ pub(super) fn export_image(
     for n in opts.names.iter().chain(spec.name.iter()) {
         names.push(normalize_name(n).map_err(crate::store::StoreError::from)?);
     }
-    let mtime = opts.source_date_epoch.unwrap_or(0);
-    match (spec.kind, &spec.dest, spec.tar) {
-        (OutputKind::Oci, Dest::Path(p), false) => {
+    // containerd writes archive entries with a zero time; so do we.
+    let mtime = 0;
+    match (&spec.dest, spec.tar || docker) {
+        (Dest::Path(p), false) => {
             with_temp_dir(p, |dir| {
                 write_oci_dir(store, dir, &mdesc, &manifest, &names)
             })?;
         }
-        (OutputKind::Oci, dest, _) => {
+        (dest, _) => {
             let mut f = OutFile::create(dest)?;
             let name = f.name();
-            write_oci_tar(store, &mut f, mtime, &mdesc, &manifest, &names)
+            write_layout_tar(store, &mut f, mtime, &mdesc, &manifest, &names, docker)
                 .map_err(io_err(&name))?;
-            f.commit()?;
-        }
-        (_, dest, _) => {
-            let mut f = OutFile::create(dest)?;
-            let name = f.name();
-            write_docker_tar(store, &mut f, mtime, &manifest, &names).map_err(io_err(&name))?;
             f.commit()?;
         }
     }
@@ -174,11 +184,13 @@ fn oci_index(mdesc: &Descriptor, names: &[String]) -> Result<Vec<u8>, serde_json
     }
     for n in names {
         let mut d = mdesc.clone();
+        // containerd's choice: the full name in its own annotation, only the
+        // tag in the OCI one (the OCI spec's suggestion).
         let tag = n
             .rsplit_once(':')
             .filter(|(_, t)| !t.contains('/'))
             .map(|(_, t)| t.to_string())
-            .unwrap_or_else(|| "latest".into());
+            .unwrap_or_else(|| n.clone());
         let a = d.annotations.get_or_insert_with(BTreeMap::new);
         a.insert(media::ANNOTATION_IMAGE_NAME.into(), n.clone());
         a.insert(media::ANNOTATION_REF_NAME.into(), tag);
@@ -199,15 +211,55 @@ fn blobs_of(mdesc: &Descriptor, manifest: &Manifest) -> Vec<(Digest, u64)> {
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
-fn write_oci_tar<W: Write>(
+/// docker's `manifest.json`: config and layer paths plus familiar names.
+fn docker_manifest_json(
+    manifest: &Manifest,
+    names: &[String],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let blob_name = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let tags: Vec<String> = names.iter().map(|n| familiar_name(n).to_string()).collect();
+    let entry = serde_json::json!([{
+        "Config": blob_name(&manifest.config.digest),
+        "RepoTags": if tags.is_empty() { serde_json::Value::Null } else { tags.into() },
+        "Layers": manifest.layers.iter().map(|l| blob_name(&l.digest)).collect::<Vec<_>>(),
+    }]);
+    to_canonical_json(&entry)
+}
+
+/// The legacy `repositories` file: repo → tag → top layer id.
+fn repositories_json(manifest: &Manifest, names: &[String]) -> Option<Vec<u8>> {
+    let top = manifest.layers.last()?;
+    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for n in names {
+        let f = familiar_name(n);
+        if let Some((repo, tag)) = f.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            repos
+                .entry(repo.to_string())
+                .or_default()
+                .insert(tag.to_string(), top.digest.hex().to_string());
+        }
+    }
+    if repos.is_empty() {
+        return None;
+    }
+    to_canonical_json(&repos).ok()
+}
+
+/// An OCI layout as a tar, laid out as containerd's archive exporter does
+/// (records sorted by name, blobs 0444, `oci-layout` 0444, JSON files 0644)
+/// with docker's `manifest.json` beside it so `docker load` takes either
+/// output; `docker` adds the legacy `repositories` file.
+fn write_layout_tar<W: Write>(
     store: &Store,
     out: &mut W,
     mtime: i64,
     mdesc: &Descriptor,
     manifest: &Manifest,
     names: &[String],
+    docker: bool,
 ) -> io::Result<()> {
     let index = oci_index(mdesc, names).map_err(io::Error::other)?;
+    let dmanifest = docker_manifest_json(manifest, names).map_err(io::Error::other)?;
     let mut t = ArchiveTar::new(out, mtime);
     t.dir("blobs")?;
     t.dir("blobs/sha256")?;
@@ -215,12 +267,19 @@ fn write_oci_tar<W: Write>(
         let f = store.open_blob(&d).map_err(io::Error::other)?;
         t.reader(
             &format!("blobs/sha256/{}", d.hex()),
+            0o444,
             size,
             io::BufReader::new(f),
         )?;
     }
-    t.bytes("index.json", &index)?;
-    t.bytes("oci-layout", OCI_LAYOUT)?;
+    t.bytes("index.json", 0o644, &index)?;
+    t.bytes("manifest.json", 0o644, &dmanifest)?;
+    t.bytes("oci-layout", 0o444, OCI_LAYOUT)?;
+    if docker {
+        if let Some(r) = repositories_json(manifest, names) {
+            t.bytes("repositories", 0o644, &r)?;
+        }
+    }
     t.finish()
 }
 
@@ -243,51 +302,4 @@ fn write_oci_dir(
     let p = dir.join("oci-layout");
     fs::write(&p, OCI_LAYOUT).map_err(io_err(&p))?;
     Ok(())
-}
-
-fn write_docker_tar<W: Write>(
-    store: &Store,
-    out: &mut W,
-    mtime: i64,
-    manifest: &Manifest,
-    names: &[String],
-) -> io::Result<()> {
-    let blob_name = |d: &Digest| format!("blobs/sha256/{}", d.hex());
-    let tags: Vec<String> = names.iter().map(|n| familiar_name(n).to_string()).collect();
-    let entry = serde_json::json!([{
-        "Config": blob_name(&manifest.config.digest),
-        "RepoTags": tags,
-        "Layers": manifest.layers.iter().map(|l| blob_name(&l.digest)).collect::<Vec<_>>(),
-    }]);
-    let manifest_json = to_canonical_json(&entry).map_err(io::Error::other)?;
-    // `repositories` maps repo → tag → top layer id (the legacy v1 format).
-    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    if let Some(top) = manifest.layers.last() {
-        for t in &tags {
-            if let Some((repo, tag)) = t.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-                repos
-                    .entry(repo.to_string())
-                    .or_default()
-                    .insert(tag.to_string(), top.digest.hex().to_string());
-            }
-        }
-    }
-    let repos_json = to_canonical_json(&repos).map_err(io::Error::other)?;
-    let mut t = ArchiveTar::new(out, mtime);
-    t.dir("blobs")?;
-    t.dir("blobs/sha256")?;
-    let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
-    blobs.insert(manifest.config.digest.clone(), manifest.config.size);
-    for l in &manifest.layers {
-        blobs.insert(l.digest.clone(), l.size);
-    }
-    for (d, size) in blobs {
-        let f = store.open_blob(&d).map_err(io::Error::other)?;
-        t.reader(&blob_name(&d), size, io::BufReader::new(f))?;
-    }
-    t.bytes("manifest.json", &manifest_json)?;
-    if !repos.is_empty() {
-        t.bytes("repositories", &repos_json)?;
-    }
-    t.finish()
 }
