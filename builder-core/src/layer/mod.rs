@@ -89,6 +89,13 @@ pub struct Layer {
 
 /// Writes `entries` as one layer into `store`: tar, hash, compress and store
 /// in one streaming pass (temp file, fsync, rename).
+///
+/// Parent directories are not invented: include a [`Kind::Dir`] entry for
+/// every parent the layer should record (containerd's differ, and so
+/// BuildKit, writes the parents of every changed path). Whiteouts take their
+/// mode/owner/mtime from the entry; containerd ≥ 2.0 uses 0 for all three.
+///
+/// [`Kind::Dir`]: crate::fsentry::Kind::Dir
 pub fn write_layer<I: IntoIterator<Item = Entry>>(
     store: &Store,
     entries: I,
