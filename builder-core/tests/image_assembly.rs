@@ -341,6 +341,23 @@ fn local_and_tar_outputs_hold_the_flattened_filesystem() {
     let dir = scratch_dir("flat");
     let store = Store::open(&dir.join("store")).unwrap_or_else(|e| panic!("{e}"));
     let img = build(&store, 1_700_000_000, None, CompressionOptions::default());
+    // One file straight out of the layers, whiteouts honoured.
+    let (_, m, _) = store
+        .load_image(&img, &Platform::host())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read = |p: &str| {
+        export::read_image_file(&store, &m, Path::new(p)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(
+        read("/etc/hello").as_deref(),
+        Some(&b"hello from kiln\n"[..])
+    );
+    assert_eq!(
+        read("etc/hello-link").as_deref(),
+        Some(&b"hello from kiln\n"[..])
+    );
+    assert_eq!(read("/etc/gone"), None);
+    assert_eq!(read("/bin/sh"), None);
     let local = dir.join("local");
     export_to(
         &store,

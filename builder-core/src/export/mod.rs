@@ -30,6 +30,7 @@
 mod archive;
 mod atomic;
 mod flatten;
+mod lookup;
 mod meta;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use flatten::{apply_layer, ApplyError, FlattenReport, Meta};
+pub use lookup::read_image_file;
 pub use meta::{metadata_json, write_iidfile, write_metadata_file};
 
 use crate::image::Descriptor;

@@ -5,7 +5,7 @@
 //! Entries are sorted component-wise bytewise (a directory's children follow
 //! it directly, as Go's `filepath.Walk` visits them), duplicates keep the last
 //! one given, and a hardlink group's content goes with whichever member sorts
-//! first. Headers match Go's `archive/tar` in PAX mode (see [`tarfmt`]).
+//! first. Headers match Go's `archive/tar` in PAX mode (see `tarfmt.rs`).
 mod compress;
 mod pgzip;
 mod scan;
