@@ -12,6 +12,12 @@ mod cmd;
 #[derive(Parser)]
 #[command(name = "kiln", version, about)]
 struct Cli {
+    #[command(flatten)]
+    registry: cmd::registry_flags::RegistryFlags,
+    /// The image store (default: $XDG_DATA_HOME/kiln, ~/.local/share/kiln,
+    /// or /var/lib/kiln for root).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,18 +27,45 @@ enum Command {
     /// Inspect what kiln makes of its inputs.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Log in to a registry (checked, then stored in Docker's config.json).
+    Login(cmd::login::Args),
+    /// Log out of a registry.
+    Logout(cmd::logout::Args),
+    /// Push an image to one or more registry names.
+    Push(cmd::push::Args),
+    /// List the images in the store.
+    Images(cmd::images::Args),
+    /// Remove image names from the store (blobs go at the next prune).
+    Rmi(cmd::rmi::Args),
+    /// Show an image's manifest and config as JSON.
+    Inspect(cmd::inspect::Args),
+    /// Delete every blob no image or cache refers to.
+    Prune(cmd::prune::Args),
 }
 
 #[derive(Subcommand)]
 enum DebugCommand {
     /// Print a Dockerfile's parse tree in BuildKit's dump format.
     Parse(cmd::debug_parse::Args),
+    /// List what a build of a context may read, or `--why` a path is in or out.
+    Context(cmd::debug_context::Args),
+    /// Pull an image into an OCI layout directory.
+    Pull(cmd::debug_pull::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Debug(DebugCommand::Parse(args)) => cmd::debug_parse::run(args),
+        Command::Debug(DebugCommand::Context(args)) => cmd::debug_context::run(args),
+        Command::Debug(DebugCommand::Pull(args)) => cmd::debug_pull::run(args, &cli.registry),
+        Command::Login(args) => cmd::login::run(args, &cli.registry),
+        Command::Logout(args) => cmd::logout::run(args),
+        Command::Push(args) => cmd::push::run(args, &cli.registry),
+        Command::Images(args) => cmd::images::run(cli.root, args),
+        Command::Rmi(args) => cmd::rmi::run(cli.root, args),
+        Command::Inspect(args) => cmd::inspect::run(cli.root, args),
+        Command::Prune(args) => cmd::prune::run(cli.root, args),
     };
     match result {
         Ok(code) => code,
