@@ -27,12 +27,15 @@ enum Command {
 enum DebugCommand {
     /// Print a Dockerfile's parse tree in BuildKit's dump format.
     Parse(cmd::debug_parse::Args),
+    /// List what a build of a context may read, or `--why` a path is in or out.
+    Context(cmd::debug_context::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Debug(DebugCommand::Parse(args)) => cmd::debug_parse::run(args),
+        Command::Debug(DebugCommand::Context(args)) => cmd::debug_context::run(args),
     };
     match result {
         Ok(code) => code,
