@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::fsview::{base, clean, dir_entry, join, parent, FsView, Node, Origin};
 use super::mode::ModeSpec;
 use super::pattern::{go_match, has_wildcards, PatternList};
+use crate::context::IgnoreRules;
 use crate::fsentry::{Content, Entry, Kind};
 
 /// A tree COPY reads from: the build context, another stage, an image, a
@@ -348,12 +349,12 @@ fn copy_node(
 /// owned by 0:0, as BuildKit receives a context.
 pub struct HostDir {
     root: PathBuf,
-    ignore: PatternList,
+    ignore: IgnoreRules,
 }
 
 impl HostDir {
     /// A context rooted at `root`.
-    pub fn new(root: &Path, ignore: PatternList) -> Self {
+    pub fn new(root: &Path, ignore: IgnoreRules) -> Self {
         HostDir {
             root: root.to_path_buf(),
             ignore,
@@ -361,7 +362,7 @@ impl HostDir {
     }
 
     fn visible(&self, path: &str, is_dir: bool) -> Result<bool, String> {
-        if path.is_empty() || self.ignore.is_empty() || !self.ignore.matches(path) {
+        if path.is_empty() || !self.ignore.decide(path).excluded {
             return Ok(true);
         }
         // An ignored directory is still there when an exception brings

@@ -5,12 +5,12 @@ use super::config::{rfc3339, ImageConfig};
 use super::copy::HostDir;
 use super::fsview::FsView;
 use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob};
-use super::pattern::PatternList;
 use super::stages::{plan, Plan};
 use super::words::{expand_word, Vars};
 use super::{
     BuildError, BuildOptions, BuiltImage, ImageResolver, NamedContext, Platform, RunExecutor,
 };
+use crate::context::IgnoreRules;
 use crate::parser::{Args, Dockerfile, Node};
 
 /// Parses the text of an ONBUILD trigger into instructions.
@@ -88,15 +88,16 @@ pub fn build<'a>(
 ) -> Result<BuiltImage, BuildError> {
     let plan = plan(df)?;
     let target = plan.target(opts.target.as_deref())?;
-    let ignore_path = opts.context.join(".dockerignore");
-    let ignore = match std::fs::read_to_string(&ignore_path) {
-        Ok(text) => PatternList::from_dockerignore(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PatternList::default(),
-        Err(e) => {
-            return Err(BuildError::general(format!(
-                "{}: {e}",
-                ignore_path.display()
-            )))
+    let ignore = match &opts.ignore {
+        Some(rules) => rules.clone(),
+        None => {
+            let path = opts.context.join(".dockerignore");
+            match std::fs::read(&path) {
+                Ok(text) => IgnoreRules::parse(&path, &text)
+                    .map_err(|e| BuildError::general(e.to_string()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
+                Err(e) => return Err(BuildError::general(format!("{}: {e}", path.display()))),
+            }
         }
     };
     if !opts.context.is_dir() {

@@ -472,9 +472,10 @@ impl Engine<'_> {
         let named_dir = from
             .as_ref()
             .and_then(|f| match self.opts.named_contexts.get(f) {
-                Some(super::NamedContext::Dir(d)) => {
-                    Some(super::copy::HostDir::new(d, PatternList::default()))
-                }
+                Some(super::NamedContext::Dir(d)) => Some(super::copy::HostDir::new(
+                    d,
+                    crate::context::IgnoreRules::default(),
+                )),
                 _ => None,
             });
         let source: &dyn SourceFs = match (&from_state, &named_dir) {

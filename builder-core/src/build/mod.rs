@@ -142,6 +142,8 @@ pub struct BuildOptions {
     pub dockerfile_name: String,
     /// The build context directory.
     pub context: PathBuf,
+    /// The context's ignore rules; None reads `.dockerignore` at its root.
+    pub ignore: Option<crate::context::IgnoreRules>,
     /// `--build-arg`.
     pub build_args: BTreeMap<String, String>,
     /// `--target`.

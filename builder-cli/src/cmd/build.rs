@@ -1,0 +1,305 @@
+//! `kiln build`: flags to a [`builder_core::build::BuildOptions`], the
+//! built image into the store and to each `-o` output.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use builder_core::build::images::{BaseImage, LayerBlob};
+use builder_core::build::output::{export, manifest, OutputSpec};
+use builder_core::build::{
+    self, BuildError, BuildOptions, ImageConfig, ImageResolver, NamedContext, Platform,
+};
+use builder_core::context::{BuildContext, ContextSource, DockerfileFlag};
+use builder_core::parser;
+use builder_core::store::{normalize_name, Store};
+
+/// Flags of `kiln build`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Dockerfile (`-` for standard input); by default `Dockerfile` at
+    /// the context root.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name the image NAME[:TAG] in the store (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Set a build-time variable KEY=VALUE (repeatable).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build this stage instead of the last one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Add a label KEY=VALUE to the image (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Target platform os/arch[/variant].
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Do not use a build cache (kiln keeps none yet).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Export the image: type=oci|docker|local|tar,dest=PATH (repeatable).
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// Write the image digest to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata (digests) as JSON to this file.
+    #[arg(long)]
+    pub metadata_file: Option<PathBuf>,
+    /// A named context NAME=oci-layout://PATH[:TAG|@DIGEST] or NAME=DIR.
+    #[arg(long = "build-context")]
+    pub build_contexts: Vec<String>,
+    /// Mirror for a registry, REGISTRY=HOST[:PORT] (repeatable).
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
+    /// Registry reachable over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Resolve base image tags again even when the store has them.
+    #[arg(long)]
+    pub pull: bool,
+    /// Network for RUN steps: default, none or host.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// The store's root directory.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// The build context: a directory, a tar archive, or `-` (tar on stdin).
+    pub context: String,
+}
+
+fn key_value(flag: &str, text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{flag} {text:?}: expected KEY=VALUE")),
+    }
+}
+
+/// Finds base images in the store.
+struct StoreResolver<'a> {
+    store: &'a Store,
+}
+
+impl ImageResolver for StoreResolver<'_> {
+    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, String> {
+        let name = normalize_name(reference).map_err(|e| e.to_string())?;
+        let record = self.store.resolve(&name).map_err(|_| {
+            format!(
+                "{reference}: image not found in the store (pulling from registries is not wired into kiln build yet)"
+            )
+        })?;
+        let p = builder_core::image::Platform {
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
+            variant: None,
+            ..builder_core::image::Platform::host()
+        };
+        let (desc, m, _) = self
+            .store
+            .load_image(&record.descriptor, &p)
+            .map_err(|e| format!("{reference}: {e}"))?;
+        let raw = self
+            .store
+            .read_blob(&m.config.digest)
+            .map_err(|e| format!("{reference}: {e}"))?;
+        let config =
+            ImageConfig::from_json(&raw).map_err(|e| format!("{reference}: config: {e}"))?;
+        let layers = m
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerBlob {
+                path: self.store.blob_path(&l.digest),
+                digest: l.digest.to_string(),
+                diff_id: config.rootfs.diff_ids.get(i).cloned().unwrap_or_default(),
+                size: l.size,
+                media_type: l.media_type.clone(),
+            })
+            .collect();
+        Ok(BaseImage {
+            config,
+            layers,
+            manifest_digest: desc.digest.to_string(),
+        })
+    }
+}
+
+fn render(err: &BuildError, source: &str, name: &str) -> String {
+    match err.line {
+        Some(line) => parser::render_snippet(source, name, line, 1, &err.message),
+        None => format!("error: {}", err.message),
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<ExitCode, String> {
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        // `--build-arg NAME` takes the value from the environment.
+        let (k, v) = match a.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match std::env::var(a) {
+                Ok(v) => (a.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        build_args.insert(k, v);
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = key_value("--label", l)?;
+        labels.insert(k, v);
+    }
+    let mut named_contexts = BTreeMap::new();
+    for c in &args.build_contexts {
+        let (k, v) = key_value("--build-context", c)?;
+        named_contexts.insert(k, NamedContext::parse(&v)?);
+    }
+    let outputs: Vec<OutputSpec> = args
+        .outputs
+        .iter()
+        .map(|o| OutputSpec::parse(o))
+        .collect::<Result<_, _>>()?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    if let Some(n) = &args.network {
+        if !matches!(n.as_str(), "default" | "none" | "host") {
+            return Err(format!("--network {n:?}: expected default, none or host"));
+        }
+    }
+    let source_date_epoch = match build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+    {
+        Some(v) if !v.is_empty() => Some(
+            v.parse::<i64>()
+                .map_err(|_| format!("SOURCE_DATE_EPOCH {v:?} is not a number of seconds"))?,
+        ),
+        _ => None,
+    };
+
+    let source = ContextSource::from_arg(&args.context);
+    let flag = match &args.file {
+        None => DockerfileFlag::Default,
+        Some(p) if p.as_os_str() == "-" => DockerfileFlag::Stdin,
+        Some(p) => DockerfileFlag::Path(p.clone()),
+    };
+    let ctx = BuildContext::open(&source, &flag, &mut std::io::stdin().lock())
+        .map_err(|e| format!("error: {e}"))?;
+    let df_name = ctx.dockerfile().name.clone();
+    let df_text = String::from_utf8_lossy(&ctx.dockerfile().text).into_owned();
+    let df = parser::parse(&ctx.dockerfile().text).map_err(|e| e.render(&df_text, &df_name))?;
+
+    let root = args.root.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&root).map_err(|e| format!("error: store: {e}"))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(store.temp_dir())
+        .map_err(|e| format!("error: {}: {e}", store.temp_dir().display()))?;
+
+    let opts = BuildOptions {
+        dockerfile_name: df_name.clone(),
+        context: ctx.root().to_path_buf(),
+        ignore: Some(ctx.ignore_rules().clone()),
+        build_args,
+        target: args.target.clone(),
+        labels,
+        platform,
+        source_date_epoch,
+        named_contexts,
+        scratch: scratch.path().to_path_buf(),
+    };
+    let mut resolver = StoreResolver { store: &store };
+    let parse_trigger = |text: &str| -> Result<Vec<parser::Node>, String> {
+        parser::parse_str(text)
+            .map(|d| d.nodes)
+            .map_err(|e| e.to_string())
+    };
+    let image = build::build(&df, &opts, &mut resolver, None, &parse_trigger)
+        .map_err(|e| render(&e, &df_text, &df_name))?;
+    let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
+
+    let names: Vec<String> = args
+        .tags
+        .iter()
+        .map(|t| normalize_name(t).map_err(|e| format!("error: -t {t}: {e}")))
+        .collect::<Result<_, _>>()?;
+    store_built(&store, &image, &m, &names)?;
+    let mtime = source_date_epoch.unwrap_or(0);
+    for o in &outputs {
+        export(o, &image, &m, &args.tags, scratch.path(), mtime)
+            .map_err(|e| format!("error: output {}: {e}", o.dest))?;
+    }
+    if let Some(path) = &args.iidfile {
+        write_atomic(path, m.digest.as_bytes())?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let mut meta = serde_json::json!({
+            "containerimage.digest": m.digest,
+            "containerimage.config.digest": m.config_digest,
+            "containerimage.descriptor": {
+                "mediaType": builder_core::build::images::MT_MANIFEST,
+                "digest": m.digest,
+                "size": m.manifest.len(),
+            },
+        });
+        if !names.is_empty() {
+            meta["image.name"] = serde_json::Value::String(names.join(","));
+        }
+        let text = serde_json::to_vec_pretty(&meta).map_err(|e| e.to_string())?;
+        write_atomic(path, &text)?;
+    }
+    if outputs.iter().all(|o| o.dest != "-") {
+        println!("{}", m.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_built(
+    store: &Store,
+    image: &build::BuiltImage,
+    m: &build::output::Manifest,
+    names: &[String],
+) -> Result<(), String> {
+    use builder_core::digest::Digest;
+    for l in &image.layers {
+        let d: Digest = l
+            .digest
+            .parse()
+            .map_err(|e| format!("error: {}: {e:?}", l.digest))?;
+        if !store.has_blob(&d) {
+            let f = std::fs::File::open(&l.path)
+                .map_err(|e| format!("error: {}: {e}", l.path.display()))?;
+            store
+                .put_blob(f, Some(&d))
+                .map_err(|e| format!("error: store: {e}"))?;
+        }
+    }
+    store
+        .put_bytes(&m.config)
+        .map_err(|e| format!("error: store: {e}"))?;
+    let digest = store
+        .put_bytes(&m.manifest)
+        .map_err(|e| format!("error: store: {e}"))?;
+    let desc = builder_core::image::Descriptor::new(
+        builder_core::build::images::MT_MANIFEST,
+        digest,
+        m.manifest.len() as u64,
+    );
+    for n in names {
+        store
+            .tag(n, &desc)
+            .map_err(|e| format!("error: store: {e}"))?;
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("kiln-tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("error: {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("error: {}: {e}", path.display()))
+}
