@@ -13,6 +13,7 @@
 //!   content digests, config/manifest types, the OCI-layout content store,
 //!   reproducible layer tars with parallel compression, and the exporters.
 //! * [`build`]: the build engine: stages, instructions, COPY/ADD layers, outputs.
+//! * [`registry`]: pulling base images from and pushing results to OCI registries.
 #![deny(missing_docs)]
 
 pub mod build;
@@ -24,5 +25,6 @@ pub mod image;
 pub mod instructions;
 pub mod layer;
 pub mod parser;
+pub mod registry;
 pub mod shell;
 pub mod store;

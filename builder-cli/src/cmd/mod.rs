@@ -4,3 +4,9 @@
 pub mod build;
 pub mod debug_context;
 pub mod debug_parse;
+pub mod debug_pull;
+pub mod login;
+pub mod logout;
+pub mod progress;
+pub mod push;
+pub mod registry_flags;
