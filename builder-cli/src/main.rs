@@ -46,7 +46,7 @@ enum DebugCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => cmd::build::run(*args),
+        Command::Build(args) => cmd::build::run(*args, &cli.registry),
         Command::Debug(DebugCommand::Parse(args)) => cmd::debug_parse::run(args),
         Command::Debug(DebugCommand::Context(args)) => cmd::debug_context::run(args),
         Command::Debug(DebugCommand::Pull(args)) => cmd::debug_pull::run(args, &cli.registry),

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use builder_core::build::images::{BaseImage, LayerBlob};
 use builder_core::build::output::{export, manifest, OutputSpec};
-use builder_core::build::{
-    self, BuildError, BuildOptions, ImageConfig, ImageResolver, NamedContext, Platform,
-};
+use builder_core::build::resolve::StoreResolver;
+use builder_core::build::{self, BuildError, BuildOptions, NamedContext, Platform};
+use builder_core::registry::Client;
+
+use super::registry_flags::RegistryFlags;
 use builder_core::context::{BuildContext, ContextSource, DockerfileFlag};
 use builder_core::parser;
 use builder_core::store::{normalize_name, Store};
@@ -50,12 +51,6 @@ pub struct Args {
     /// A named context NAME=oci-layout://PATH[:TAG|@DIGEST] or NAME=DIR.
     #[arg(long = "build-context")]
     pub build_contexts: Vec<String>,
-    /// Mirror for a registry, REGISTRY=HOST[:PORT] (repeatable).
-    #[arg(long = "registry-mirror")]
-    pub registry_mirrors: Vec<String>,
-    /// Registry reachable over plain HTTP (repeatable).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
     /// Resolve base image tags again even when the store has them.
     #[arg(long)]
     pub pull: bool,
@@ -76,55 +71,6 @@ fn key_value(flag: &str, text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Finds base images in the store.
-struct StoreResolver<'a> {
-    store: &'a Store,
-}
-
-impl ImageResolver for StoreResolver<'_> {
-    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, String> {
-        let name = normalize_name(reference).map_err(|e| e.to_string())?;
-        let record = self.store.resolve(&name).map_err(|_| {
-            format!(
-                "{reference}: image not found in the store (pulling from registries is not wired into kiln build yet)"
-            )
-        })?;
-        let p = builder_core::image::Platform {
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
-            variant: None,
-            ..builder_core::image::Platform::host()
-        };
-        let (desc, m, _) = self
-            .store
-            .load_image(&record.descriptor, &p)
-            .map_err(|e| format!("{reference}: {e}"))?;
-        let raw = self
-            .store
-            .read_blob(&m.config.digest)
-            .map_err(|e| format!("{reference}: {e}"))?;
-        let config =
-            ImageConfig::from_json(&raw).map_err(|e| format!("{reference}: config: {e}"))?;
-        let layers = m
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| LayerBlob {
-                path: self.store.blob_path(&l.digest),
-                digest: l.digest.to_string(),
-                diff_id: config.rootfs.diff_ids.get(i).cloned().unwrap_or_default(),
-                size: l.size,
-                media_type: l.media_type.clone(),
-            })
-            .collect();
-        Ok(BaseImage {
-            config,
-            layers,
-            manifest_digest: desc.digest.to_string(),
-        })
-    }
-}
-
 fn render(err: &BuildError, source: &str, name: &str) -> String {
     match err.line {
         Some(line) => parser::render_snippet(source, name, line, 1, &err.message),
@@ -133,7 +79,7 @@ fn render(err: &BuildError, source: &str, name: &str) -> String {
 }
 
 /// Runs the subcommand.
-pub fn run(args: Args) -> Result<ExitCode, String> {
+pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     let mut build_args = BTreeMap::new();
     for a in &args.build_args {
         // `--build-arg NAME` takes the value from the environment.
@@ -213,7 +159,12 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         named_contexts,
         scratch: scratch.path().to_path_buf(),
     };
-    let mut resolver = StoreResolver { store: &store };
+    let client = Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?;
+    let mut resolver = StoreResolver {
+        store: &store,
+        client: Some(client),
+        pull: args.pull,
+    };
     let parse_trigger = |text: &str| -> Result<Vec<parser::Node>, String> {
         parser::parse_str(text)
             .map(|d| d.nodes)

@@ -21,6 +21,7 @@ mod instr;
 pub mod mode;
 pub mod output;
 pub mod pattern;
+pub mod resolve;
 mod stages;
 pub mod words;
 
