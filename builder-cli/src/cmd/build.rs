@@ -165,12 +165,7 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         client: Some(client),
         pull: args.pull,
     };
-    let parse_trigger = |text: &str| -> Result<Vec<parser::Node>, String> {
-        parser::parse_str(text)
-            .map(|d| d.nodes)
-            .map_err(|e| e.to_string())
-    };
-    let image = build::build(&df, &opts, &mut resolver, None, &parse_trigger)
+    let image = build::build(&df, &opts, &mut resolver, None)
         .map_err(|e| render(&e, &df_text, &df_name))?;
     let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
 

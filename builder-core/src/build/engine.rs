@@ -1,20 +1,20 @@
 //! Stage orchestration: bases, ONBUILD triggers, on-demand dependencies.
+//!
+//! Expansion and ARG/ENV scoping are the instructions module's
+//! ([`instructions::StageState`]); this file decides which stages run, on
+//! which base, and feeds each one's commands to [`Engine::dispatch`].
 use std::collections::BTreeMap;
 
 use super::config::{rfc3339, ImageConfig};
 use super::copy::HostDir;
 use super::fsview::FsView;
 use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob};
-use super::stages::{plan, Plan};
-use super::words::{expand_word, Vars};
 use super::{
     BuildError, BuildOptions, BuiltImage, ImageResolver, NamedContext, Platform, RunExecutor,
 };
 use crate::context::IgnoreRules;
-use crate::parser::{Args, Dockerfile, Node};
-
-/// Parses the text of an ONBUILD trigger into instructions.
-pub type TriggerParser<'a> = &'a dyn Fn(&str) -> Result<Vec<Node>, String>;
+use crate::instructions::{self, GlobalScope, Parsed, StageRef, Stages};
+use crate::parser::Dockerfile;
 
 /// The state of a stage while and after it is built.
 #[derive(Clone)]
@@ -22,9 +22,8 @@ pub(super) struct StageState {
     pub config: ImageConfig,
     pub fs: FsView,
     pub layers: Vec<LayerBlob>,
-    /// Variables visible to expansion: the image's ENV and the ARGs in
-    /// scope, later definitions replacing earlier ones.
-    pub vars: Vec<(String, String)>,
+    /// Expansion state: the environment, ARGs, WORKDIR.
+    pub scope: instructions::StageState,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
     /// ONBUILD expressions written in this stage, for stages built FROM it.
@@ -32,62 +31,68 @@ pub(super) struct StageState {
     pub platform: Platform,
 }
 
-impl StageState {
-    pub fn set_var(&mut self, key: &str, value: &str) {
-        if let Some(slot) = self.vars.iter_mut().find(|(k, _)| k == key) {
-            slot.1 = value.to_string();
-        } else {
-            self.vars.push((key.to_string(), value.to_string()));
-        }
-    }
-
-    fn from_image(image: &BaseImage, platform: &Platform) -> Result<Self, String> {
-        let mut fs = FsView::new();
-        for l in &image.layers {
-            fs.apply(read_layer_entries(&l.path)?);
-        }
-        let mut config = image.config.clone();
-        config.created = None;
-        Ok(StageState {
-            config,
-            fs,
-            layers: image.layers.clone(),
-            vars: Vec::new(),
-            cmd_set: false,
-            onbuild_written: Vec::new(),
-            platform: platform.clone(),
+fn env_pairs(config: &ImageConfig) -> Vec<(String, String)> {
+    config
+        .config
+        .env
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            (k.to_string(), v.to_string())
         })
-    }
+        .collect()
 }
 
 pub(super) struct Engine<'a> {
-    pub plan: Plan,
+    pub stages: Stages,
+    pub global: GlobalScope,
     pub opts: &'a BuildOptions,
     pub resolver: &'a mut dyn ImageResolver,
     pub runner: Option<&'a mut dyn RunExecutor>,
-    pub parse_trigger: TriggerParser<'a>,
-    pub global_args: Vec<(String, String)>,
     pub built: BTreeMap<usize, StageState>,
     pub in_progress: Vec<usize>,
-    pub images: BTreeMap<String, StageState>,
-    pub escape: char,
+    pub images: BTreeMap<String, (ImageConfig, FsView, Vec<LayerBlob>)>,
     pub context: HostDir,
+}
+
+pub(super) fn instruction_error(e: instructions::InstructionError) -> BuildError {
+    if e.span.start_line == 0 {
+        BuildError::general(e.kind.to_string())
+    } else {
+        BuildError::at(&e.span, e.kind.to_string())
+    }
 }
 
 /// Builds the target stage of `df`.
 ///
 /// `resolver` supplies images named by FROM and `COPY --from`; `runner`
-/// executes RUN (None: RUN is refused with a clear error);
-/// `parse_trigger` parses ONBUILD trigger texts.
+/// executes RUN (None: RUN is refused with a clear error).
 pub fn build<'a>(
     df: &Dockerfile,
     opts: &'a BuildOptions,
     resolver: &'a mut dyn ImageResolver,
     runner: Option<&'a mut dyn RunExecutor>,
-    parse_trigger: TriggerParser<'a>,
 ) -> Result<BuiltImage, BuildError> {
-    let plan = plan(df)?;
-    let target = plan.target(opts.target.as_deref())?;
+    let stages = instructions::parse_dockerfile(df).map_err(instruction_error)?;
+    let target = stages
+        .target(opts.target.as_deref())
+        .map_err(instruction_error)?;
+    let global = GlobalScope::new(
+        &stages,
+        &opts.build_args,
+        &Platform::host(),
+        Some(&opts.platform),
+        opts.target.as_deref(),
+    )
+    .map_err(instruction_error)?;
+    if !opts.context.is_dir() {
+        return Err(BuildError::general(format!(
+            "{}: the build context is not a directory",
+            opts.context.display()
+        )));
+    }
     let ignore = match &opts.ignore {
         Some(rules) => rules.clone(),
         None => {
@@ -100,26 +105,17 @@ pub fn build<'a>(
             }
         }
     };
-    if !opts.context.is_dir() {
-        return Err(BuildError::general(format!(
-            "{}: the build context is not a directory",
-            opts.context.display()
-        )));
-    }
     let mut engine = Engine {
-        global_args: Vec::new(),
-        plan,
+        stages,
+        global,
         opts,
         resolver,
         runner,
-        parse_trigger,
         built: BTreeMap::new(),
         in_progress: Vec::new(),
         images: BTreeMap::new(),
-        escape: df.escape,
         context: HostDir::new(&opts.context, ignore),
     };
-    engine.init_global_args()?;
     engine.build_stage(target)?;
     let mut state = engine
         .built
@@ -140,46 +136,6 @@ pub fn build<'a>(
 }
 
 impl Engine<'_> {
-    fn init_global_args(&mut self) -> Result<(), BuildError> {
-        let p = &self.opts.platform;
-        let host = Platform::host();
-        let predefined = [
-            ("TARGETPLATFORM", p.render()),
-            ("TARGETOS", p.os.clone()),
-            ("TARGETARCH", p.architecture.clone()),
-            ("TARGETVARIANT", p.variant.clone()),
-            ("BUILDPLATFORM", host.render()),
-            ("BUILDOS", host.os.clone()),
-            ("BUILDARCH", host.architecture.clone()),
-            ("BUILDVARIANT", host.variant.clone()),
-        ];
-        for (k, v) in predefined {
-            self.global_args.push((k.to_string(), v));
-        }
-        for node in self.plan.meta_args.clone() {
-            let Args::NameValues(pairs) = &node.args else {
-                continue;
-            };
-            for pair in pairs {
-                let value = if let Some(v) = self.opts.build_args.get(&pair.key) {
-                    Some(v.clone())
-                } else if let Some(d) = &pair.value {
-                    Some(
-                        expand_word(d, &self.global_args, self.escape)
-                            .map_err(|e| BuildError::at(&node.span, e))?,
-                    )
-                } else {
-                    None
-                };
-                if let Some(v) = value {
-                    self.global_args.retain(|(k, _)| k != &pair.key);
-                    self.global_args.push((pair.key.clone(), v));
-                }
-            }
-        }
-        Ok(())
-    }
-
     pub(super) fn history_time(&self) -> Option<String> {
         self.opts.source_date_epoch.map(rfc3339)
     }
@@ -201,104 +157,113 @@ impl Engine<'_> {
     }
 
     fn build_stage_inner(&mut self, index: usize) -> Result<StageState, BuildError> {
-        let def = self
-            .plan
+        let stage = self
+            .stages
             .stages
             .get(index)
             .cloned()
             .ok_or_else(|| BuildError::general(format!("internal: no stage {index}")))?;
-        let at = |e: String| BuildError::at(&def.from.span, e);
-        let platform = match &def.platform {
-            Some(p) => {
-                let text = expand_word(p, &self.global_args, self.escape).map_err(at)?;
-                Platform::parse(&text).map_err(at)?
-            }
-            None => self.opts.platform.clone(),
-        };
+        let at = |e: String| BuildError::at(&stage.span, e);
+        let from = self
+            .global
+            .resolve_from(&stage)
+            .map_err(instruction_error)?;
+        let platform = from.platform.unwrap_or_else(|| self.opts.platform.clone());
         // A named build context with the stage's own name replaces the stage.
-        if let Some(name) = &def.name {
+        if let Some(name) = stage.name() {
             if let Some(nc) = self.opts.named_contexts.get(name).cloned() {
-                return self.named_context_state(name, &nc, &platform).map_err(at);
+                let (config, fs, layers) =
+                    self.named_context_image(name, &nc, &platform).map_err(at)?;
+                return Ok(self.image_stage(config, fs, layers, platform));
             }
-        }
-        let base = expand_word(&def.base, &self.global_args, self.escape).map_err(at)?;
-        if base.is_empty() {
-            return Err(at(format!("base name ({}) should not be blank", def.base)));
         }
         let mut triggers: Vec<String> = Vec::new();
-        let mut state = if base == "scratch" {
-            StageState {
-                config: ImageConfig::scratch(
-                    &platform.os,
-                    &platform.architecture,
-                    &platform.variant,
-                ),
-                fs: FsView::new(),
-                layers: Vec::new(),
-                vars: Vec::new(),
-                cmd_set: false,
-                onbuild_written: Vec::new(),
-                platform: platform.clone(),
-            }
-        } else if let Some(j) = self.stage_by_name(&base, index) {
-            self.build_stage(j)?;
-            let parent = self
-                .built
-                .get(&j)
-                .ok_or_else(|| at("internal: base stage missing".into()))?;
-            let mut s = parent.clone();
-            triggers = std::mem::take(&mut s.onbuild_written);
-            s.config.config.on_build = None;
-            s.cmd_set = false;
-            s
+        let mut state = if from.base == "scratch" {
+            let config =
+                ImageConfig::scratch(&platform.os, &platform.architecture, &platform.variant);
+            self.image_stage(config, FsView::new(), Vec::new(), platform.clone())
         } else {
-            let mut s = self.image_state(&base, &platform).map_err(at)?;
-            triggers = s.config.config.on_build.take().unwrap_or_default();
-            s
+            match self.stages.resolve_base(&from.base, index) {
+                StageRef::Stage(j) => {
+                    self.build_stage(j)?;
+                    let parent = self
+                        .built
+                        .get(&j)
+                        .ok_or_else(|| at("internal: base stage missing".into()))?;
+                    let mut s = parent.clone();
+                    s.scope = instructions::StageState::from_parent(&parent.scope);
+                    triggers = std::mem::take(&mut s.onbuild_written);
+                    s.config.config.on_build = None;
+                    s.cmd_set = false;
+                    s
+                }
+                StageRef::Image(reference) => {
+                    let (mut config, fs, layers) = self.image(&reference, &platform).map_err(at)?;
+                    triggers = config.config.on_build.take().unwrap_or_default();
+                    self.image_stage(config, fs, layers, platform.clone())
+                }
+            }
         };
-        state.config.ensure_path();
-        if state.vars.is_empty() {
-            for kv in state.config.config.env.clone().unwrap_or_default() {
-                let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-                state.set_var(k, v);
-            }
-        }
         for trigger in &triggers {
-            let nodes = (self.parse_trigger)(trigger)
-                .map_err(|e| at(format!("ONBUILD trigger {trigger:?}: {e}")))?;
-            for mut node in nodes {
+            let doc = crate::parser::parse_str(trigger)
+                .map_err(|e| at(format!("ONBUILD trigger {trigger:?}: {}", e.kind)))?;
+            for node in &doc.nodes {
+                let mut cmd = match instructions::parse_instruction(node) {
+                    Ok(Parsed::Command(c)) => c,
+                    Ok(Parsed::From(_)) => {
+                        return Err(at(format!(
+                            "ONBUILD trigger {trigger:?}: FROM is not allowed"
+                        )))
+                    }
+                    Err(e) => return Err(at(format!("ONBUILD trigger {trigger:?}: {}", e.kind))),
+                };
                 // Errors in a trigger point at the FROM that ran it.
-                node.span = def.from.span;
-                self.dispatch(&mut state, index, &node)?;
+                cmd.span = stage.span;
+                self.dispatch(&mut state, index, &cmd)?;
             }
         }
-        for node in &def.nodes {
-            self.dispatch(&mut state, index, node)?;
+        for cmd in &stage.commands {
+            self.dispatch(&mut state, index, cmd)?;
         }
         Ok(state)
     }
 
-    /// An earlier stage named `name` (FROM refers to stages by name only).
-    fn stage_by_name(&self, name: &str, current: usize) -> Option<usize> {
-        let lower = name.to_ascii_lowercase();
-        self.plan
-            .stages
-            .iter()
-            .take(current)
-            .find(|s| s.name.as_deref() == Some(&lower))
-            .map(|s| s.index)
+    /// A stage starting from an image's config and filesystem.
+    fn image_stage(
+        &self,
+        mut config: ImageConfig,
+        fs: FsView,
+        layers: Vec<LayerBlob>,
+        platform: Platform,
+    ) -> StageState {
+        config.created = None;
+        config.ensure_path();
+        let scope = instructions::StageState::new(
+            &self.global,
+            env_pairs(&config),
+            &config.config.working_dir,
+        );
+        StageState {
+            config,
+            fs,
+            layers,
+            scope,
+            cmd_set: false,
+            onbuild_written: Vec::new(),
+            platform,
+        }
     }
 
-    fn named_context_state(
+    fn named_context_image(
         &mut self,
         name: &str,
         nc: &NamedContext,
         platform: &Platform,
-    ) -> Result<StageState, String> {
+    ) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
         match nc {
             NamedContext::OciLayout { path, selector } => {
                 let image = load_oci_layout(path, selector.as_deref(), &platform.architecture)?;
-                StageState::from_image(&image, platform)
+                view_of(&image)
             }
             NamedContext::Dir(dir) => Err(format!(
                 "build context {name:?} ({}) is a directory: it can be used with COPY --from, not FROM",
@@ -307,29 +272,31 @@ impl Engine<'_> {
         }
     }
 
-    /// The state of an image used as a base or a `COPY --from` source,
-    /// cached per reference.
-    pub(super) fn image_state(
+    /// An image used as a base or a `COPY --from` source, cached per
+    /// reference; a named build context of that name wins.
+    pub(super) fn image(
         &mut self,
         reference: &str,
         platform: &Platform,
-    ) -> Result<StageState, String> {
+    ) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
         if let Some(nc) = self.opts.named_contexts.get(reference).cloned() {
-            return self.named_context_state(reference, &nc, platform);
+            return self.named_context_image(reference, &nc, platform);
         }
-        let key = format!("{reference}@{}", platform.render());
+        let key = format!("{reference}@{}", platform.format());
         if let Some(s) = self.images.get(&key) {
             return Ok(s.clone());
         }
         let image = self.resolver.resolve(reference, platform)?;
-        let state = StageState::from_image(&image, platform)?;
-        self.images.insert(key, state.clone());
-        Ok(state)
+        let v = view_of(&image)?;
+        self.images.insert(key, v.clone());
+        Ok(v)
     }
 }
 
-impl Vars for StageState {
-    fn get(&self, name: &str) -> Option<String> {
-        Vars::get(&self.vars, name)
+fn view_of(image: &BaseImage) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
+    let mut fs = FsView::new();
+    for l in &image.layers {
+        fs.apply(read_layer_entries(&l.path)?);
     }
+    Ok((image.config.clone(), fs, image.layers.clone()))
 }

@@ -22,72 +22,12 @@ pub mod mode;
 pub mod output;
 pub mod pattern;
 pub mod resolve;
-mod stages;
-pub mod words;
 
 pub use config::ImageConfig;
 pub use engine::build;
 pub use images::{BaseImage, LayerBlob};
 
-/// The platform an image is built for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, ...
-    pub architecture: String,
-    /// `v8`, `v7`, or empty.
-    pub variant: String,
-}
-
-impl Platform {
-    /// The machine kiln runs on.
-    pub fn host() -> Self {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        Platform {
-            os: "linux".into(),
-            architecture: architecture.into(),
-            variant: String::new(),
-        }
-    }
-
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = text.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: String::new(),
-            }),
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: variant.to_string(),
-            }),
-            _ => Err(format!(
-                "invalid platform {text:?}: expected os/arch[/variant]"
-            )),
-        }
-    }
-
-    /// `os/arch[/variant]`.
-    pub fn render(&self) -> String {
-        if self.variant.is_empty() {
-            format!("{}/{}", self.os, self.architecture)
-        } else {
-            format!("{}/{}/{}", self.os, self.architecture, self.variant)
-        }
-    }
-}
+pub use crate::instructions::Platform;
 
 /// A `--build-context NAME=...` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,10 +127,12 @@ pub struct RunRequest {
     pub user: String,
     /// WORKDIR.
     pub workdir: String,
-    /// `--network` value or the build's default.
-    pub network: String,
-    /// The `--mount` flags, verbatim.
-    pub mounts: Vec<String>,
+    /// `RUN --network`.
+    pub network: crate::instructions::NetworkMode,
+    /// `RUN --mount`s, expanded and typed.
+    pub mounts: Vec<crate::instructions::Mount>,
+    /// Heredoc bodies of the RUN.
+    pub files: Vec<crate::instructions::InlineFile>,
 }
 
 /// The built target: its config and layers (base layers untouched first).

@@ -105,7 +105,7 @@ impl ImageResolver for StoreResolver<'_> {
         let recorded = self.store.resolve(&name).ok();
         let sink = StoreSink(self.store);
         let rplat: registry::Platform = platform
-            .render()
+            .format()
             .parse()
             .map_err(|e: registry::Error| e.to_string())?;
         let (config_bytes, layers, digest) = match (&self.client, &recorded) {
