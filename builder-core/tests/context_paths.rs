@@ -91,6 +91,13 @@ fn symlinks_out_of_the_context_are_clamped_at_its_root() {
     }
     // `../x` from the root is the context's own `x`.
     assert_eq!(resolved(&ctx, &l, "x-link").unwrap(), ["x"]);
+    // An absolute target is read with the context as `/` (checked against
+    // BuildKit in docker 20.10: `COPY abs-in` with `abs-in -> /etc/hosts2`
+    // copies the context's `etc/hosts2`).
+    write(&root, "etc/hosts2", "inside etc\n");
+    symlink("/etc/hosts2", root.join("abs-in")).unwrap();
+    let (ctx, l) = open(&root);
+    assert_eq!(resolved(&ctx, &l, "abs-in").unwrap(), ["etc/hosts2"]);
     // Reading through the root handle stays inside too.
     assert!(ctx.open_file(Path::new("rel-link")).is_err());
     let mut s = String::new();

@@ -145,6 +145,20 @@ fn pruning_follows_fsutil() {
     // A wildcard exception can match anywhere: always descend.
     let r = rules("a\nb\n!**/keep");
     assert!(r.must_descend_excluded("b"));
+    // fsutil counts `]` and `^` as pattern characters too.
+    assert!(rules("a\nb\n!a/x^y").must_descend_excluded("b"));
     // No exceptions at all: never descend.
     assert!(!rules("a").must_descend_excluded("a"));
+}
+
+#[test]
+fn walk_uses_per_pattern_parent_results_like_fsutil() {
+    // patternmatcher's two entry points disagree here; BuildKit's walk
+    // (fsutil) uses the per-pattern parent results, and so do we.
+    let r = rules("d\n!d/f\nd");
+    assert!(r.decide("d/f").excluded, "MatchesOrParentMatches");
+    let (dir, info) = r.decide_in_walk("d", &Default::default());
+    assert!(dir.excluded);
+    let (file, _) = r.decide_in_walk("d/f", &info);
+    assert!(!file.excluded, "MatchesUsingParentResults");
 }

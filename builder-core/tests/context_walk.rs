@@ -210,3 +210,58 @@ fn entries_for_copy() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn excluded_directory_is_entered_only_for_its_exceptions() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "Dockerfile", "FROM scratch\n");
+    write(r, ".dockerignore", "*\n!Dockerfile\n!keep/deep/f\n");
+    write(r, "keep/deep/f", "x");
+    write(r, "keep/deep/g", "x");
+    write(r, "keep/other", "x");
+    write(r, "drop/deep/f", "x");
+    let ctx = open(r);
+    let l = walk(&ctx, None);
+    assert_eq!(
+        paths(&l),
+        ["Dockerfile", "keep", "keep/deep", "keep/deep/f"]
+    );
+    assert_eq!(
+        ctx.why("drop/deep/f").rule.unwrap(),
+        format!("{}:1: *", r.join(".dockerignore").display())
+    );
+    assert!(!ctx.why("keep/deep/f").excluded);
+    assert!(ctx.why("keep/deep/g").excluded);
+}
+
+#[test]
+fn concurrent_walks_sharing_a_cache_stay_consistent() {
+    let d = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "Dockerfile", "FROM scratch\n");
+    for i in 0..200 {
+        write(r, &format!("d{}/f{i}", i % 7), &format!("content {i}"));
+    }
+    let expected = walk(&open(r), None).root_digest;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Several builds of the same context race to write the same cache file.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let ctx = open(r);
+                for _ in 0..5 {
+                    assert_eq!(walk(&ctx, Some(cache.path())).root_digest, expected);
+                }
+            });
+        }
+    });
+    // Whoever won, the file is whole and serves every entry.
+    let files: Vec<_> = fs::read_dir(cache.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "one cache file, no temporary left behind");
+    let l = walk(&open(r), Some(cache.path()));
+    assert_eq!(l.root_digest, expected);
+    assert_eq!(l.stats.hashed_files, 0);
+    assert_eq!(l.stats.cache_hits, 201);
+}

@@ -39,7 +39,7 @@ pub struct IgnoreRule {
 }
 
 /// The outcome of matching one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Decision {
     /// Whether the path is left out of the context.
     pub excluded: bool,
@@ -203,6 +203,7 @@ impl IgnoreRules {
             rule: None,
         };
         let mut info = vec![false; self.rules.len()];
+        let chars: Vec<char> = path.chars().collect();
         for (i, rule) in self.rules.iter().enumerate() {
             let pat = &rule.pattern;
             let mut hit = parent.0.get(i).copied().unwrap_or(false);
@@ -210,7 +211,7 @@ impl IgnoreRules {
                 if pat.is_exclusion() != decision.excluded {
                     continue;
                 }
-                hit = pat.matches(path);
+                hit = pat.matches_prepared(path, &chars);
             }
             if let Some(slot) = info.get_mut(i) {
                 *slot = hit;
@@ -239,9 +240,10 @@ impl IgnoreRules {
         if exceptions.is_empty() {
             return false;
         }
-        let wild = exceptions
-            .iter()
-            .any(|p| p.without_trailing_glob().contains(['*', '?', '[', '\\']));
+        let wild = exceptions.iter().any(|p| {
+            p.without_trailing_glob()
+                .contains(['*', '[', ']', '?', '^', '\\'])
+        });
         if wild {
             return true;
         }

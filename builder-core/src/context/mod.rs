@@ -8,7 +8,7 @@
 //! * [`resolve`]: COPY/ADD sources to context paths, never leaving the root.
 //! * `digest` and `statcache`: digest layout and the persistent stat cache.
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
@@ -29,6 +29,13 @@ pub use ignore::{Decision, IgnoreError, IgnoreRules};
 pub use resolve::ResolvedSource;
 pub use source::{locate_dockerfile, Compression, ContextSource, Dockerfile, DockerfileFlag};
 pub use walk::{ContextListing, Node, NodeKind, WalkOptions, WalkStats};
+
+/// Where the stat cache lives inside a kiln store: pass this as
+/// [`WalkOptions::cache_dir`]. The `v1` changes when the digest layout or
+/// the cache format does, so an old cache is never misread.
+pub fn stat_cache_dir(store_root: &Path) -> PathBuf {
+    store_root.join("cache").join("context-v1")
+}
 
 /// An opened build context: its root directory (an archive is unpacked
 /// first), the Dockerfile and the ignore rules that apply.
@@ -135,37 +142,37 @@ impl BuildContext {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
-        let walker = walk::Walker {
-            ignore: &self.ignore,
-            hash: options.hash,
-            old: &old,
-            racy_from: now - 1_000_000_000,
-        };
-        let out = walker.walk_dir(self.root_fd.as_fd(), b"", &Default::default())?;
-        let root_digest = options.hash.then(|| {
-            digest::dir_digest(0o755, out.children.iter().map(|(n, d)| (n.as_slice(), d)))
-        });
+        let walker = walk::Walker::new(&self.ignore, options.hash, &old, now - 1_000_000_000);
+        let dir = rustix::fs::Dir::read_from(&self.root_fd)
+            .map_err(|e| ContextError::io(&self.root, e.into()))?;
+        let trees = walker.walk_dir(dir, b"", &Default::default())?;
+        let root_digest = options
+            .hash
+            .then(|| walk::digest_of_children(0o755, &trees));
+        let stats = walker.stats();
         if let Some(file) = &cache_file {
-            let unchanged = out.records.len() == old.map.len()
-                && out
-                    .records
-                    .iter()
-                    .all(|(p, r)| old.map.get(p).is_some_and(|o| o == r));
-            if !unchanged {
-                let new = statcache::StatCache {
-                    map: out.records.into_iter().collect(),
-                };
+            let records = walker.records.into_inner().unwrap_or_default();
+            let all_hits = records.len() as u64 == stats.cache_hits;
+            let new = statcache::StatCache {
+                map: records
+                    .into_iter()
+                    .map(|r| ((r.key.dev, r.key.ino), r))
+                    .collect(),
+            };
+            // Only hits, and every old record hit: the file is current.
+            if !all_hits || new.map.len() != old.map.len() {
                 // The cache only saves time: failing to write it is not an error.
                 let _ = new.save(file);
             }
         }
-        let mut listing = ContextListing {
-            nodes: out.nodes,
+        let mut nodes = Vec::with_capacity((stats.files + stats.dirs) as usize);
+        walk::flatten(trees, &mut nodes);
+        let listing = ContextListing {
+            nodes,
             root_digest,
-            stats: out.stats,
+            stats,
             index: Default::default(),
         };
-        listing.build_index();
         Ok(listing)
     }
 

@@ -90,15 +90,25 @@ impl Pattern {
     /// alone (no parent directories).
     pub fn matches(&self, path: &str) -> bool {
         match &self.kind {
+            Kind::Tokens(toks) => {
+                let chars: Vec<char> = path.chars().collect();
+                match_toks(toks, &chars)
+            }
+            _ => self.matches_prepared(path, &[]),
+        }
+    }
+
+    /// [`Pattern::matches`] with the path's characters already collected
+    /// (`chars` must be `path.chars()`), so a walk testing many patterns
+    /// against one path collects them once.
+    pub fn matches_prepared(&self, path: &str, chars: &[char]) -> bool {
+        match &self.kind {
             Kind::Exact => path == self.text,
             Kind::Prefix(p) => path.starts_with(p.as_str()),
             Kind::Suffix(s) => {
                 path.ends_with(s.as_str()) || s.strip_prefix('/').is_some_and(|rest| path == rest)
             }
-            Kind::Tokens(toks) => {
-                let chars: Vec<char> = path.chars().collect();
-                match_toks(toks, &chars)
-            }
+            Kind::Tokens(toks) => match_toks(toks, chars),
         }
     }
 

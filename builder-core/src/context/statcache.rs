@@ -1,5 +1,10 @@
-//! The persistent stat cache: (path, device, inode, size, mtime, ctime,
-//! mode) → digest, so a rebuild with nothing changed reads no file.
+//! The persistent stat cache: (device, inode, size, mtime, ctime, mode)
+//! → digest, so a rebuild with nothing changed reads no file.
+//!
+//! The path is not part of the key: a digest covers content and metadata,
+//! never the name, so the same inode has the same digest wherever it is
+//! linked. Leaving paths out keeps records fixed-size and the load fast.
+//! The cache file itself is per context directory.
 //!
 //! One file per context directory under the cache directory, in a small
 //! versioned binary format. It is written to a temporary file and renamed
@@ -12,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::digest::Digest;
 
-const MAGIC: &[u8; 8] = b"KILNSC01";
+const MAGIC: &[u8; 8] = b"KILNSC02";
 
 /// What identifies an unchanged file. The ctime catches edits that keep
 /// size and mtime (`touch -r`, a fast same-size rewrite), since no user
@@ -38,10 +43,10 @@ pub(crate) struct Record {
     pub capability: Option<Vec<u8>>,
 }
 
-/// The cache as loaded: context-relative path bytes → record.
+/// The cache as loaded: (device, inode) → record.
 #[derive(Debug, Default)]
 pub(crate) struct StatCache {
-    pub map: HashMap<Vec<u8>, Record>,
+    pub map: HashMap<(u64, u64), Record>,
 }
 
 /// The cache file for a context directory.
@@ -86,14 +91,12 @@ impl StatCache {
             return None;
         }
         let count = r.u64()?;
-        // Each record takes at least 100 bytes: refuse absurd counts.
+        // Each record takes at least 92 bytes: refuse absurd counts.
         if count > (bytes.len() as u64) / 64 {
             return None;
         }
         let mut map = HashMap::with_capacity(count as usize);
         for _ in 0..count {
-            let plen = r.u32()? as usize;
-            let path = r.take(plen)?.to_vec();
             let key = StatKey {
                 dev: r.u64()?,
                 ino: r.u64()?,
@@ -112,7 +115,7 @@ impl StatCache {
                 Some(r.take(caplen as usize)?.to_vec())
             };
             map.insert(
-                path,
+                (key.dev, key.ino),
                 Record {
                     key,
                     digest,
@@ -130,9 +133,7 @@ impl StatCache {
         let mut out = Vec::with_capacity(16 + self.map.len() * 128);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.map.len() as u64).to_le_bytes());
-        for (path, rec) in &self.map {
-            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            out.extend_from_slice(path);
+        for rec in self.map.values() {
             let k = &rec.key;
             for v in [k.dev, k.ino, k.size, k.mtime as u64] {
                 out.extend_from_slice(&v.to_le_bytes());
@@ -185,7 +186,7 @@ mod tests {
             mode: 0o100644,
         };
         c.map.insert(
-            b"a/b".to_vec(),
+            (1, 2),
             Record {
                 key,
                 digest: Digest([9; 32]),
@@ -193,9 +194,9 @@ mod tests {
             },
         );
         c.map.insert(
-            b"x".to_vec(),
+            (1, 3),
             Record {
-                key,
+                key: StatKey { ino: 3, ..key },
                 digest: Digest([8; 32]),
                 capability: None,
             },

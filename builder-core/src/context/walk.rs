@@ -8,17 +8,19 @@
 //! bytewise), as Go's `filepath.WalkDir` gives BuildKit.
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::digest::{self, ContentHasher, Digest, Header, TypeTag};
 use super::error::ContextError;
-use super::ignore::{IgnoreRules, ParentMatches};
+use super::ignore::{Decision, IgnoreRules, ParentMatches};
 use super::statcache::{Record, StatCache, StatKey};
 
 /// The type of a context entry.
@@ -97,16 +99,6 @@ pub struct WalkStats {
     pub cache_hits: u64,
 }
 
-impl WalkStats {
-    fn add(&mut self, o: &WalkStats) {
-        self.files += o.files;
-        self.dirs += o.dirs;
-        self.hashed_files += o.hashed_files;
-        self.hashed_bytes += o.hashed_bytes;
-        self.cache_hits += o.cache_hits;
-    }
-}
-
 /// Everything a build may read from a context, in walk order.
 #[derive(Debug, Clone, Default)]
 pub struct ContextListing {
@@ -117,13 +109,24 @@ pub struct ContextListing {
     pub root_digest: Option<Digest>,
     /// What the walk did.
     pub stats: WalkStats,
-    pub(crate) index: HashMap<PathBuf, usize>,
+    pub(crate) index: OnceLock<HashMap<PathBuf, usize>>,
 }
 
 impl ContextListing {
     /// The entry at a context-relative path.
     pub fn get(&self, path: &Path) -> Option<&Node> {
-        self.index.get(path).and_then(|i| self.nodes.get(*i))
+        self.index().get(path).and_then(|i| self.nodes.get(*i))
+    }
+
+    /// Path → position, built on first use (a plain listing never needs it).
+    fn index(&self) -> &HashMap<PathBuf, usize> {
+        self.index.get_or_init(|| {
+            self.nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.path.clone(), i))
+                .collect()
+        })
     }
 
     /// The entry at `path` followed by everything below it (empty when the
@@ -132,7 +135,7 @@ impl ContextListing {
         if path.as_os_str().is_empty() {
             return &self.nodes;
         }
-        let Some(&start) = self.index.get(path) else {
+        let Some(&start) = self.index().get(path) else {
             return &[];
         };
         let prefix = path.as_os_str().as_bytes();
@@ -155,15 +158,6 @@ impl ContextListing {
     /// owner 0:0, mtimes kept, file content read from under `root`.
     pub fn entries(&self, root: &Path) -> Vec<crate::fsentry::Entry> {
         self.nodes.iter().map(|n| n.to_entry(root)).collect()
-    }
-
-    pub(crate) fn build_index(&mut self) {
-        self.index = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.path.clone(), i))
-            .collect();
     }
 }
 
@@ -217,25 +211,48 @@ pub(crate) struct Walker<'a> {
     /// are not cached: an edit in the same timestamp tick as our read
     /// would otherwise go unnoticed.
     pub racy_from: i128,
+    /// Stat-cache records of this walk (hits and fresh ones).
+    pub records: Mutex<Vec<Record>>,
+    /// Counters, summed across threads.
+    pub files: AtomicU64,
+    pub dirs: AtomicU64,
+    pub hashed_files: AtomicU64,
+    pub hashed_bytes: AtomicU64,
+    pub cache_hits: AtomicU64,
 }
 
-/// What walking one directory produced.
-#[derive(Default)]
-pub(crate) struct DirOut {
-    pub nodes: Vec<Node>,
-    /// (name, digest) of the included children, sorted by name.
-    pub children: Vec<(Vec<u8>, Digest)>,
-    pub records: Vec<(Vec<u8>, Record)>,
-    pub stats: WalkStats,
+/// What opening a subdirectory found.
+enum Opened {
+    Dir(OwnedFd),
+    /// Gone (or unreadable and excluded): list nothing.
+    Gone,
+    /// No longer a directory (a swap): look again with a stat.
+    NotDir,
 }
 
-/// One child's contribution.
-#[derive(Default)]
-struct ChildOut {
-    nodes: Vec<Node>,
-    digest: Option<Digest>,
-    records: Vec<(Vec<u8>, Record)>,
-    stats: WalkStats,
+/// A listed entry and, for a directory, its listed children in name order.
+pub(crate) struct Tree {
+    pub node: Node,
+    pub children: Vec<Tree>,
+}
+
+/// Appends trees depth first, each entry before its children.
+pub(crate) fn flatten(trees: Vec<Tree>, out: &mut Vec<Node>) {
+    for t in trees {
+        out.push(t.node);
+        flatten(t.children, out);
+    }
+}
+
+/// Digest of a directory from its listed children.
+pub(crate) fn digest_of_children(mode: u32, children: &[Tree]) -> Digest {
+    digest::dir_digest(
+        mode,
+        children.iter().filter_map(|t| {
+            let name = t.node.path.file_name()?.as_bytes();
+            Some((name, t.node.digest.as_ref()?))
+        }),
+    )
 }
 
 fn io_err(path: &[u8], e: impl Into<std::io::Error>) -> ContextError {
@@ -280,37 +297,61 @@ fn capability(fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
 }
 
 impl Walker<'_> {
-    /// Walks the directory open as `fd`, at context path `rel`.
+    /// A walker over `ignore`, reusing `old` cache records.
+    pub(crate) fn new<'a>(
+        ignore: &'a IgnoreRules,
+        hash: bool,
+        old: &'a StatCache,
+        racy_from: i128,
+    ) -> Walker<'a> {
+        Walker {
+            ignore,
+            hash,
+            old,
+            racy_from,
+            records: Mutex::new(Vec::new()),
+            files: AtomicU64::new(0),
+            dirs: AtomicU64::new(0),
+            hashed_files: AtomicU64::new(0),
+            hashed_bytes: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> WalkStats {
+        WalkStats {
+            files: self.files.load(Ordering::Relaxed),
+            dirs: self.dirs.load(Ordering::Relaxed),
+            hashed_files: self.hashed_files.load(Ordering::Relaxed),
+            hashed_bytes: self.hashed_bytes.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Walks the directory open as `dir`, at context path `rel`; returns
+    /// its listed children in name order.
     pub(crate) fn walk_dir(
         &self,
-        fd: BorrowedFd<'_>,
+        mut dir: rustix::fs::Dir,
         rel: &[u8],
         info: &ParentMatches,
-    ) -> Result<DirOut, ContextError> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        let dir = rustix::fs::Dir::read_from(fd).map_err(|e| io_err(rel, e))?;
-        for entry in dir {
+    ) -> Result<Vec<Tree>, ContextError> {
+        let mut names: Vec<(Vec<u8>, FileType)> = Vec::new();
+        for entry in &mut dir {
             let entry = entry.map_err(|e| io_err(rel, e))?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
-                names.push(name.to_vec());
+                names.push((name.to_vec(), entry.file_type()));
             }
         }
-        names.sort_unstable();
-        let outs: Vec<ChildOut> = names
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let fd = dir.fd().map_err(|e| io_err(rel, e))?;
+        let outs: Vec<Option<Tree>> = names
             .par_iter()
-            .map(|name| self.child(fd, rel, name, info))
+            .map(|(name, hint)| self.child(fd, rel, name, *hint, info))
             .collect::<Result<_, _>>()?;
-        let mut out = DirOut::default();
-        for (name, child) in names.into_iter().zip(outs) {
-            out.nodes.extend(child.nodes);
-            out.records.extend(child.records);
-            out.stats.add(&child.stats);
-            if let Some(d) = child.digest {
-                out.children.push((name, d));
-            }
-        }
-        Ok(out)
+        Ok(outs.into_iter().flatten().collect())
     }
 
     fn child(
@@ -318,84 +359,133 @@ impl Walker<'_> {
         parent: BorrowedFd<'_>,
         rel: &[u8],
         name: &[u8],
+        hint: FileType,
         info: &ParentMatches,
-    ) -> Result<ChildOut, ContextError> {
+    ) -> Result<Option<Tree>, ContextError> {
         let path = join(rel, name);
         let cname = OsStr::from_bytes(name);
+        let (decision, child_info) = if self.ignore.rules.is_empty() {
+            (Decision::default(), ParentMatches::default())
+        } else {
+            self.ignore
+                .decide_in_walk(&String::from_utf8_lossy(&path), info)
+        };
+        let enter = !decision.excluded
+            || self
+                .ignore
+                .must_descend_excluded(&String::from_utf8_lossy(&path));
+        // getdents said "directory": open it straight away (O_NOFOLLOW |
+        // O_DIRECTORY make a swapped-in link or file fail) and skip the stat.
+        if hint == FileType::Directory {
+            if !enter {
+                return Ok(None);
+            }
+            match self.open_dir(parent, cname, &path, decision.excluded)? {
+                Opened::Dir(fd) => return self.dir(fd, path, decision.excluded, &child_info),
+                Opened::Gone => return Ok(None),
+                Opened::NotDir => {}
+            }
+        }
         let st = match rustix::fs::statat(parent, cname, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             // Deleted since the directory was read: it is simply not there.
-            Err(rustix::io::Errno::NOENT) => return Ok(ChildOut::default()),
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
             Err(e) => return Err(io_err(&path, e)),
         };
-        let path_str = String::from_utf8_lossy(&path);
-        let (decision, child_info) = self.ignore.decide_in_walk(&path_str, info);
         let ftype = FileType::from_raw_mode(st.st_mode);
-        let mut out = ChildOut::default();
         if ftype == FileType::Directory {
-            if decision.excluded && !self.ignore.must_descend_excluded(&path_str) {
-                return Ok(out);
+            if !enter {
+                return Ok(None);
             }
-            let fd = rustix::fs::openat(
-                parent,
-                cname,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_err(&path, e))?;
-            let dst = rustix::fs::fstat(&fd).map_err(|e| io_err(&path, e))?;
-            let sub = self.walk_dir(fd.as_fd(), &path, &child_info)?;
-            drop(fd);
-            if decision.excluded && sub.nodes.is_empty() {
-                return Ok(out);
-            }
-            let mode = dst.st_mode & 0o7777;
-            let digest = self.hash.then(|| {
-                digest::dir_digest(mode, sub.children.iter().map(|(n, d)| (n.as_slice(), d)))
-            });
-            out.nodes.push(Node {
-                path: PathBuf::from(OsStr::from_bytes(&path)),
-                kind: NodeKind::Dir,
-                mode,
-                size: 0,
-                mtime: dst.st_mtime,
-                mtime_nanos: dst.st_mtime_nsec as u32,
-                capability: None,
-                digest,
-            });
-            out.nodes.extend(sub.nodes);
-            out.records = sub.records;
-            out.stats = sub.stats;
-            out.stats.dirs += 1;
-            out.digest = digest;
-            return Ok(out);
+            return match self.open_dir(parent, cname, &path, decision.excluded)? {
+                Opened::Dir(fd) => self.dir(fd, path, decision.excluded, &child_info),
+                Opened::Gone => Ok(None),
+                Opened::NotDir => Err(io_err(
+                    &path,
+                    std::io::Error::other("changed type while the context was read"),
+                )),
+            };
         }
         if decision.excluded || ftype == FileType::Socket || ftype == FileType::Unknown {
-            return Ok(out);
+            return Ok(None);
         }
-        out.stats.files += 1;
-        let (node, record) = self.leaf(parent, &path, cname, &st, ftype, &mut out.stats)?;
-        out.digest = node.digest;
-        out.nodes.push(node);
-        out.records.extend(record.map(|r| (path, r)));
-        Ok(out)
+        self.files.fetch_add(1, Ordering::Relaxed);
+        let node = self.leaf(parent, path, cname, &st, ftype)?;
+        Ok(Some(Tree {
+            node,
+            children: Vec::new(),
+        }))
+    }
+
+    /// Opens a subdirectory without following a link.
+    fn open_dir(
+        &self,
+        parent: BorrowedFd<'_>,
+        cname: &OsStr,
+        path: &[u8],
+        excluded: bool,
+    ) -> Result<Opened, ContextError> {
+        match rustix::fs::openat(
+            parent,
+            cname,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Opened::Dir(fd)),
+            Err(rustix::io::Errno::NOENT) => Ok(Opened::Gone),
+            Err(rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => Ok(Opened::NotDir),
+            // As fsutil: an unreadable directory that is excluded anyway
+            // (entered only in case an exception matches) is skipped.
+            Err(rustix::io::Errno::ACCESS) if excluded => Ok(Opened::Gone),
+            Err(e) => Err(io_err(path, e)),
+        }
+    }
+
+    /// Walks an opened subdirectory and makes its node.
+    fn dir(
+        &self,
+        fd: OwnedFd,
+        path: Vec<u8>,
+        excluded: bool,
+        child_info: &ParentMatches,
+    ) -> Result<Option<Tree>, ContextError> {
+        let dst = rustix::fs::fstat(&fd).map_err(|e| io_err(&path, e))?;
+        let dir = rustix::fs::Dir::new(fd).map_err(|e| io_err(&path, e))?;
+        let children = self.walk_dir(dir, &path, child_info)?;
+        if excluded && children.is_empty() {
+            return Ok(None);
+        }
+        let mode = dst.st_mode & 0o7777;
+        let digest = self.hash.then(|| digest_of_children(mode, &children));
+        self.dirs.fetch_add(1, Ordering::Relaxed);
+        let node = Node {
+            path: PathBuf::from(OsString::from_vec(path)),
+            kind: NodeKind::Dir,
+            mode,
+            size: 0,
+            mtime: dst.st_mtime,
+            mtime_nanos: dst.st_mtime_nsec as u32,
+            capability: None,
+            digest,
+        };
+        Ok(Some(Tree { node, children }))
     }
 
     /// Lists (and hashes) a non-directory entry.
     fn leaf(
         &self,
         parent: BorrowedFd<'_>,
-        path: &[u8],
+        path: Vec<u8>,
         cname: &OsStr,
         st: &rustix::fs::Stat,
         ftype: FileType,
-        stats: &mut WalkStats,
-    ) -> Result<(Node, Option<Record>), ContextError> {
+    ) -> Result<Node, ContextError> {
+        let path_ref = path.as_slice();
         let mut st = *st;
         let mut target = Vec::new();
         if ftype == FileType::Symlink {
             target = rustix::fs::readlinkat(parent, cname, Vec::new())
-                .map_err(|e| io_err(path, e))?
+                .map_err(|e| io_err(path_ref, e))?
                 .into_bytes();
         }
         let rdev = st.st_rdev;
@@ -416,22 +506,27 @@ impl Walker<'_> {
         };
         let mut capability_xattr = None;
         let mut digest = None;
-        let mut record = None;
         if self.hash {
-            let cached = self.old.map.get(path).filter(|r| r.key == key_of(&st));
+            let key = key_of(&st);
+            let cached = self
+                .old
+                .map
+                .get(&(key.dev, key.ino))
+                .filter(|r| r.key == key);
             if let Some(rec) = cached {
-                stats.cache_hits += 1;
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 digest = Some(rec.digest);
                 capability_xattr = rec.capability.clone();
-                record = Some(rec.clone());
+                self.push_record(rec.clone());
             } else {
                 let content = if ftype == FileType::RegularFile {
-                    let (c, fst, cap) = hash_file(parent, cname, path)?;
+                    let (c, fst, cap) = hash_file(parent, cname, path_ref)?;
                     // Describe what was actually read.
                     st = fst;
                     capability_xattr = cap;
-                    stats.hashed_files += 1;
-                    stats.hashed_bytes += st.st_size as u64;
+                    self.hashed_files.fetch_add(1, Ordering::Relaxed);
+                    self.hashed_bytes
+                        .fetch_add(st.st_size as u64, Ordering::Relaxed);
                     Some(c)
                 } else {
                     None
@@ -465,7 +560,7 @@ impl Walker<'_> {
                 let changed =
                     ns(st.st_mtime, st.st_mtime_nsec).max(ns(st.st_ctime, st.st_ctime_nsec));
                 if changed < self.racy_from {
-                    record = Some(Record {
+                    self.push_record(Record {
                         key: key_of(&st),
                         digest: d,
                         capability: capability_xattr.clone(),
@@ -478,8 +573,8 @@ impl Walker<'_> {
         } else {
             0
         };
-        let node = Node {
-            path: PathBuf::from(OsStr::from_bytes(path)),
+        Ok(Node {
+            path: PathBuf::from(OsString::from_vec(path)),
             kind,
             mode: st.st_mode & 0o7777,
             size,
@@ -487,8 +582,13 @@ impl Walker<'_> {
             mtime_nanos: st.st_mtime_nsec as u32,
             capability: capability_xattr,
             digest,
-        };
-        Ok((node, record))
+        })
+    }
+
+    fn push_record(&self, record: Record) {
+        if let Ok(mut records) = self.records.lock() {
+            records.push(record);
+        }
     }
 }
 
@@ -515,12 +615,22 @@ fn hash_file(
         ));
     }
     let mut hasher = ContentHasher::new();
+    let size = st.st_size as u64;
     BUF.with(|buf| -> Result<(), ContextError> {
         let mut buf = buf.borrow_mut();
+        let mut total = 0u64;
         loop {
             match rustix::io::read(&fd, &mut buf[..]) {
                 Ok(0) => return Ok(()),
-                Ok(n) => hasher.update(buf.get(..n).unwrap_or(&[])),
+                Ok(n) => {
+                    hasher.update(buf.get(..n).unwrap_or(&[]));
+                    total += n as u64;
+                    // A short read that reaches the size fstat gave is the
+                    // end: skip the extra read(2) that would return 0.
+                    if n < buf.len() && total == size {
+                        return Ok(());
+                    }
+                }
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(io_err(path, e)),
             }

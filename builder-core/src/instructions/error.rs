@@ -29,6 +29,9 @@ pub enum InstructionErrorKind {
     /// `--target` names no stage.
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),
+    /// An ONBUILD trigger from a base image that does not parse.
+    #[error("failed to parse ONBUILD trigger: {0}")]
+    Trigger(String),
     /// A bad value after expansion (EXPOSE ports, platform, chmod, ...).
     #[error("{0}")]
     BadValue(String),

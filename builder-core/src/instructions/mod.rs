@@ -30,8 +30,10 @@ pub use mode::{FileMode, ModeClause};
 pub use mount::{parse_mount, Mount, MountType, ShareMode};
 pub use parse::{parse_instruction, From, Parsed};
 pub use ports::parse_ports;
-pub use stages::{parse_dockerfile, Stage, StageRef, Stages};
-pub use state::{BuildArgs, GlobalScope, Platform, Resolved, ResolvedFrom, StageState, PROXY_ARGS};
+pub use stages::{parse_dockerfile, parse_trigger, Stage, StageRef, Stages};
+pub use state::{
+    BuildArgs, GlobalScope, Platform, Resolved, ResolvedFrom, StageState, DEFAULT_PATH, PROXY_ARGS,
+};
 pub use types::*;
 
 #[cfg(test)]

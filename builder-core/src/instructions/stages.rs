@@ -96,6 +96,31 @@ pub fn parse_dockerfile(df: &Dockerfile) -> Result<Stages, InstructionError> {
     Ok(out)
 }
 
+/// Parses one ONBUILD trigger from a base image's config, as BuildKit does
+/// when a stage starts from that image (default escape character). Errors
+/// and the returned command carry `from_span`, the FROM line that pulled the
+/// trigger in; apply the command with [`StageState::apply`](super::StageState::apply)
+/// before the stage's own instructions.
+pub fn parse_trigger(trigger: &str, from_span: Span) -> Result<Command, InstructionError> {
+    let err = |k: K| InstructionError::new(from_span, trigger, k);
+    let df = crate::parser::parse_str(trigger).map_err(|e| err(K::Trigger(e.to_string())))?;
+    let [node] = df.nodes.as_slice() else {
+        return Err(err(K::Trigger(format!(
+            "expected one instruction, got {}",
+            df.nodes.len()
+        ))));
+    };
+    match parse_instruction(node).map_err(|e| err(e.kind))? {
+        Parsed::Command(mut cmd) => {
+            cmd.span = from_span;
+            Ok(cmd)
+        }
+        Parsed::From(_) => Err(err(K::Trigger(
+            "FROM isn't allowed as an ONBUILD trigger".into(),
+        ))),
+    }
+}
+
 /// What a stage reference (`FROM x`, `COPY --from=x`, `--mount from=x`)
 /// points at.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,10 @@ pub const PROXY_ARGS: [&str; 10] = [
     "all_proxy",
 ];
 
+/// The `PATH` a stage gets when its base image sets none (BuildKit's
+/// default for Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// An OCI platform (`os/arch[/variant]`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Platform {
@@ -308,14 +312,33 @@ impl GlobalScope {
         })
     }
 
-    /// The proxy variables given as build args (any case of the names in
-    /// [`PROXY_ARGS`]), sorted by name.
+    /// The proxy variables for RUN, from build args named like
+    /// [`PROXY_ARGS`] in any case. As BuildKit does: when several spellings
+    /// are given the one sorting last wins, an empty value sets nothing, and
+    /// each set proxy is exported in both upper and lower case, in the order
+    /// HTTP, HTTPS, FTP, NO, ALL. Append these after the step's environment.
     pub fn proxy_env(&self) -> Vec<(String, String)> {
-        self.build_args
-            .iter()
-            .filter(|(k, _)| PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(k)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        let mut out = Vec::new();
+        for upper in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "FTP_PROXY",
+            "NO_PROXY",
+            "ALL_PROXY",
+        ] {
+            // BTreeMap iterates in sorted order: the last match is BuildKit's pick.
+            let value = self
+                .build_args
+                .iter()
+                .rev()
+                .find(|(k, _)| k.eq_ignore_ascii_case(upper))
+                .map(|(_, v)| v);
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                out.push((upper.to_string(), v.clone()));
+                out.push((upper.to_ascii_lowercase(), v.clone()));
+            }
+        }
+        out
     }
 }
 
@@ -356,11 +379,16 @@ pub struct StageState {
 
 impl StageState {
     /// A stage on a base image whose config has `base_env` and `base_workdir`
-    /// (empty means `/`).
+    /// (empty means `/`). Without a `PATH` in `base_env` the stage gets
+    /// [`DEFAULT_PATH`], in the image config too (BuildKit does the same,
+    /// `FROM scratch` included).
     pub fn new(global: &GlobalScope, base_env: Vec<(String, String)>, base_workdir: &str) -> Self {
         let mut env = EnvList::default();
         for (k, v) in &base_env {
             env.set(k, v);
+        }
+        if env.lookup("PATH").is_none() {
+            env.set("PATH", DEFAULT_PATH);
         }
         StageState {
             lexer: global.lexer,

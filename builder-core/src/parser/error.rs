@@ -72,6 +72,9 @@ pub enum ParseErrorKind {
     /// A JSON array with something other than strings in it.
     #[error("when using JSON array syntax, arrays must be comprised of strings only")]
     NotStringArray,
+    /// An instruction that only takes the JSON (exec) form, written otherwise.
+    #[error("{0} requires the arguments to be in JSON form")]
+    NotJson(String),
     /// `ONBUILD ONBUILD ...`.
     #[error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
     OnbuildChain,
@@ -112,6 +115,20 @@ pub fn render_snippet(
         return out;
     };
     let text = text.trim_end_matches(['\r', '\n']);
+    // Long lines show a window around the column.
+    const WIDTH: usize = 120;
+    let skip = column.saturating_sub(WIDTH / 2 + 1);
+    let total = text.chars().count();
+    let mut shown: String = text.chars().skip(skip).take(WIDTH).collect();
+    let mut column = column - skip.min(column);
+    if skip > 0 {
+        shown.insert_str(0, "...");
+        column += 3;
+    }
+    if skip + WIDTH < total {
+        shown.push_str("...");
+    }
+    let text = shown.as_str();
     let number = line.to_string();
     let pad = " ".repeat(number.len());
     let _ = writeln!(out, "{pad} |");
@@ -138,6 +155,18 @@ mod tests {
             got,
             "error: unknown instruction: RUNN\n --> Dockerfile:2:2\n  |\n2 | \tRUNN a\n  | \t^"
         );
+    }
+
+    #[test]
+    fn long_lines_are_windowed() {
+        let src = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let got = render_snippet(&src, "D", 1, 501, "m");
+        let lines: Vec<&str> = got.lines().collect();
+        assert!(lines[3].len() < 140, "{}", lines[3]);
+        let caret = lines[4].find('^').unwrap();
+        assert_eq!(lines[3].as_bytes()[caret], b'X');
+        let short = render_snippet("abc", "D", 1, 2, "m");
+        assert!(short.ends_with("1 | abc\n  |  ^"));
     }
 
     #[test]

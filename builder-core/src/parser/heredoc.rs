@@ -1,18 +1,33 @@
 //! Heredoc markers (`<<EOF`, `<<-EOF`, `3<<"EOF"`) in a RUN, COPY or ADD line.
 use super::ast::Heredoc;
-use super::heredoc_lex::{process_words, LexOptions};
+use super::error::ParseErrorKind;
+use super::heredoc_lex::{process_words, LexError, LexOptions, MAX_NESTING};
+
+fn lex_error(e: LexError) -> ParseErrorKind {
+    match e {
+        LexError::Syntax(message) => ParseErrorKind::Heredoc(message),
+        LexError::TooDeep => ParseErrorKind::Heredoc(format!(
+            "variable references nested more than {MAX_NESTING} levels deep"
+        )),
+    }
+}
 
 /// Finds the heredoc markers in an instruction line, in order, as BuildKit's
 /// `heredocsFromLine` does: the line is split into shell words (quotes and
 /// escapes kept) and each word that looks like `N<<-WORD` is a marker. A line
-/// the lexer cannot split (an unterminated quote, say) has no heredocs.
-pub(super) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+/// the lexer cannot split (an unterminated quote, say) has no heredocs. A
+/// line nesting `${...}` deeper than we follow is an error (BuildKit has no
+/// such limit).
+/// Bodies are left empty: the parser fills them from the following lines.
+pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ParseErrorKind> {
     let raw = LexOptions {
         raw_quotes: true,
         raw_escapes: true,
     };
-    let Ok(words) = process_words(line, raw) else {
-        return Ok(Vec::new());
+    let words = match process_words(line, raw) {
+        Ok(words) => words,
+        Err(LexError::Syntax(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(lex_error(e)),
     };
     let mut docs = Vec::new();
     for word in words {
@@ -23,8 +38,10 @@ pub(super) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     Ok(docs)
 }
 
-/// Reads one word as a heredoc marker: `Ok(None)` when it is not one.
-pub(super) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
+/// Reads one word as a heredoc marker (BuildKit's `ParseHeredoc`):
+/// `Ok(None)` when it is not one, an error when its quoting is broken. COPY
+/// and ADD use it to tell which sources are heredocs. The body is empty.
+pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, ParseErrorKind> {
     // The shape BuildKit matches with `^(\d*)<<(-?)\s*([^<]*)$`.
     let digits = word.bytes().take_while(u8::is_ascii_digit).count();
     let Some(after) = word.get(digits..).and_then(|w| w.strip_prefix("<<")) else {
@@ -50,7 +67,7 @@ pub(super) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
         raw_quotes: false,
         raw_escapes: false,
     };
-    let words = process_words(rest, cooked)?;
+    let words = process_words(rest, cooked).map_err(lex_error)?;
     let [name] = words.as_slice() else {
         return Ok(None);
     };
@@ -60,11 +77,12 @@ pub(super) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
             raw_quotes: true,
             raw_escapes: false,
         },
-    )?;
+    )
+    .map_err(lex_error)?;
     let [raw_name] = raw_words.as_slice() else {
-        return Err(format!(
+        return Err(ParseErrorKind::Heredoc(format!(
             "internal lexing of heredoc produced inconsistent results: {rest}"
-        ));
+        )));
     };
     let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
     Ok(Some(Heredoc {

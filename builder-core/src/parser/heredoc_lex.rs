@@ -19,9 +19,23 @@ pub(super) struct LexOptions {
 
 const ESCAPE: char = '\\';
 
+/// How deep `${...${...}}` may nest. BuildKit (Go, growable stacks) has no
+/// limit; we stop well before the stack could run out. Real Dockerfiles nest
+/// a few levels at most.
+pub(super) const MAX_NESTING: usize = 100;
+
+/// Why the lexer gave up.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum LexError {
+    /// A syntax error BuildKit's lexer reports too.
+    Syntax(String),
+    /// Nesting beyond [`MAX_NESTING`] (our limit, not BuildKit's).
+    TooDeep,
+}
+
 /// Splits `input` into words as `shell.Lex.ProcessWords` does with an empty
 /// environment and `SkipUnsetEnv`.
-pub(super) fn process_words(input: &str, opts: LexOptions) -> Result<Vec<String>, String> {
+pub(super) fn process_words(input: &str, opts: LexOptions) -> Result<Vec<String>, LexError> {
     let mut chars: Vec<char> = input.chars().collect();
     // Go's text/scanner drops a byte-order mark at the very start.
     if chars.first() == Some(&'\u{feff}') {
@@ -33,9 +47,14 @@ pub(super) fn process_words(input: &str, opts: LexOptions) -> Result<Vec<String>
         raw_quotes: opts.raw_quotes,
         raw_escapes: opts.raw_escapes,
         words_buf: String::new(),
+        depth: 0,
+        too_deep: false,
     };
-    let (_, words) = lexer.process_stop_on(None, opts.raw_escapes)?;
-    Ok(words)
+    match lexer.process_stop_on(None, opts.raw_escapes) {
+        Ok((_, words)) => Ok(words),
+        Err(_) if lexer.too_deep => Err(LexError::TooDeep),
+        Err(message) => Err(LexError::Syntax(message)),
+    }
 }
 
 struct Lexer {
@@ -46,6 +65,10 @@ struct Lexer {
     /// The current word. Shared between nested runs on purpose: BuildKit's
     /// lexer shares it too, so a nested `${...}` run resets the outer word.
     words_buf: String,
+    /// Current `${...}` nesting.
+    depth: usize,
+    /// Set when [`MAX_NESTING`] was hit.
+    too_deep: bool,
 }
 
 /// Word collection state of one `process_stop_on` run.
@@ -304,7 +327,14 @@ impl Lexer {
         raw_escapes: bool,
         at_eof: &str,
     ) -> Result<(String, Vec<String>), String> {
-        self.process_stop_on(Some(stop), raw_escapes).map_err(|e| {
+        if self.depth >= MAX_NESTING {
+            self.too_deep = true;
+            return Err("nested too deeply".into());
+        }
+        self.depth += 1;
+        let out = self.process_stop_on(Some(stop), raw_escapes);
+        self.depth -= 1;
+        out.map_err(|e| {
             if self.peek().is_none() {
                 at_eof.to_string()
             } else {
@@ -365,7 +395,7 @@ mod tests {
     };
 
     fn words(input: &str, opts: LexOptions) -> Vec<String> {
-        process_words(input, opts).unwrap_or_else(|e| panic!("{input:?}: {e}"))
+        process_words(input, opts).unwrap_or_else(|e| panic!("{input:?}: {e:?}"))
     }
 
     #[test]
@@ -396,6 +426,17 @@ mod tests {
     fn double_quotes_and_escapes() {
         assert_eq!(words(r#""a\"b" "c\d""#, COOKED), [r#"a"b"#, r"c\d"]);
         assert_eq!(words(r#""c\d""#, RAW), [r#""c\\d""#]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = |n: usize| format!("{}{}", "${a:-".repeat(n), "}".repeat(n));
+        assert_eq!(words(&deep(MAX_NESTING), COOKED).len(), 1);
+        assert_eq!(
+            process_words(&deep(MAX_NESTING + 1), COOKED),
+            Err(LexError::TooDeep)
+        );
+        assert_eq!(process_words(&deep(20_000), RAW), Err(LexError::TooDeep));
     }
 
     #[test]

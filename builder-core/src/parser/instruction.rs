@@ -46,7 +46,8 @@ pub(super) fn node_from_line(
     let (args, json) = match keyword.as_str() {
         "add" | "copy" | "volume" => maybe_json_to_list(rest),
         "arg" => Ok((name_or_name_value(rest, escape), false)),
-        "cmd" | "entrypoint" | "run" | "shell" => maybe_json(rest),
+        "cmd" | "entrypoint" | "run" => maybe_json(rest),
+        "shell" => shell(rest),
         "env" => name_value(rest, "ENV", escape),
         "label" => name_value(rest, "LABEL", escape),
         "expose" | "from" => Ok((Args::Words(whitespace_delimited(rest)), false)),
@@ -205,6 +206,16 @@ fn maybe_json(rest: &str) -> Parsed {
         JsonArgs::NotStrings => Err(ParseErrorKind::NotStringArray),
         JsonArgs::Invalid => Ok((Args::Words(vec![rest.to_string()]), false)),
     }
+}
+
+/// SHELL: JSON form only (BuildKit checks this when it reads the
+/// instruction; an empty SHELL is left for that stage to refuse).
+fn shell(rest: &str) -> Parsed {
+    let (args, json) = maybe_json(rest)?;
+    if !json && !rest.is_empty() {
+        return Err(ParseErrorKind::NotJson("SHELL".into()));
+    }
+    Ok((args, json))
 }
 
 /// ADD, COPY, VOLUME: a JSON array, or else whitespace-separated words.

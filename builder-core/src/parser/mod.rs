@@ -27,7 +27,7 @@ mod words;
 
 pub use ast::{Args, Directive, Dockerfile, Heredoc, NameValue, Node, Span, Warning};
 pub use error::{render_snippet, ParseError, ParseErrorKind};
-pub use heredoc::chomp_heredoc_content;
+pub use heredoc::{chomp_heredoc_content, heredocs_from_line, parse_heredoc};
 
 /// Go's `%q` quoting of a string, as BuildKit's messages and dumps print it.
 pub fn go_quote(s: &str) -> String {

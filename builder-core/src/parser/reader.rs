@@ -268,7 +268,7 @@ impl<'a> Reader<'a> {
         start_col: usize,
     ) -> Result<(), ParseError> {
         let heredocs = heredocs_from_line(line)
-            .map_err(|m| self.err(ParseErrorKind::Heredoc(m), start_line, start_col, self.next))?;
+            .map_err(|kind| self.err(kind, start_line, start_col, self.next))?;
         for mut heredoc in heredocs {
             let mut terminated = false;
             while let Some(raw) = self.next_line() {

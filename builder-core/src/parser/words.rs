@@ -1,5 +1,7 @@
 //! Splitting an instruction line into keyword, flags and argument text, and
 //! the word splitters the per-instruction argument parsers share.
+use std::borrow::Cow;
+
 use super::gostr::{is_space, is_space_byte};
 
 /// BuildKit's `reWhitespace`: runs of ASCII blanks (no newline).
@@ -59,7 +61,7 @@ pub(super) fn split_command(line: &str, escape: char) -> SplitLine<'_> {
     let (keyword, rest) = split_blanks_once(trim_space(line));
     let (args, flags) = match rest {
         Some(rest) => extract_flags(rest, escape),
-        None => (String::new(), Vec::new()),
+        None => (Cow::Borrowed(""), Vec::new()),
     };
     SplitLine {
         keyword,
@@ -75,7 +77,7 @@ pub(super) fn split_command(line: &str, escape: char) -> SplitLine<'_> {
 /// character of its own, so non-ASCII text in a flag comes out as Latin-1
 /// mojibake (`é` becomes `Ã©`) and the bytes 0x85 and 0xA0 count as blanks.
 /// We do the same, so a flag means what it means to BuildKit.
-fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
+fn extract_flags(line: &str, escape: char) -> (Cow<'_, str>, Vec<String>) {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -83,8 +85,12 @@ fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
         Quote,
     }
     let bytes = line.as_bytes();
-    let rest_from =
-        |pos: usize| String::from_utf8_lossy(bytes.get(pos..).unwrap_or(&[])).into_owned();
+    // Usually a plain slice; only a cut inside a multi-byte character (after
+    // a 0x85/0xA0 "blank" byte) needs the lossy copy.
+    let rest_from = |pos: usize| match line.get(pos..) {
+        Some(rest) => Cow::Borrowed(rest),
+        None => String::from_utf8_lossy(bytes.get(pos..).unwrap_or_default()),
+    };
     let esc = u8::try_from(u32::from(escape)).unwrap_or(b'\\');
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
@@ -165,7 +171,7 @@ fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
         word.push(char::from(ch));
         pos += 1;
     }
-    (String::new(), words)
+    (Cow::Borrowed(""), words)
 }
 
 /// BuildKit's `parseWords`: whitespace-separated words with quotes and
@@ -177,31 +183,25 @@ pub(super) fn parse_words(rest: &str, escape: char) -> Vec<String> {
         Word,
         Quote,
     }
-    let chars: Vec<char> = rest.chars().collect();
+    let mut chars = rest.chars().peekable();
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
     let mut quote = '\0';
     let mut blank_ok = false;
     let mut word = String::new();
-    let mut pos = 0;
     loop {
-        let at_end = pos >= chars.len();
-        let mut ch = chars.get(pos).copied().unwrap_or('\0');
-        if phase == Phase::Spaces {
-            if at_end {
-                break;
-            }
-            if is_space(ch) {
-                pos += 1;
-                continue;
-            }
-            phase = Phase::Word;
-        }
-        if at_end {
-            if blank_ok || !word.is_empty() {
+        let Some(mut ch) = chars.next() else {
+            if phase != Phase::Spaces && (blank_ok || !word.is_empty()) {
                 words.push(word);
             }
             break;
+        };
+        let is_last = chars.peek().is_none();
+        if phase == Phase::Spaces {
+            if is_space(ch) {
+                continue;
+            }
+            phase = Phase::Word;
         }
         if phase == Phase::Word {
             if is_space(ch) {
@@ -210,7 +210,6 @@ pub(super) fn parse_words(rest: &str, escape: char) -> Vec<String> {
                     words.push(std::mem::take(&mut word));
                 }
                 blank_ok = false;
-                pos += 1;
                 continue;
             }
             if ch == '\'' || ch == '"' {
@@ -219,16 +218,13 @@ pub(super) fn parse_words(rest: &str, escape: char) -> Vec<String> {
                 phase = Phase::Quote;
             }
             if ch == escape {
-                if pos + 1 == chars.len() {
-                    pos += 1;
+                if is_last {
                     continue;
                 }
                 word.push(ch);
-                pos += 1;
-                ch = chars.get(pos).copied().unwrap_or('\0');
+                ch = chars.next().unwrap_or(ch);
             }
             word.push(ch);
-            pos += 1;
             continue;
         }
         // Phase::Quote
@@ -236,17 +232,14 @@ pub(super) fn parse_words(rest: &str, escape: char) -> Vec<String> {
             phase = Phase::Word;
         }
         if ch == escape && quote != '\'' {
-            if pos + 1 == chars.len() {
+            if is_last {
                 phase = Phase::Word;
-                pos += 1;
                 continue;
             }
-            pos += 1;
             word.push(ch);
-            ch = chars.get(pos).copied().unwrap_or('\0');
+            ch = chars.next().unwrap_or(ch);
         }
         word.push(ch);
-        pos += 1;
     }
     words
 }

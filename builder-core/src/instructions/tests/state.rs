@@ -279,6 +279,16 @@ fn base_image_env_and_env_semantics() {
 }
 
 #[test]
+fn path_is_always_set() {
+    let (g, _) = setup(vec![from("scratch")], &BuildArgs::new());
+    let st = StageState::new(&g, env_of(&[("A", "1")]), "");
+    assert_eq!(get(st.config_env(), "PATH"), Some(DEFAULT_PATH));
+    assert_eq!(st.env().last().map(|(k, _)| k.as_str()), Some("PATH"));
+    let st = StageState::new(&g, env_of(&[("PATH", "/bin")]), "");
+    assert_eq!(st.config_env(), env_of(&[("PATH", "/bin")]));
+}
+
+#[test]
 fn proxies_need_no_declaration_and_stay_out_of_env() {
     let (g, stages) = setup(
         vec![
@@ -293,7 +303,9 @@ fn proxies_need_no_declaration_and_stay_out_of_env() {
         ],
         &args(&[
             ("HTTP_PROXY", "http://p:3128"),
+            ("http_proxy", "http://lower:1"),
             ("no_proxy", "localhost"),
+            ("Ftp_Proxy", ""),
             ("OTHER", "x"),
         ]),
     );
@@ -301,7 +313,13 @@ fn proxies_need_no_declaration_and_stay_out_of_env() {
     let r = apply_all(&mut st, &stages.stages[0]);
     assert_eq!(
         r[0].proxy_env,
-        env_of(&[("HTTP_PROXY", "http://p:3128"), ("no_proxy", "localhost")])
+        // The lower-case spelling sorts last and wins; both cases exported.
+        env_of(&[
+            ("HTTP_PROXY", "http://lower:1"),
+            ("http_proxy", "http://lower:1"),
+            ("NO_PROXY", "localhost"),
+            ("no_proxy", "localhost"),
+        ])
     );
     assert_eq!(get(&r[0].env, "HTTP_PROXY"), None);
     // The command is never expanded by us.

@@ -1,0 +1,3 @@
+# syntax=a
+# SYNTAX=b
+FROM alpine

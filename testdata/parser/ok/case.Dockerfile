@@ -1,0 +1,3 @@
+from alpine AS Build
+rUn echo hi
+Copy a b

@@ -1,0 +1,7 @@
+FROM alpine
+RUN a \
+
+    b \
+   	 
+    c
+RUN d \
