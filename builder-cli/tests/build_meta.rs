@@ -182,3 +182,37 @@ fn build_context_oci_layout_as_a_base() {
     let (_, base_manifest, _) = image(&base);
     assert_eq!(manifest["layers"][0], base_manifest["layers"][0]);
 }
+
+#[test]
+fn output_compression_zstd() {
+    let work = tempfile::tempdir().unwrap();
+    tree(
+        work.path(),
+        &[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "data")],
+    );
+    let out = work.path().join("z");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={},tar=false,compression=zstd", out.display()),
+            work.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let (_, manifest, _) = image(&out);
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let hex = layer["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let blob = std::fs::read(out.join("blobs/sha256").join(hex)).unwrap();
+    assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+}

@@ -107,6 +107,27 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         .iter()
         .map(|o| OutputSpec::parse(o))
         .collect::<Result<_, _>>()?;
+    let mut compression = builder_core::layer::CompressionOptions::default();
+    let mut chosen: Option<(builder_core::layer::Compression, Option<i32>)> = None;
+    for o in &outputs {
+        if o.compression.is_none() && o.compression_level.is_none() {
+            continue;
+        }
+        let c = (
+            o.compression.unwrap_or(compression.compression),
+            o.compression_level,
+        );
+        match chosen {
+            Some(prev) if prev != c => {
+                return Err("error: every -o of one build must use the same compression".into())
+            }
+            _ => chosen = Some(c),
+        }
+    }
+    if let Some((c, level)) = chosen {
+        compression.compression = c;
+        compression.level = level;
+    }
     let platform = match &args.platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
@@ -158,6 +179,7 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         source_date_epoch,
         named_contexts,
         scratch: scratch.path().to_path_buf(),
+        compression,
     };
     let client = Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?;
     let mut resolver = StoreResolver {
@@ -165,7 +187,7 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         client: Some(client),
         pull: args.pull,
     };
-    let image = build::build(&df, &opts, &mut resolver, None)
+    let image = build::build(&df, &opts, &store, &mut resolver, None)
         .map_err(|e| render(&e, &df_text, &df_name))?;
     let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
 

@@ -49,6 +49,7 @@ pub(super) struct Engine<'a> {
     pub stages: Stages,
     pub global: GlobalScope,
     pub opts: &'a BuildOptions,
+    pub store: &'a crate::store::Store,
     pub resolver: &'a mut dyn ImageResolver,
     pub runner: Option<&'a mut dyn RunExecutor>,
     pub built: BTreeMap<usize, StageState>,
@@ -67,11 +68,13 @@ pub(super) fn instruction_error(e: instructions::InstructionError) -> BuildError
 
 /// Builds the target stage of `df`.
 ///
-/// `resolver` supplies images named by FROM and `COPY --from`; `runner`
-/// executes RUN (None: RUN is refused with a clear error).
+/// New layers are written into `store`; `resolver` supplies images named
+/// by FROM and `COPY --from`; `runner` executes RUN (None: RUN is refused
+/// with a clear error).
 pub fn build<'a>(
     df: &Dockerfile,
     opts: &'a BuildOptions,
+    store: &'a crate::store::Store,
     resolver: &'a mut dyn ImageResolver,
     runner: Option<&'a mut dyn RunExecutor>,
 ) -> Result<BuiltImage, BuildError> {
@@ -109,6 +112,7 @@ pub fn build<'a>(
         stages,
         global,
         opts,
+        store,
         resolver,
         runner,
         built: BTreeMap::new(),

@@ -7,7 +7,7 @@ use super::copy::{
 };
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
-use super::images::{materialize, write_layer};
+use super::images::materialize;
 use super::mode::{resolve_chown, ModeSpec};
 use super::pattern::{has_wildcards, PatternList};
 use super::{BuildError, RunRequest};
@@ -300,7 +300,20 @@ impl Engine<'_> {
         materialize(&mut entries, &self.opts.scratch)?;
         // The view must not point into another stage's layers any more.
         state.fs.apply(entries.iter().cloned());
-        let blob = write_layer(&entries, &self.opts.scratch, self.opts.source_date_epoch)?;
+        let opts = crate::layer::LayerOptions {
+            compression: self.opts.compression,
+            source_date_epoch: self.opts.source_date_epoch,
+        };
+        let layer =
+            crate::layer::write_layer(self.store, entries.into_iter().map(|(e, _)| e), &opts)
+                .map_err(|e| e.to_string())?;
+        let blob = super::LayerBlob {
+            path: self.store.blob_path(&layer.descriptor.digest),
+            digest: layer.descriptor.digest.to_string(),
+            diff_id: layer.diff_id.to_string(),
+            size: layer.descriptor.size,
+            media_type: layer.descriptor.media_type.clone(),
+        };
         state.config.rootfs.diff_ids.push(blob.diff_id.clone());
         state.layers.push(blob);
         state.config.add_history(created_by, false, time);

@@ -97,8 +97,10 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `--build-context`.
     pub named_contexts: BTreeMap<String, NamedContext>,
-    /// A private directory for the build's temporary files and new layers.
+    /// A private directory for the build's temporary files.
     pub scratch: PathBuf,
+    /// How new layers are compressed.
+    pub compression: crate::layer::CompressionOptions,
 }
 
 /// Resolves image references (FROM, COPY --from) to images.

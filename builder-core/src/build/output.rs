@@ -151,6 +151,10 @@ pub struct OutputSpec {
     pub tar: bool,
     /// `name=`.
     pub name: Option<String>,
+    /// `compression=gzip|zstd|uncompressed`.
+    pub compression: Option<crate::layer::Compression>,
+    /// `compression-level=N`.
+    pub compression_level: Option<i32>,
 }
 
 impl OutputSpec {
@@ -163,6 +167,8 @@ impl OutputSpec {
                 dest: text.into(),
                 tar: true,
                 name: None,
+                compression: None,
+                compression_level: None,
             });
         }
         let mut spec = OutputSpec {
@@ -170,6 +176,8 @@ impl OutputSpec {
             dest: String::new(),
             tar: true,
             name: None,
+            compression: None,
+            compression_level: None,
         };
         for part in text.split(',') {
             let (k, v) = part
@@ -180,7 +188,18 @@ impl OutputSpec {
                 "dest" => spec.dest = v.into(),
                 "tar" => spec.tar = v != "false",
                 "name" => spec.name = Some(v.into()),
-                "compression" | "compression-level" | "oci-mediatypes" | "force-compression" => {}
+                "compression" => {
+                    spec.compression = Some(
+                        v.parse()
+                            .map_err(|e| format!("invalid output {text:?}: {e}"))?,
+                    )
+                }
+                "compression-level" => {
+                    spec.compression_level = Some(v.parse().map_err(|_| {
+                        format!("invalid output {text:?}: compression-level must be a number")
+                    })?)
+                }
+                "oci-mediatypes" | "force-compression" => {}
                 other => return Err(format!("invalid output {text:?}: unknown key {other:?}")),
             }
         }
