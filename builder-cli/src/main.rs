@@ -14,6 +14,10 @@ mod cmd;
 struct Cli {
     #[command(flatten)]
     registry: cmd::registry_flags::RegistryFlags,
+    /// The image store (default: $XDG_DATA_HOME/kiln, ~/.local/share/kiln,
+    /// or /var/lib/kiln for root).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,6 +35,14 @@ enum Command {
     Logout(cmd::logout::Args),
     /// Push an image to one or more registry names.
     Push(cmd::push::Args),
+    /// List the images in the store.
+    Images(cmd::images::Args),
+    /// Remove image names from the store (blobs go at the next prune).
+    Rmi(cmd::rmi::Args),
+    /// Show an image's manifest and config as JSON.
+    Inspect(cmd::inspect::Args),
+    /// Delete every blob no image or cache refers to.
+    Prune(cmd::prune::Args),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +65,10 @@ fn main() -> ExitCode {
         Command::Login(args) => cmd::login::run(args, &cli.registry),
         Command::Logout(args) => cmd::logout::run(args),
         Command::Push(args) => cmd::push::run(args, &cli.registry),
+        Command::Images(args) => cmd::images::run(cli.root, args),
+        Command::Rmi(args) => cmd::rmi::run(cli.root, args),
+        Command::Inspect(args) => cmd::inspect::run(cli.root, args),
+        Command::Prune(args) => cmd::prune::run(cli.root, args),
     };
     match result {
         Ok(code) => code,

@@ -45,17 +45,30 @@ pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// The runtime configuration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub config: ContainerConfig,
     /// The layers' uncompressed digests.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub rootfs: RootFs,
     /// One entry per build step.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub history: Vec<History>,
     /// Fields kiln does not model (`container_config`, `docker_version`…), kept.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+// Some tools write `"config": null`; treat it as absent.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The runtime part of the config (Docker's field names).
@@ -387,6 +400,12 @@ mod tests {
             out,
             r#"{"architecture":"amd64","config":{"Cmd":["sh"],"Hostname":"x"},"docker_version":"20.10","os":"linux","rootfs":{"diff_ids":[],"type":"layers"}}"#
         );
+    }
+
+    #[test]
+    fn null_config_and_history_are_accepted() {
+        let c = ImageConfig::from_json(br#"{"os":"linux","config":null,"history":null}"#);
+        assert!(c.is_ok_and(|c| c.config == ContainerConfig::default()));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::digest::Digest;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use json::to_canonical_json;
-pub use time::{format_rfc3339, source_date_epoch};
+pub use time::{created_timestamp, format_rfc3339, source_date_epoch};
 
 /// Media types kiln reads and writes.
 pub mod media {
@@ -180,6 +180,24 @@ impl Manifest {
     /// The canonical bytes to store and digest.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         to_canonical_json(self)
+    }
+
+    /// The same manifest with Docker schema 2 media types (for outputs and
+    /// registries that want them); layer types map by compression.
+    pub fn to_docker(&self) -> Manifest {
+        let mut m = self.clone();
+        m.media_type = Some(media::DOCKER_MANIFEST.to_string());
+        m.config.media_type = media::DOCKER_CONFIG.to_string();
+        for l in &mut m.layers {
+            l.media_type = match l.media_type.as_str() {
+                media::OCI_LAYER_GZIP => media::DOCKER_LAYER_GZIP,
+                media::OCI_LAYER_ZSTD => media::DOCKER_LAYER_ZSTD,
+                media::OCI_LAYER_TAR => media::DOCKER_LAYER_TAR,
+                other => other,
+            }
+            .to_string();
+        }
+        m
     }
 }
 

@@ -6,6 +6,22 @@ pub fn source_date_epoch() -> Option<i64> {
     std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
 }
 
+/// The `created` value for a build: `SOURCE_DATE_EPOCH` when given, else now.
+pub fn created_timestamp(source_date_epoch: Option<i64>) -> String {
+    match source_date_epoch {
+        Some(e) => format_rfc3339(e, 0),
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format_rfc3339(
+                i64::try_from(now.as_secs()).unwrap_or(0),
+                now.subsec_nanos(),
+            )
+        }
+    }
+}
+
 /// Formats seconds (and nanoseconds) since the epoch the way Go's
 /// `time.Time.MarshalJSON` does in UTC: `2006-01-02T15:04:05.999999999Z`, the
 /// fraction without trailing zeros and left out when zero.

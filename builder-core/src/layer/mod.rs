@@ -5,11 +5,11 @@
 //! Entries are sorted component-wise bytewise (a directory's children follow
 //! it directly, as Go's `filepath.Walk` visits them), duplicates keep the last
 //! one given, and a hardlink group's content goes with whichever member sorts
-//! first. Headers match Go's `archive/tar` in PAX mode (see [`tarfmt`]).
+//! first. Headers match Go's `archive/tar` in PAX mode (see `tarfmt.rs`).
 mod compress;
 mod pgzip;
 mod scan;
-mod tarfmt;
+pub(crate) mod tarfmt;
 mod write;
 
 use std::io;
@@ -19,7 +19,7 @@ pub use compress::{
     decompressing_reader, Compression, CompressionOptions, Encoder, UnknownCompression,
 };
 pub use pgzip::ParGzEncoder;
-pub use scan::{entries_from_dir, ScanError};
+pub use scan::{entries_from_dir, HardlinkDetector, ScanError};
 pub use write::{prepare_entries, write_tar, TarOptions};
 
 use crate::digest::{Digest, DigestWriter};
@@ -89,6 +89,13 @@ pub struct Layer {
 
 /// Writes `entries` as one layer into `store`: tar, hash, compress and store
 /// in one streaming pass (temp file, fsync, rename).
+///
+/// Parent directories are not invented: include a [`Kind::Dir`] entry for
+/// every parent the layer should record (containerd's differ, and so
+/// BuildKit, writes the parents of every changed path). Whiteouts take their
+/// mode/owner/mtime from the entry; containerd ≥ 2.0 uses 0 for all three.
+///
+/// [`Kind::Dir`]: crate::fsentry::Kind::Dir
 pub fn write_layer<I: IntoIterator<Item = Entry>>(
     store: &Store,
     entries: I,

@@ -18,13 +18,44 @@ pub struct ScanError {
     pub source: std::io::Error,
 }
 
+/// Detects hardlinks by (device, inode) for producers that build entries
+/// themselves (COPY walking a context): feed every regular file in layer
+/// order; the second and later paths of an inode come back as
+/// [`Kind::Hardlink`] targets. (`write_layer` also moves content to the
+/// first member in sorted order, so feeding order only decides the target.)
+#[derive(Debug, Default)]
+pub struct HardlinkDetector {
+    seen: HashMap<(u64, u64), PathBuf>,
+}
+
+impl HardlinkDetector {
+    /// An empty detector.
+    pub fn new() -> HardlinkDetector {
+        HardlinkDetector::default()
+    }
+
+    /// For a regular file at layer path `path` with this metadata: the
+    /// earlier path of the same inode, if any; else remembers this one.
+    pub fn link_target(&mut self, md: &fs::Metadata, path: &Path) -> Option<PathBuf> {
+        if md.nlink() < 2 || !md.is_file() {
+            return None;
+        }
+        let key = (md.dev(), md.ino());
+        if let Some(first) = self.seen.get(&key) {
+            return Some(first.clone());
+        }
+        self.seen.insert(key, path.to_path_buf());
+        None
+    }
+}
+
 /// Every entry below `root` (not `root` itself), paths relative to it, in
 /// layer order, with owners, modes, mtimes and `security.capability` as on
 /// disk. Sockets are skipped, as containerd does.
 pub fn entries_from_dir(root: &Path) -> Result<Vec<Entry>, ScanError> {
     let mut out = Vec::new();
-    let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    walk(root, Path::new(""), &mut out, &mut inodes)?;
+    let mut links = HardlinkDetector::new();
+    walk(root, Path::new(""), &mut out, &mut links)?;
     Ok(out)
 }
 
@@ -32,7 +63,7 @@ fn walk(
     root: &Path,
     rel: &Path,
     out: &mut Vec<Entry>,
-    inodes: &mut HashMap<(u64, u64), PathBuf>,
+    links: &mut HardlinkDetector,
 ) -> Result<(), ScanError> {
     let dir = root.join(rel);
     let err = |path: &Path| {
@@ -58,20 +89,12 @@ fn walk(
         let kind = if ft.is_dir() {
             Kind::Dir
         } else if ft.is_file() {
-            let key = (md.dev(), md.ino());
-            match (md.nlink() > 1).then(|| inodes.get(&key)).flatten() {
-                Some(first) => Kind::Hardlink {
-                    target: first.clone(),
+            match links.link_target(&md, &rel_path) {
+                Some(target) => Kind::Hardlink { target },
+                None => Kind::File {
+                    content: Content::Path(full.clone()),
+                    size: md.len(),
                 },
-                None => {
-                    if md.nlink() > 1 {
-                        inodes.insert(key, rel_path.clone());
-                    }
-                    Kind::File {
-                        content: Content::Path(full.clone()),
-                        size: md.len(),
-                    }
-                }
             }
         } else if ft.is_symlink() {
             Kind::Symlink {
@@ -116,7 +139,7 @@ fn walk(
             xattrs,
         });
         if is_dir {
-            walk(root, &rel_path, out, inodes)?;
+            walk(root, &rel_path, out, links)?;
         }
     }
     Ok(())

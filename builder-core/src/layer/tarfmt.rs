@@ -2,7 +2,8 @@
 //! (what containerd's differ, and so BuildKit, uses): a USTAR header, preceded
 //! by a PAX extended header only when a value does not fit USTAR (long or
 //! non-ASCII names and link targets, large ids, sizes or times, xattrs).
-//! No prefix/name split, numeric ids, empty user/group names, no record padding.
+//! Long ASCII names use the USTAR prefix field when they split (Go prefers
+//! USTAR); numeric ids, empty user/group names, no record padding.
 use std::collections::BTreeMap;
 
 /// Type flags.
@@ -36,7 +37,8 @@ const MAX_OCTAL_12: u64 = 0o77777777777;
 /// Appends the header block(s) for `h` to `out`.
 pub(crate) fn encode(h: &Header<'_>, out: &mut Vec<u8>) {
     let mut pax: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    if h.name.len() > 100 || !h.name.is_ascii() {
+    let long_name = h.name.len() > 100 || !h.name.is_ascii();
+    if long_name {
         pax.insert("path".into(), h.name.to_vec());
     }
     if h.linkname.len() > 100 || !h.linkname.is_ascii() {
@@ -57,6 +59,16 @@ pub(crate) fn encode(h: &Header<'_>, out: &mut Vec<u8>) {
     for (k, v) in h.xattrs {
         pax.insert(format!("SCHILY.xattr.{k}"), v.clone());
     }
+    // Go prefers USTAR whenever it can: a long ASCII name that splits into
+    // prefix + name needs no PAX header unless something else does.
+    let split = if long_name { split_ustar(h.name) } else { None };
+    if split.is_some() && pax.len() == 1 {
+        pax.clear();
+    }
+    let (prefix, name): (&[u8], &[u8]) = match split {
+        Some((p, n)) if pax.is_empty() => (p, n),
+        _ => (b"", h.name),
+    };
     if !pax.is_empty() {
         let mut data = Vec::new();
         for (k, v) in &pax {
@@ -77,7 +89,8 @@ pub(crate) fn encode(h: &Header<'_>, out: &mut Vec<u8>) {
         pad(out, data.len() as u64);
     }
     let mut blk = [0u8; 512];
-    put_str(&mut blk[0..100], &ascii(h.name));
+    put_str(&mut blk[0..100], &ascii(name));
+    put_str(&mut blk[345..500], prefix);
     put_octal(&mut blk[100..108], u64::from(h.mode & 0o7777));
     put_octal(
         &mut blk[108..116],
@@ -104,6 +117,27 @@ pub(crate) fn encode(h: &Header<'_>, out: &mut Vec<u8>) {
     put_octal(&mut blk[337..345], u64::from(h.devminor));
     finish_block(&mut blk);
     out.extend_from_slice(&blk);
+}
+
+/// Go's USTAR prefix/name split of a long ASCII path: the last `/` that
+/// leaves at most 155 bytes before it and 1–100 after it.
+fn split_ustar(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = name.len();
+    if len <= 100 || !name.is_ascii() {
+        return None;
+    }
+    let mut limit = len;
+    if limit > 156 {
+        limit = 156;
+    } else if name.get(limit - 1) == Some(&b'/') {
+        limit -= 1;
+    }
+    let i = name.get(..limit)?.iter().rposition(|&b| b == b'/')?;
+    let nlen = len - i - 1;
+    if i == 0 || nlen > 100 || nlen == 0 || i > 155 {
+        return None;
+    }
+    Some((name.get(..i)?, name.get(i + 1..)?))
 }
 
 /// Zero bytes that pad `len` bytes of content to a whole block.
@@ -225,6 +259,14 @@ mod tests {
         assert_eq!(out.len(), 512);
         assert_eq!(&out[100..108], b"0000644\0");
         assert_eq!(&out[257..265], b"ustar\x0000");
+        // Splittable long names use the USTAR prefix, as Go does.
+        let split = [vec![b'd'; 120], b"/file".to_vec()].concat();
+        let mut out = Vec::new();
+        encode(&hdr(&split, &x), &mut out);
+        assert_eq!(out.len(), 512);
+        assert_eq!(&out[0..5], b"file\0");
+        assert_eq!(&out[345..465], &split[..120]);
+        // Unsplittable ones get a PAX path record.
         let long = vec![b'a'; 150];
         let mut out = Vec::new();
         encode(&hdr(&long, &x), &mut out);

@@ -193,3 +193,26 @@ fn parallel_gzip_is_identical_for_any_thread_count_and_decodes() {
     let _ = std::fs::remove_file(&dir);
     assert!(st.is_ok_and(|s| s.success()));
 }
+
+#[test]
+fn directory_scan_finds_hardlinks_and_writes_them_as_links() {
+    let dir = std::env::temp_dir().join(format!("kiln-scan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::create_dir_all(dir.join("sub"));
+    let _ = std::fs::write(dir.join("sub/orig"), b"shared");
+    let _ = std::fs::hard_link(dir.join("sub/orig"), dir.join("a-link"));
+    let _ = std::os::unix::fs::symlink("sub/orig", dir.join("sym"));
+    let entries = entries_from_dir(&dir).unwrap_or_default();
+    let t = tar_of(entries, None);
+    let _ = std::fs::remove_dir_all(&dir);
+    let n = names(&t);
+    assert_eq!(
+        n,
+        [
+            ("a-link".to_string(), b'0', String::new()),
+            ("sub/".to_string(), b'5', String::new()),
+            ("sub/orig".to_string(), b'1', "a-link".to_string()),
+            ("sym".to_string(), b'2', "sub/orig".to_string()),
+        ]
+    );
+}

@@ -9,6 +9,7 @@
 //! the store lock to be exclusive so it never sweeps a blob another process is
 //! still about to reference.
 mod blob;
+mod import;
 mod lock;
 mod name;
 mod refs;
@@ -116,10 +117,15 @@ impl Store {
         if !layout.exists() {
             store.write_file_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
+        let _g = store.meta_lock()?;
         if !root.join("index.json").exists() {
-            let _g = store.meta_lock()?;
             store.write_index(&[])?;
+        } else if !store.refs_exist() {
+            // An OCI layout made by another tool: adopt its entries so the
+            // first index.json rewrite does not drop them.
+            store.adopt_index()?;
         }
+        drop(_g);
         Ok(store)
     }
 

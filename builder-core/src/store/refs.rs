@@ -49,6 +49,43 @@ impl Store {
         Ok(Guard(l))
     }
 
+    pub(super) fn refs_exist(&self) -> bool {
+        self.refs_path().exists()
+    }
+
+    /// Seeds `refs.json` from a foreign `index.json`: named entries become
+    /// images (tag-only names are normalised), unnamed ones GC roots.
+    pub(super) fn adopt_index(&self) -> Result<(), StoreError> {
+        let p = self.root.join("index.json");
+        let bytes = fs::read(&p).map_err(io_err(&p))?;
+        let index: Index = serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+            path: p.clone(),
+            source,
+        })?;
+        let mut refs = Refs::default();
+        for m in index.manifests {
+            let name = m.annotations.as_ref().and_then(|a| {
+                a.get(media::ANNOTATION_IMAGE_NAME)
+                    .or_else(|| a.get(media::ANNOTATION_REF_NAME))
+                    .and_then(|n| normalize_name(n).ok())
+            });
+            let mut d = m.clone();
+            d.annotations = None;
+            match name {
+                Some(n) => {
+                    refs.images.insert(n, d);
+                }
+                None => {
+                    refs.roots
+                        .entry("adopted-index".to_string())
+                        .or_default()
+                        .insert(d.digest);
+                }
+            }
+        }
+        self.write_refs(&refs)
+    }
+
     fn read_refs(&self) -> Result<Refs, StoreError> {
         let p = self.refs_path();
         match fs::read(&p) {
@@ -244,10 +281,14 @@ impl Store {
     /// Deletes every blob not reachable from a named image or a GC root,
     /// and stale temp files. Waits until no other kiln process has the
     /// store open.
+    ///
+    /// Lock order: the store lock first, then the names lock, so a build that
+    /// holds the store open can still tag (and then exit) while prune waits.
+    /// Every other [`Store`] handle on this root, in this process too, must
+    /// be dropped for prune to proceed.
     pub fn prune(&self) -> Result<PruneReport, StoreError> {
-        let _g = self.meta_lock()?;
         self.lock.exclusive()?;
-        let result = self.sweep();
+        let result = self.meta_lock().and_then(|_g| self.sweep());
         let back = self.lock.shared();
         let report = result?;
         back?;
@@ -293,7 +334,7 @@ impl Store {
 
 /// The digests a blob refers to, if it is a manifest or index. Anything
 /// else (layers, configs, unparsable blobs) refers to nothing.
-fn children(store: &Store, d: &Digest) -> Vec<Digest> {
+pub(super) fn children(store: &Store, d: &Digest) -> Vec<Digest> {
     #[derive(Deserialize)]
     struct Refd {
         digest: Digest,
@@ -322,4 +363,25 @@ fn children(store: &Store, d: &Digest) -> Vec<Digest> {
     out.extend(node.manifests.into_iter().map(|r| r.digest));
     out.extend(node.subject.into_iter().map(|r| r.digest));
     out
+}
+
+impl Store {
+    /// Stores `config` and an OCI manifest over `layers` (already in the
+    /// store), returning the manifest's descriptor, ready for [`Store::tag`].
+    pub fn put_image(
+        &self,
+        config: &ImageConfig,
+        layers: &[Descriptor],
+    ) -> Result<Descriptor, StoreError> {
+        for l in layers {
+            if !self.has_blob(&l.digest) {
+                return Err(StoreError::BlobNotFound(l.digest.clone()));
+            }
+        }
+        let cfg = self.put_json(media::OCI_CONFIG, config)?;
+        let manifest = Manifest::oci(cfg, layers.to_vec());
+        let mut d = self.put_json(media::OCI_MANIFEST, &manifest)?;
+        d.platform = Some(config.platform());
+        Ok(d)
+    }
 }

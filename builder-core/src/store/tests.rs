@@ -65,3 +65,54 @@ fn tag_resolve_untag_and_prune() -> Result<(), StoreError> {
     let _ = fs::remove_dir_all(&root);
     Ok(())
 }
+
+#[test]
+fn prune_waits_for_other_handles_which_can_still_tag() -> Result<(), StoreError> {
+    let root = tmp();
+    let a = Store::open(&root)?;
+    let blob = a.put_bytes(b"{}")?;
+    let d = Descriptor::new(media::OCI_MANIFEST, blob.clone(), 2);
+    let root2 = root.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pruner = std::thread::spawn(move || {
+        let b = Store::open(&root2).map_err(|e| e.to_string())?;
+        let r = b.prune().map_err(|e| e.to_string());
+        let _ = tx.send(());
+        r
+    });
+    // The pruner is blocked while `a` is open...
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_err());
+    // ...and `a` can still name its blob, which then survives the prune.
+    a.tag("kept", &d)?;
+    drop(a);
+    let report = pruner
+        .join()
+        .map_err(|_| StoreError::CacheName("join".into()))?;
+    assert_eq!(report.map(|r| r.blobs_removed), Ok(0));
+    let s = Store::open(&root)?;
+    assert!(s.has_blob(&blob));
+    let _ = fs::remove_dir_all(&root);
+    Ok(())
+}
+
+#[test]
+fn a_foreign_layout_keeps_its_images() -> Result<(), StoreError> {
+    let root = tmp();
+    fs::create_dir_all(root.join("blobs/sha256")).map_err(io_err(&root))?;
+    let m = br#"{"schemaVersion":2}"#;
+    let d = Digest::of(m);
+    fs::write(root.join("blobs/sha256").join(d.hex()), m).map_err(io_err(&root))?;
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{d}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
+        media::OCI_MANIFEST,
+        m.len()
+    );
+    fs::write(root.join("index.json"), index).map_err(io_err(&root))?;
+    let s = Store::open(&root)?;
+    let names: Vec<String> = s.images()?.into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["docker.io/library/v1:latest"]);
+    let _ = fs::remove_dir_all(&root);
+    Ok(())
+}
