@@ -1,12 +1,13 @@
 //! `kiln build`: flags to a [`builder_core::build::BuildOptions`], the
 //! built image into the store and to each `-o` output.
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use builder_core::build::output::{export, manifest, OutputSpec};
+use builder_core::build::output::{manifest, store_image};
 use builder_core::build::resolve::StoreResolver;
 use builder_core::build::{self, BuildError, BuildOptions, NamedContext, Platform};
+use builder_core::export::{self, Dest, ExportOptions, ExportReport, OutputSpec};
 use builder_core::registry::Client;
 
 use super::registry_flags::RegistryFlags;
@@ -105,7 +106,7 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     let outputs: Vec<OutputSpec> = args
         .outputs
         .iter()
-        .map(|o| OutputSpec::parse(o))
+        .map(|o| export::parse_output(o).map_err(|e| format!("error: {e}")))
         .collect::<Result<_, _>>()?;
     let mut compression = builder_core::layer::CompressionOptions::default();
     let mut chosen: Option<(builder_core::layer::Compression, Option<i32>)> = None;
@@ -196,78 +197,35 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         .iter()
         .map(|t| normalize_name(t).map_err(|e| format!("error: -t {t}: {e}")))
         .collect::<Result<_, _>>()?;
-    store_built(&store, &image, &m, &names)?;
-    let mtime = source_date_epoch.unwrap_or(0);
+    let desc = store_image(&store, &image, &m, &names).map_err(|e| format!("error: {e}"))?;
+    let export_opts = ExportOptions {
+        names: names.clone(),
+        base_layers: image.base_layers,
+        source_date_epoch,
+        threads: 0,
+    };
+    let mut report: Option<ExportReport> = None;
     for o in &outputs {
-        export(o, &image, &m, &args.tags, scratch.path(), mtime)
-            .map_err(|e| format!("error: output {}: {e}", o.dest))?;
+        let r =
+            export::export(&store, &desc, o, &export_opts).map_err(|e| format!("error: {e}"))?;
+        report.get_or_insert(r);
     }
+    let report = report.unwrap_or_else(|| ExportReport {
+        manifest: desc.clone(),
+        config: builder_core::image::Descriptor::new(
+            builder_core::build::images::MT_CONFIG,
+            builder_core::digest::Digest::of(&m.config),
+            m.config.len() as u64,
+        ),
+    });
     if let Some(path) = &args.iidfile {
-        write_atomic(path, m.digest.as_bytes())?;
+        export::write_iidfile(path, &report, false).map_err(|e| format!("error: {e}"))?;
     }
     if let Some(path) = &args.metadata_file {
-        let mut meta = serde_json::json!({
-            "containerimage.digest": m.digest,
-            "containerimage.config.digest": m.config_digest,
-            "containerimage.descriptor": {
-                "mediaType": builder_core::build::images::MT_MANIFEST,
-                "digest": m.digest,
-                "size": m.manifest.len(),
-            },
-        });
-        if !names.is_empty() {
-            meta["image.name"] = serde_json::Value::String(names.join(","));
-        }
-        let text = serde_json::to_vec_pretty(&meta).map_err(|e| e.to_string())?;
-        write_atomic(path, &text)?;
+        export::write_metadata_file(path, &report, &names).map_err(|e| format!("error: {e}"))?;
     }
-    if outputs.iter().all(|o| o.dest != "-") {
-        println!("{}", m.digest);
+    if outputs.iter().all(|o| o.dest != Dest::Stdout) {
+        println!("{}", report.manifest.digest);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn store_built(
-    store: &Store,
-    image: &build::BuiltImage,
-    m: &build::output::Manifest,
-    names: &[String],
-) -> Result<(), String> {
-    use builder_core::digest::Digest;
-    for l in &image.layers {
-        let d: Digest = l
-            .digest
-            .parse()
-            .map_err(|e| format!("error: {}: {e:?}", l.digest))?;
-        if !store.has_blob(&d) {
-            let f = std::fs::File::open(&l.path)
-                .map_err(|e| format!("error: {}: {e}", l.path.display()))?;
-            store
-                .put_blob(f, Some(&d))
-                .map_err(|e| format!("error: store: {e}"))?;
-        }
-    }
-    store
-        .put_bytes(&m.config)
-        .map_err(|e| format!("error: store: {e}"))?;
-    let digest = store
-        .put_bytes(&m.manifest)
-        .map_err(|e| format!("error: store: {e}"))?;
-    let desc = builder_core::image::Descriptor::new(
-        builder_core::build::images::MT_MANIFEST,
-        digest,
-        m.manifest.len() as u64,
-    );
-    for n in names {
-        store
-            .tag(n, &desc)
-            .map_err(|e| format!("error: store: {e}"))?;
-    }
-    Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("kiln-tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| format!("error: {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("error: {}: {e}", path.display()))
 }

@@ -29,6 +29,8 @@ pub(super) struct StageState {
     /// ONBUILD expressions written in this stage, for stages built FROM it.
     pub onbuild_written: Vec<String>,
     pub platform: Platform,
+    /// How many layers came from the base image.
+    pub base_layers: usize,
 }
 
 fn env_pairs(config: &ImageConfig) -> Vec<(String, String)> {
@@ -136,6 +138,7 @@ pub fn build<'a>(
     Ok(BuiltImage {
         config: state.config,
         layers: state.layers,
+        base_layers: state.base_layers,
     })
 }
 
@@ -248,6 +251,7 @@ impl Engine<'_> {
             &config.config.working_dir,
         );
         StageState {
+            base_layers: layers.len(),
             config,
             fs,
             layers,

@@ -144,6 +144,8 @@ pub struct BuiltImage {
     pub config: ImageConfig,
     /// The layers.
     pub layers: Vec<LayerBlob>,
+    /// How many of `layers` come from the base image unchanged.
+    pub base_layers: usize,
 }
 
 /// A build failure, located in the Dockerfile when it comes from an
