@@ -12,9 +12,11 @@
 //! * [`digest`], [`image`], [`store`], [`layer`], [`export`]: image assembly —
 //!   content digests, config/manifest types, the OCI-layout content store,
 //!   reproducible layer tars with parallel compression, and the exporters.
+//! * [`build`]: the build engine: stages, instructions, COPY/ADD layers, outputs.
 //! * [`registry`]: pulling base images from and pushing results to OCI registries.
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod context;
 pub mod digest;
 pub mod export;
