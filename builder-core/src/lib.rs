@@ -5,7 +5,11 @@
 //!
 //! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
+//! * [`sandbox`]: runs a RUN step's process in fresh namespaces (knows no Dockerfile).
+//! * [`snapshot`]: layers extracted once into the store, overlay rootfs, upper-dir diff.
 #![deny(missing_docs)]
 
 pub mod fsentry;
 pub mod parser;
+pub mod sandbox;
+pub mod snapshot;

@@ -1,0 +1,230 @@
+//! Layer snapshots: each layer extracted once into the store and shared by
+//! every build; a step's root is overlayfs of those directories under a fresh
+//! upper directory, whose contents [`Workspace::diff`] turns into the layer's
+//! [`Entry`](crate::fsentry::Entry) values.
+mod diff;
+mod extract;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::fsentry::Entry;
+use crate::sandbox::{self, IdMap, Rootfs, SandboxError};
+
+pub use diff::diff_upper;
+
+/// Error from the snapshot store, extraction or the diff.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A file system operation on the store failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A layer tarball is malformed or tries to escape its root.
+    #[error("layer {diff_id}: {path}: {reason}")]
+    BadLayer {
+        /// The layer's diff id.
+        diff_id: String,
+        /// The member's path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A diff id that cannot name a store directory.
+    #[error("invalid diff id {0:?} (expected sha256:<64 hex digits>)")]
+    BadDiffId(String),
+    /// Changing owners inside the user namespace failed.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> SnapshotError + 'a {
+    move |source| SnapshotError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Something the caller should show the user about a snapshot operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotWarning {
+    /// A layer member could not be reproduced exactly (a device node or an
+    /// owner the unprivileged user cannot create).
+    Skipped {
+        /// The member's path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The layer store: `<root>/snapshots/v1/layers/<algorithm>/<hex>/`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    idmap: IdMap,
+}
+
+impl Store {
+    /// Opens (creating) the store below `root` for a process with `idmap`
+    /// (root and unprivileged stores differ in ownership and xattr names, so
+    /// use one store per user).
+    pub fn open(root: &Path, idmap: IdMap) -> Result<Store, SnapshotError> {
+        let dir = root.join("snapshots").join("v1");
+        for sub in ["layers", "tmp", "work"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
+        }
+        Ok(Store { dir, idmap })
+    }
+
+    /// The id map the store was opened with.
+    pub fn idmap(&self) -> &IdMap {
+        &self.idmap
+    }
+
+    /// The directory that holds (or will hold) the layer `diff_id`.
+    pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, SnapshotError> {
+        let (algo, hex) = diff_id
+            .split_once(':')
+            .ok_or_else(|| SnapshotError::BadDiffId(diff_id.into()))?;
+        let ok = matches!(algo, "sha256" | "sha512")
+            && !hex.is_empty()
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(SnapshotError::BadDiffId(diff_id.into()));
+        }
+        Ok(self.dir.join("layers").join(algo).join(hex))
+    }
+
+    /// True when the layer is already extracted.
+    pub fn has_layer(&self, diff_id: &str) -> bool {
+        self.layer_dir(diff_id).map(|d| d.is_dir()).unwrap_or(false)
+    }
+
+    /// Extracts the layer (a gzip, zstd or plain tar stream; the caller has
+    /// verified `diff_id`) unless it is already in the store. Extraction goes
+    /// to a temporary directory that is renamed into place when complete.
+    pub fn ensure_layer(
+        &self,
+        diff_id: &str,
+        blob: &mut dyn Read,
+    ) -> Result<(PathBuf, Vec<SnapshotWarning>), SnapshotError> {
+        let dest = self.layer_dir(diff_id)?;
+        if dest.is_dir() {
+            return Ok((dest, Vec::new()));
+        }
+        let tmp = self.unique(&self.dir.join("tmp"), "layer")?;
+        let result = extract::extract(blob, &tmp, diff_id, &self.idmap);
+        let warnings = match result {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = sandbox::remove_tree(&self.idmap, &tmp);
+                return Err(e);
+            }
+        };
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+        }
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = sandbox::remove_tree(&self.idmap, &tmp);
+            if !dest.is_dir() {
+                return Err(io_err("renaming into", &dest)(e));
+            }
+        }
+        Ok((dest, warnings))
+    }
+
+    /// A fresh upper and work directory over the layers `diff_ids` (bottom
+    /// first, as in an image config), all of which must be in the store.
+    pub fn workspace(&self, diff_ids: &[String]) -> Result<Workspace, SnapshotError> {
+        let mut lowers = Vec::new();
+        for id in diff_ids.iter().rev() {
+            let d = self.layer_dir(id)?;
+            if !d.is_dir() {
+                return Err(io_err("finding layer", &d)(
+                    std::io::ErrorKind::NotFound.into(),
+                ));
+            }
+            lowers.push(d);
+        }
+        let dir = self.unique(&self.dir.join("work"), "ws")?;
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        for p in [&upper, &work] {
+            fs::create_dir(p).map_err(io_err("creating", p))?;
+        }
+        Ok(Workspace {
+            lowers,
+            upper,
+            work,
+            dir,
+            idmap: self.idmap.clone(),
+        })
+    }
+
+    fn unique(&self, base: &Path, prefix: &str) -> Result<PathBuf, SnapshotError> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let p = base.join(format!(
+                "{prefix}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            match fs::create_dir(&p) {
+                Ok(()) => return Ok(p),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("creating", &p)(e)),
+            }
+        }
+    }
+}
+
+/// One step's writable layer over read-only snapshots.
+#[derive(Debug)]
+pub struct Workspace {
+    /// Layer directories, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// The writable upper directory.
+    pub upper: PathBuf,
+    /// overlayfs's work directory.
+    pub work: PathBuf,
+    dir: PathBuf,
+    idmap: IdMap,
+}
+
+impl Workspace {
+    /// The root filesystem to give [`sandbox::run`].
+    pub fn rootfs(&self) -> Rootfs {
+        Rootfs::Overlay {
+            lowers: self.lowers.clone(),
+            upper: self.upper.clone(),
+            work: self.work.clone(),
+        }
+    }
+
+    /// What the step changed, as sorted layer entries (regular files point
+    /// into the upper directory, so read them before [`Workspace::remove`]).
+    pub fn diff(&self) -> Result<Vec<Entry>, SnapshotError> {
+        diff_upper(&self.upper, &self.lowers, &self.idmap)
+    }
+
+    /// Deletes the upper and work directories.
+    pub fn remove(self) -> Result<(), SnapshotError> {
+        Ok(sandbox::remove_tree(&self.idmap, &self.dir)?)
+    }
+}
