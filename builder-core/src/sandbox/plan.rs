@@ -499,7 +499,13 @@ pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outc
         Rootfs::Overlay { upper, .. } => upper.clone(),
         Rootfs::Dir(d) => d.clone(),
     };
-    remove_stubs(&stub_base, &built.targets, &collected.stubs, &mut warnings);
+    remove_stubs(
+        &stub_base,
+        &built.targets,
+        &collected.stubs,
+        idmap,
+        &mut warnings,
+    );
     map_result?;
     if let Some((stage, errno, index)) = collected.failure {
         return Err(setup_error(
@@ -707,8 +713,10 @@ fn remove_stubs(
     base: &Path,
     targets: &[String],
     stubs: &[(u32, u32)],
+    idmap: &IdMap,
     warnings: &mut Vec<Warning>,
 ) {
+    let mut denied = Vec::new();
     let mut paths: Vec<&str> = stubs
         .iter()
         .filter_map(|&(i, len)| targets.get(i as usize)?.get(..len as usize))
@@ -743,13 +751,27 @@ fn remove_stubs(
         } else {
             continue;
         };
-        if let Err(e) = r {
-            if e.raw_os_error() != Some(libc::ENOTEMPTY) {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && idmap.needs_userns() => {
+                // The parent directory belongs to another container id: only
+                // container root inside the user namespace may remove it.
+                denied.push((rel, cur));
+            }
+            Err(e) if e.raw_os_error() != Some(libc::ENOTEMPTY) => {
                 warnings.push(Warning::StubLeft {
                     path: rel.to_owned(),
                     reason: e.to_string(),
                 });
             }
+            _ => {}
+        }
+    }
+    for (rel, path) in denied {
+        if let Err(e) = super::userns::remove_in_userns(idmap, &path) {
+            warnings.push(Warning::StubLeft {
+                path: rel.to_owned(),
+                reason: e.to_string(),
+            });
         }
     }
 }

@@ -126,3 +126,19 @@ pub fn remove_tree(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
         .collect();
     run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
 }
+
+/// Removes one empty directory or file as container root (`rm -d`).
+pub(crate) fn remove_in_userns(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
+    let argv = vec![
+        cstr(b"/bin/rm", "rm")?,
+        cstr(b"-df", "rm")?,
+        cstr(b"--", "rm")?,
+        cstr(path.as_os_str().as_bytes(), "path")?,
+    ];
+    let argv_ptrs = argv
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
+}
