@@ -278,3 +278,38 @@ fn sandbox_mount_targets_cannot_follow_symlinks_out() {
         "mount point created outside the root"
     );
 }
+
+#[test]
+fn sandbox_runs_in_parallel_from_many_threads() {
+    // kiln calls run() from rayon/tokio threads: the fork-based setup must
+    // not depend on locks or allocation in the child.
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let (_d, mut spec) = base(&format!("par{i}"));
+                let noise: Vec<Vec<u8>> = (0..1000).map(|n| vec![0u8; n]).collect();
+                let (st, out, err) = sh(&mut spec, &format!("echo thread {i}"));
+                drop(noise);
+                assert!(st.success(), "{err}");
+                assert_eq!(out, format!("thread {i}\n"));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn sandbox_single_id_mapping_warns_and_chown_fails() {
+    let (_d, mut spec) = base("single");
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let (map, warnings) = sandbox::IdMap::for_user(uid, gid, None, "", "");
+    assert!(matches!(warnings.as_slice(), [sandbox::Warning::SingleIdMapping { .. }]));
+    spec.args = vec!["/bin/sh".into(), "-c".into(), "id -u; touch /f; chown 1000 /f || echo chown-failed".into()];
+    let mut out = CollectOutput::default();
+    let o = sandbox::run(&spec, &map, &mut out).unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\nchown-failed\n");
+}
