@@ -306,10 +306,67 @@ fn sandbox_single_id_mapping_warns_and_chown_fails() {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     let (map, warnings) = sandbox::IdMap::for_user(uid, gid, None, "", "");
-    assert!(matches!(warnings.as_slice(), [sandbox::Warning::SingleIdMapping { .. }]));
-    spec.args = vec!["/bin/sh".into(), "-c".into(), "id -u; touch /f; chown 1000 /f || echo chown-failed".into()];
+    assert!(matches!(
+        warnings.as_slice(),
+        [sandbox::Warning::SingleIdMapping { .. }]
+    ));
+    spec.args = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "id -u; touch /f; chown 1000 /f || echo chown-failed".into(),
+    ];
     let mut out = CollectOutput::default();
     let o = sandbox::run(&spec, &map, &mut out).unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\nchown-failed\n");
+}
+
+#[test]
+fn sandbox_masks_proc_like_buildkit() {
+    let (_d, mut spec) = base("mask");
+    let (st, out, err) = sh(
+        &mut spec,
+        "wc -c < /proc/timer_list; grep -c ' /proc/timer_list ' /proc/self/mountinfo; grep ' /proc/sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; ls /sys/firmware | wc -l",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "ro", "0"]
+    );
+}
+
+#[test]
+fn sandbox_scratch_bind_discards_writes() {
+    let (dir, mut spec) = base("scratch-bind");
+    let src = dir.join("ctx");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), "orig").unwrap();
+    let file = dir.join("one");
+    std::fs::write(&file, "f").unwrap();
+    spec.mounts = vec![
+        Mount {
+            target: "/ctx".into(),
+            kind: MountKind::BindScratch { src: src.clone() },
+            keep_created_target: false,
+        },
+        Mount {
+            target: "/one".into(),
+            kind: MountKind::BindScratch { src: file.clone() },
+            keep_created_target: false,
+        },
+    ];
+    let (st, out, err) = sh(
+        &mut spec,
+        "echo changed > /ctx/a; touch /ctx/new; echo g > /one; cat /ctx/a /one",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "changed\ng\n");
+    assert_eq!(std::fs::read_to_string(src.join("a")).unwrap(), "orig");
+    assert!(!src.join("new").exists());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "f");
+    assert!(!upper(&dir).join("ctx").exists() && !upper(&dir).join("one").exists());
 }

@@ -69,6 +69,8 @@ impl Stage {
 pub(crate) enum Create {
     Dir,
     File,
+    /// Skip the op when the target does not exist (masking /proc files).
+    Never,
 }
 
 /// One mount (or symlink) into the new root, resolved inside it.
@@ -485,6 +487,11 @@ unsafe fn open_target(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) -> c_in
         let saved = op.target[end];
         op.target[end] = 0;
         let mut fd = open_in_root(rootfd, op.target.as_ptr().cast());
+        if fd < 0 && errno() == libc::ENOENT && op.create == Create::Never {
+            op.target[end] = saved;
+            libc::close(parent);
+            return -1;
+        }
         if fd < 0 && errno() == libc::ENOENT {
             let name = op.target.as_ptr().add(start).cast::<c_char>();
             let made = if end == len && op.create == Create::File {
@@ -571,6 +578,9 @@ unsafe fn run_op(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) {
         return;
     }
     let fd = open_target(rootfd, op, index, fds);
+    if fd < 0 {
+        return; // Create::Never and absent
+    }
     let Action::Mount {
         src,
         fstype,

@@ -113,6 +113,12 @@ pub enum MountKind {
         /// Mount read-only.
         readonly: bool,
     },
+    /// A host directory mounted writable, with the writes thrown away after
+    /// the step (an overlay with a scratch upper directory; a file is copied).
+    BindScratch {
+        /// Host path.
+        src: PathBuf,
+    },
     /// A fresh tmpfs.
     Tmpfs {
         /// Size limit in bytes (the kernel's default when `None`).

@@ -52,6 +52,27 @@ fn target_buf(rel: &str) -> Vec<u8> {
     v
 }
 
+const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// A per-run scratch directory on the host, removed on drop.
 struct RunDir(PathBuf);
 
@@ -306,6 +327,32 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         true,
         bind_ro(&hostname)?,
     ));
+    // containerd's default masked and read-only paths, as BuildKit applies them.
+    for p in MASKED {
+        let host_path = Path::new(p);
+        let mut action = if host_path.is_dir() {
+            mnt("tmpfs", Some("tmpfs"), MS_RDONLY, Some("size=0"), None)
+        } else {
+            mnt("/dev/null", None, MS_BIND, None, None)
+        };
+        if let Action::Mount { optional, .. } = &mut action {
+            *optional = true;
+        }
+        push(mount_op(p, Create::Never, false, action));
+    }
+    for p in READONLY {
+        let src = root.join(p.trim_start_matches('/'));
+        let mut a = bind_ro(&src)?;
+        if let Action::Mount {
+            flags, optional, ..
+        } = &mut a
+        {
+            *flags = MS_BIND | MS_REC;
+            *optional = true;
+        }
+        push(mount_op(p, Create::Never, false, a));
+    }
+    let mut scratch_n = 0;
     for m in &spec.mounts {
         if !m.target.starts_with('/') {
             return Err(SandboxError::Spec(format!(
@@ -332,6 +379,38 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
                     *ro = *readonly;
                 }
                 (create, a)
+            }
+            MountKind::BindScratch { src } => {
+                let meta = fs::metadata(src).map_err(io_err("reading mount source", src))?;
+                scratch_n += 1;
+                if meta.is_dir() {
+                    let up = run.0.join(format!("scratch{scratch_n}"));
+                    let (u, w) = (up.join("upper"), up.join("work"));
+                    for d in [&up, &u, &w] {
+                        fs::create_dir(d).map_err(io_err("creating", d))?;
+                    }
+                    let mut data = format!(
+                        "lowerdir={},upperdir={},workdir={}",
+                        src.display(),
+                        u.display(),
+                        w.display()
+                    );
+                    if idmap.needs_userns() {
+                        data.push_str(",userxattr");
+                    }
+                    (
+                        Create::Dir,
+                        mnt("overlay", Some("overlay"), 0, Some(&data), None),
+                    )
+                } else {
+                    let copy = run.0.join(format!("scratch{scratch_n}"));
+                    fs::copy(src, &copy).map_err(io_err("copying", src))?;
+                    let mut a = bind_ro(&copy)?;
+                    if let Action::Mount { readonly, .. } = &mut a {
+                        *readonly = false;
+                    }
+                    (Create::File, a)
+                }
             }
             MountKind::Tmpfs { size } => {
                 let data = size.map(|s| format!("size={s}"));
