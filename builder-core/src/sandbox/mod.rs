@@ -8,6 +8,7 @@
 mod child;
 mod idmap;
 mod plan;
+mod reap;
 mod userns;
 
 use std::path::PathBuf;
