@@ -8,7 +8,7 @@ use std::path::Path;
 
 use builder_core::fsentry::{Entry, Kind};
 use builder_core::sandbox::Spec;
-use builder_core::snapshot::{SnapshotError, Store};
+use builder_core::snapshot::{RootfsMode, SnapshotError, Store};
 use common::*;
 
 fn header(kind: tar::EntryType, mode: u32, uid: u64) -> tar::Header {
@@ -165,7 +165,34 @@ fn find<'a>(d: &'a [Entry], p: &str) -> Option<&'a Entry> {
 
 #[test]
 fn snapshot_diff_matches_what_the_step_changed() {
-    let (dir, s) = store("diff");
+    diff_case("diff-ov", RootfsMode::KernelOverlay);
+}
+
+#[test]
+fn snapshot_copy_fallback_diff_matches_what_the_step_changed() {
+    diff_case("diff-copy", RootfsMode::Copy);
+}
+
+#[test]
+fn snapshot_diff_deleting_base_files_writes_whiteouts() {
+    whiteout_case("wh-ov", RootfsMode::KernelOverlay);
+}
+
+#[test]
+fn snapshot_copy_fallback_diff_writes_whiteouts() {
+    whiteout_case("wh-copy", RootfsMode::Copy);
+}
+
+#[test]
+fn snapshot_detects_that_kernel_overlay_works_here() {
+    let (_dir, mut s) = store("probe");
+    assert!(s.detect_mode().unwrap().is_none());
+    assert_eq!(s.mode(), RootfsMode::KernelOverlay);
+}
+
+fn diff_case(name: &str, mode: RootfsMode) {
+    let (dir, mut s) = store(name);
+    s.set_mode(mode);
     base_layers(&dir, &s);
     let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
     let mut spec = Spec::new(ws.rootfs(), vec![]);
@@ -214,9 +241,20 @@ fn snapshot_diff_matches_what_the_step_changed() {
         "already deleted below: {paths:?}"
     );
     // /d2 was removed and recreated: an opaque directory after its Dir entry.
+    // With overlay: an opaque directory after its Dir entry; with the copy
+    // fallback: the directory and a whiteout for each old child.
     let d2: Vec<&Entry> = d.iter().filter(|e| e.path == Path::new("d2")).collect();
-    assert_eq!(d2.len(), 2, "{paths:?}");
-    assert_eq!((&d2[0].kind, &d2[1].kind), (&Kind::Dir, &Kind::Opaque));
+    if mode == RootfsMode::KernelOverlay {
+        assert_eq!(d2.len(), 2, "{paths:?}");
+        assert_eq!((&d2[0].kind, &d2[1].kind), (&Kind::Dir, &Kind::Opaque));
+    } else {
+        assert_eq!(d2.len(), 1, "{paths:?}");
+        assert_eq!(
+            find(&d, "d2/z").map(|e| &e.kind),
+            Some(&Kind::Whiteout),
+            "{paths:?}"
+        );
+    }
     assert!(
         find(&d, "d2/sub").is_some() && find(&d, "d2/q").is_none(),
         "{paths:?}"
@@ -240,9 +278,9 @@ fn snapshot_diff_matches_what_the_step_changed() {
     ws.remove().unwrap();
 }
 
-#[test]
-fn snapshot_diff_deleting_base_files_writes_whiteouts() {
-    let (dir, s) = store("whiteouts");
+fn whiteout_case(name: &str, mode: RootfsMode) {
+    let (dir, mut s) = store(name);
+    s.set_mode(mode);
     base_layers(&dir, &s);
     let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
     let mut spec = Spec::new(ws.rootfs(), vec![]);

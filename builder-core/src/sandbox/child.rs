@@ -635,21 +635,43 @@ unsafe fn run_op(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) {
 ///
 /// # Safety
 /// Must only be called in a freshly forked child.
-pub(crate) unsafe fn userns_child(fds: Fds, task: &UsernsTask) -> ! {
+pub(crate) unsafe fn userns_child(fds: Fds, task: &UsernsTask, userns: bool) -> ! {
     for fd in fds.parent_ends {
         libc::close(fd);
     }
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong);
-    if libc::unshare(libc::CLONE_NEWUSER) != 0 {
-        fail(&fds, Stage::UserNs, 0);
-    }
-    let b = [1u8];
-    libc::write(fds.sync_w, b.as_ptr().cast(), 1);
-    let mut go = [0u8];
-    if libc::read(fds.go_r, go.as_mut_ptr().cast(), 1) != 1 || go[0] != 1 {
-        libc::_exit(127);
+    if userns {
+        if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+            fail(&fds, Stage::UserNs, 0);
+        }
+        let b = [1u8];
+        libc::write(fds.sync_w, b.as_ptr().cast(), 1);
+        let mut go = [0u8];
+        if libc::read(fds.go_r, go.as_mut_ptr().cast(), 1) != 1 || go[0] != 1 {
+            libc::_exit(127);
+        }
     }
     let list = match task {
+        UsernsTask::ProbeOverlay { target, opts } => {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                fail(&fds, Stage::Unshare, 0);
+            }
+            if libc::mount(
+                ptr::null(),
+                c"/".as_ptr(),
+                ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                ptr::null(),
+            ) != 0
+            {
+                fail(&fds, Stage::MakePrivate, 0);
+            }
+            let ov = c"overlay".as_ptr();
+            if libc::mount(ov, target.as_ptr(), ov, 0, opts.as_ptr().cast()) != 0 {
+                fail(&fds, Stage::MountRoot, 0);
+            }
+            libc::_exit(0)
+        }
         UsernsTask::Chown(list) => list,
         UsernsTask::Exec { argv, argv_ptrs } => {
             let env: [*const c_char; 1] = [ptr::null()];
@@ -683,4 +705,6 @@ pub(crate) enum UsernsTask {
         argv: Vec<CString>,
         argv_ptrs: Vec<*const c_char>,
     },
+    /// Mount overlayfs with these options in a new mount namespace.
+    ProbeOverlay { target: CString, opts: CString },
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 pub use idmap::{IdMap, IdRange};
 pub use plan::run;
 pub(crate) use userns::chown_in_userns;
-pub use userns::remove_tree;
+pub use userns::{probe_overlay, remove_tree};
 
 /// Error from preparing or running a sandboxed process.
 #[derive(Debug, thiserror::Error)]

@@ -44,7 +44,7 @@ pub(crate) fn run_in_userns(idmap: &IdMap, task: &UsernsTask) -> Result<(), Sand
     }
     if pid == 0 {
         // SAFETY: we are the freshly forked child.
-        unsafe { child::userns_child(fds, task) }
+        unsafe { child::userns_child(fds, task, idmap.needs_userns()) }
     }
     drop((fail_w, sync_w, go_r));
     let map_result = handshake(idmap, pid, &sync_r, &go_w);
@@ -76,6 +76,7 @@ pub(crate) fn run_in_userns(idmap: &IdMap, task: &UsernsTask) -> Result<(), Sand
                     format!("changing owner of {}", p.to_string_lossy())
                 }),
             UsernsTask::Exec { argv, .. } => format!("running {:?}", argv.first()),
+            UsernsTask::ProbeOverlay { .. } => "mounting a test overlay".into(),
         };
         return Err(SandboxError::Setup {
             stage: what,
@@ -141,4 +142,31 @@ pub(crate) fn remove_in_userns(idmap: &IdMap, path: &Path) -> Result<(), Sandbox
         .chain([std::ptr::null()])
         .collect();
     run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
+}
+
+/// Checks that kernel overlayfs can be mounted the way steps mount it
+/// (inside the user namespace when unprivileged), using empty directories
+/// created under `scratch`.
+pub fn probe_overlay(idmap: &IdMap, scratch: &Path) -> Result<(), SandboxError> {
+    let dirs = ["l", "u", "w", "m"].map(|d| scratch.join(d));
+    for d in &dirs {
+        fs::create_dir_all(d).map_err(io_err("creating", d))?;
+    }
+    let [l, u, w, m] = &dirs;
+    let mut opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        l.display(),
+        u.display(),
+        w.display()
+    );
+    if idmap.needs_userns() {
+        opts.push_str(",userxattr");
+    }
+    let task = UsernsTask::ProbeOverlay {
+        target: cstr(m.as_os_str().as_bytes(), "path")?,
+        opts: cstr(opts.as_bytes(), "options")?,
+    };
+    let r = run_in_userns(idmap, &task);
+    let _ = remove_tree(idmap, scratch);
+    r
 }

@@ -13,7 +13,7 @@ use super::{io_err, SnapshotError};
 use crate::fsentry::{Content, Entry, Kind};
 use crate::sandbox::IdMap;
 
-fn is_whiteout(m: &Metadata) -> bool {
+pub(super) fn is_whiteout(m: &Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
@@ -31,20 +31,20 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     }
 }
 
-fn is_opaque(path: &Path) -> bool {
+pub(super) fn is_opaque(path: &Path) -> bool {
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
         .any(|k| xattr(path, k).as_deref() == Some(b"y"))
 }
 
 /// Looks paths up in the read-only layers as overlayfs would show them.
-struct Lower<'a> {
-    layers: &'a [PathBuf],
+pub(super) struct Lower<'a> {
+    pub(super) layers: &'a [PathBuf],
 }
 
 impl Lower<'_> {
     /// The full path and metadata of `rel` in the merged lower layers.
-    fn lookup(&self, rel: &Path) -> Option<(PathBuf, Metadata)> {
+    pub(super) fn lookup(&self, rel: &Path) -> Option<(PathBuf, Metadata)> {
         let comps: Vec<_> = rel.components().collect();
         'layers: for layer in self.layers {
             let mut cur = layer.clone();
@@ -54,6 +54,8 @@ impl Lower<'_> {
                 let m = fs::symlink_metadata(&cur).ok();
                 let last = i + 1 == comps.len();
                 match m {
+                    // Below an opaque directory the lower layers are hidden.
+                    None if opaque_above => return None,
                     None => continue 'layers,
                     Some(m) if is_whiteout(&m) => return None,
                     Some(m) if last => return Some((cur, m)),
@@ -72,7 +74,7 @@ impl Lower<'_> {
 /// BuildKit's `sameDirent`: same type, mode, owner, device and capabilities;
 /// for non-directories also size and mtime (content when both mtimes lack
 /// nanoseconds).
-fn same(lower: &Path, lm: &Metadata, upper: &Path, um: &Metadata) -> bool {
+pub(super) fn same(lower: &Path, lm: &Metadata, upper: &Path, um: &Metadata) -> bool {
     if lm.mode() != um.mode()
         || lm.uid() != um.uid()
         || lm.gid() != um.gid()
@@ -125,7 +127,12 @@ fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn entry(rel: &Path, full: &Path, m: &Metadata, idmap: &IdMap) -> Result<Entry, SnapshotError> {
+pub(super) fn entry(
+    rel: &Path,
+    full: &Path,
+    m: &Metadata,
+    idmap: &IdMap,
+) -> Result<Entry, SnapshotError> {
     let ft = m.file_type();
     let kind = if ft.is_dir() {
         Kind::Dir
@@ -171,7 +178,7 @@ fn entry(rel: &Path, full: &Path, m: &Metadata, idmap: &IdMap) -> Result<Entry, 
     })
 }
 
-fn marker(rel: PathBuf, kind: Kind) -> Entry {
+pub(super) fn marker(rel: PathBuf, kind: Kind) -> Entry {
     Entry {
         path: rel,
         kind,
@@ -252,7 +259,15 @@ pub fn diff_upper(
         out: Vec::new(),
     };
     w.dir(Path::new(""), false)?;
-    let mut out = w.out;
+    finish(w.out, upper, idmap)
+}
+
+/// Adds parents of changes, sorts, and turns repeated inodes into hard links.
+pub(super) fn finish(
+    mut out: Vec<Entry>,
+    upper: &Path,
+    idmap: &IdMap,
+) -> Result<Vec<Entry>, SnapshotError> {
     // Parents of changes, as containerd's archive writer adds them.
     let mut have: std::collections::HashSet<PathBuf> = out
         .iter()

@@ -2,6 +2,7 @@
 //! every build; a step's root is overlayfs of those directories under a fresh
 //! upper directory, whose contents [`Workspace::diff`] turns into the layer's
 //! [`Entry`](crate::fsentry::Entry) values.
+mod copy;
 mod diff;
 mod extract;
 
@@ -13,7 +14,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::fsentry::Entry;
 use crate::sandbox::{self, IdMap, Rootfs, SandboxError};
 
+pub use copy::diff_copy;
 pub use diff::diff_upper;
+
+/// How a step's root filesystem is assembled from the layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootfsMode {
+    /// Kernel overlayfs (`userxattr` inside a user namespace).
+    #[default]
+    KernelOverlay,
+    /// A full copy of the layers; the diff compares it with them.
+    Copy,
+}
 
 /// Error from the snapshot store, extraction or the diff.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +87,7 @@ pub enum SnapshotWarning {
 pub struct Store {
     dir: PathBuf,
     idmap: IdMap,
+    mode: RootfsMode,
 }
 
 impl Store {
@@ -87,7 +100,39 @@ impl Store {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
         }
-        Ok(Store { dir, idmap })
+        Ok(Store {
+            dir,
+            idmap,
+            mode: RootfsMode::KernelOverlay,
+        })
+    }
+
+    /// Tries a kernel overlay mount the way steps do it and picks
+    /// [`RootfsMode::Copy`] when it is refused; returns the kernel's
+    /// refusal, if any, for the caller to report.
+    pub fn detect_mode(&mut self) -> Result<Option<SandboxError>, SnapshotError> {
+        let probe = self.unique(&self.dir.join("tmp"), "probe")?;
+        match sandbox::probe_overlay(&self.idmap, &probe) {
+            Ok(()) => {
+                self.mode = RootfsMode::KernelOverlay;
+                Ok(None)
+            }
+            Err(e @ SandboxError::UserNamespace { .. }) => Err(e.into()),
+            Err(e) => {
+                self.mode = RootfsMode::Copy;
+                Ok(Some(e))
+            }
+        }
+    }
+
+    /// Chooses how workspaces are assembled.
+    pub fn set_mode(&mut self, mode: RootfsMode) {
+        self.mode = mode;
+    }
+
+    /// How workspaces are assembled.
+    pub fn mode(&self) -> RootfsMode {
+        self.mode
     }
 
     /// The id map the store was opened with.
@@ -168,13 +213,21 @@ impl Store {
         for p in [&upper, &work] {
             fs::create_dir(p).map_err(io_err("creating", p))?;
         }
-        Ok(Workspace {
+        let ws = Workspace {
             lowers,
             upper,
             work,
             dir,
             idmap: self.idmap.clone(),
-        })
+            mode: self.mode,
+        };
+        if self.mode == RootfsMode::Copy {
+            if let Err(e) = copy::assemble(&ws.lowers, &ws.upper, &self.idmap) {
+                let _ = ws.remove();
+                return Err(e);
+            }
+        }
+        Ok(ws)
     }
 
     fn unique(&self, base: &Path, prefix: &str) -> Result<PathBuf, SnapshotError> {
@@ -199,10 +252,13 @@ impl Store {
 pub struct Workspace {
     /// Layer directories, topmost first.
     pub lowers: Vec<PathBuf>,
-    /// The writable upper directory.
+    /// The writable directory: overlay's upper directory, or the whole
+    /// copied root in [`RootfsMode::Copy`].
     pub upper: PathBuf,
     /// overlayfs's work directory.
     pub work: PathBuf,
+    /// How the root is assembled.
+    pub mode: RootfsMode,
     dir: PathBuf,
     idmap: IdMap,
 }
@@ -210,17 +266,23 @@ pub struct Workspace {
 impl Workspace {
     /// The root filesystem to give [`sandbox::run`].
     pub fn rootfs(&self) -> Rootfs {
-        Rootfs::Overlay {
-            lowers: self.lowers.clone(),
-            upper: self.upper.clone(),
-            work: self.work.clone(),
+        match self.mode {
+            RootfsMode::KernelOverlay => Rootfs::Overlay {
+                lowers: self.lowers.clone(),
+                upper: self.upper.clone(),
+                work: self.work.clone(),
+            },
+            RootfsMode::Copy => Rootfs::Dir(self.upper.clone()),
         }
     }
 
     /// What the step changed, as sorted layer entries (regular files point
     /// into the upper directory, so read them before [`Workspace::remove`]).
     pub fn diff(&self) -> Result<Vec<Entry>, SnapshotError> {
-        diff_upper(&self.upper, &self.lowers, &self.idmap)
+        match self.mode {
+            RootfsMode::KernelOverlay => diff_upper(&self.upper, &self.lowers, &self.idmap),
+            RootfsMode::Copy => diff_copy(&self.upper, &self.lowers, &self.idmap),
+        }
     }
 
     /// Deletes the upper and work directories.
