@@ -205,6 +205,21 @@ fn diff_case(name: &str, mode: RootfsMode) {
     );
     assert!(st.success(), "{err}");
     assert_eq!(out, "z\n");
+    assert_eq!(
+        ws.read_file(Path::new("/new")).unwrap().as_deref(),
+        Some(&b"new\n"[..])
+    );
+    assert_eq!(
+        ws.read_file(Path::new("d2/z")).unwrap(),
+        None,
+        "hidden by the opaque dir"
+    );
+    assert_eq!(ws.read_file(Path::new("data/b")).unwrap(), None, "whiteout");
+    assert!(ws
+        .read_file(Path::new("etc/passwd"))
+        .unwrap()
+        .unwrap()
+        .starts_with(b"root:x:0:0"));
     let d = ws.diff().unwrap();
     let paths: Vec<String> = d
         .iter()

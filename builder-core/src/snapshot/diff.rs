@@ -71,6 +71,19 @@ impl Lower<'_> {
     }
 }
 
+/// Looks `rel` up in the overlay view of `upper` over `lowers` (topmost
+/// first), as the step saw it.
+pub(super) fn merged_lookup(
+    upper: &Path,
+    lowers: &[PathBuf],
+    rel: &Path,
+) -> Option<(PathBuf, Metadata)> {
+    let mut layers = Vec::with_capacity(lowers.len() + 1);
+    layers.push(upper.to_path_buf());
+    layers.extend_from_slice(lowers);
+    Lower { layers: &layers }.lookup(rel)
+}
+
 /// BuildKit's `sameDirent`: same type, mode, owner, device and capabilities;
 /// for non-directories also size and mtime (content when both mtimes lack
 /// nanoseconds).

@@ -276,6 +276,28 @@ impl Workspace {
         }
     }
 
+    /// Reads a regular file of the merged root (the writable directory over
+    /// the layers) from the host, for example `etc/passwd` to resolve `USER`
+    /// names; `None` when the path is absent, deleted or not a regular file.
+    /// Symlinks are not followed.
+    pub fn read_file(&self, rel: &Path) -> Result<Option<Vec<u8>>, SnapshotError> {
+        let rel: PathBuf = rel
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
+        let found = match self.mode {
+            RootfsMode::Copy => {
+                let p = self.upper.join(&rel);
+                fs::symlink_metadata(&p).ok().map(|m| (p, m))
+            }
+            RootfsMode::KernelOverlay => diff::merged_lookup(&self.upper, &self.lowers, &rel),
+        };
+        match found {
+            Some((p, m)) if m.is_file() => fs::read(&p).map(Some).map_err(io_err("reading", &p)),
+            _ => Ok(None),
+        }
+    }
+
     /// What the step changed, as sorted layer entries (regular files point
     /// into the upper directory, so read them before [`Workspace::remove`]).
     pub fn diff(&self) -> Result<Vec<Entry>, SnapshotError> {
