@@ -370,3 +370,24 @@ fn sandbox_scratch_bind_discards_writes() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "f");
     assert!(!upper(&dir).join("ctx").exists() && !upper(&dir).join("one").exists());
 }
+
+#[test]
+fn sandbox_mounts_more_layers_than_fit_in_one_page_of_options() {
+    let dir = scratch("many-layers");
+    let mut lowers = Vec::new();
+    for i in 0..80 {
+        let l = dir.join(format!(
+            "layer-with-a-deliberately-long-name-so-that-the-options-overflow-{i:03}"
+        ));
+        std::fs::create_dir_all(&l).unwrap();
+        std::fs::write(l.join(format!("f{i}")), "").unwrap();
+        lowers.push(l);
+    }
+    let bb = dir.join("bb");
+    busybox_root(&bb);
+    lowers.push(bb);
+    let mut spec = Spec::new(overlay(&dir, lowers), vec![]);
+    let (st, out, err) = sh(&mut spec, "ls / | grep -c '^f'");
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "80\n");
+}

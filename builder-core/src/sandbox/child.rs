@@ -117,8 +117,8 @@ pub(crate) struct Plan {
     pub ns_flags: c_int,
     pub hostname: CString,
     pub root: CString,
-    /// `Some(options)` mounts overlayfs at `root`; `None` bind-mounts `root` onto itself.
-    pub overlay: Option<CString>,
+    /// `Some` mounts overlayfs at `root`; `None` bind-mounts `root` onto itself.
+    pub overlay: Option<OverlayPlan>,
     pub ops: Vec<Op>,
     pub cwd: CString,
     pub uid: u32,
@@ -132,6 +132,69 @@ pub(crate) struct Plan {
     pub envp_ptrs: Vec<*const c_char>,
     pub candidates: Vec<CString>,
     pub fds: Fds,
+}
+
+/// An overlay mount, as one option string when it fits in a page (the
+/// classic `mount(2)` limit) and as separate parameters for the new mount
+/// API (`fsconfig` with `lowerdir+`, Linux 6.8) when it does not.
+pub(crate) struct OverlayPlan {
+    pub legacy: Option<CString>,
+    pub lowers: Vec<CString>,
+    /// `(key, value)` string parameters, e.g. `upperdir`, `index=off`.
+    pub strings: Vec<(CString, CString)>,
+    /// Flag parameters, e.g. `userxattr`.
+    pub flags: Vec<CString>,
+}
+
+/// Mounts overlayfs at `root` with the new mount API. Returns false on failure (errno set).
+unsafe fn mount_overlay_fs_api(ov: &OverlayPlan, root: *const c_char) -> bool {
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_SET_FLAG: u32 = 0;
+    const FSCONFIG_SET_STRING: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
+    let fd = libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) as c_int;
+    if fd < 0 {
+        return false;
+    }
+    let set = |cmd: u32, key: *const c_char, value: *const c_char| {
+        libc::syscall(libc::SYS_fsconfig, fd, cmd, key, value, 0) == 0
+    };
+    let mut ok = ov
+        .lowers
+        .iter()
+        .all(|l| set(FSCONFIG_SET_STRING, c"lowerdir+".as_ptr(), l.as_ptr()));
+    ok = ok
+        && ov
+            .strings
+            .iter()
+            .all(|(k, v)| set(FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr()));
+    ok = ok
+        && ov
+            .flags
+            .iter()
+            .all(|k| set(FSCONFIG_SET_FLAG, k.as_ptr(), ptr::null()));
+    ok = ok && set(FSCONFIG_CMD_CREATE, ptr::null(), ptr::null());
+    if !ok {
+        libc::close(fd);
+        return false;
+    }
+    let mfd = libc::syscall(libc::SYS_fsmount, fd, FSMOUNT_CLOEXEC, 0) as c_int;
+    libc::close(fd);
+    if mfd < 0 {
+        return false;
+    }
+    let r = libc::syscall(
+        libc::SYS_move_mount,
+        mfd,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        root,
+        MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    libc::close(mfd);
+    r == 0
 }
 
 /// The pipe ends the children use (parent ends are closed in the children).
@@ -252,13 +315,22 @@ unsafe fn init_child(plan: &mut Plan) -> ! {
     }
     let root = plan.root.as_ptr();
     let r = match &plan.overlay {
-        Some(opts) => libc::mount(
+        Some(OverlayPlan {
+            legacy: Some(opts), ..
+        }) => libc::mount(
             c"overlay".as_ptr(),
             root,
             c"overlay".as_ptr(),
             0,
             opts.as_ptr().cast(),
         ),
+        Some(ov) => {
+            if mount_overlay_fs_api(ov, root) {
+                0
+            } else {
+                -1
+            }
+        }
         None => libc::mount(
             root,
             root,

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::child::{self, Action, Alt, Create, Fds, Op, Plan, Stage};
+use super::child::{self, Action, Alt, Create, Fds, Op, OverlayPlan, Plan, Stage};
 use super::idmap::userns_hint;
 use super::reap::{remove_stubs, Streams};
 use super::{
@@ -197,22 +197,51 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
                 }
                 opts.extend_from_slice(l.as_os_str().as_bytes());
             }
-            opts.extend_from_slice(b",upperdir=");
-            opts.extend_from_slice(upper.as_os_str().as_bytes());
-            opts.extend_from_slice(b",workdir=");
-            opts.extend_from_slice(work.as_os_str().as_bytes());
+            let mut strings = vec![
+                ("upperdir", upper.as_os_str()),
+                ("workdir", work.as_os_str()),
+            ];
+            let mut flags = Vec::new();
             if idmap.needs_userns() {
-                opts.extend_from_slice(b",userxattr");
+                flags.push("userxattr");
             } else {
-                opts.extend_from_slice(b",index=off,metacopy=off,redirect_dir=off");
+                for k in ["index", "metacopy", "redirect_dir"] {
+                    strings.push((k, std::ffi::OsStr::new("off")));
+                }
             }
-            if opts.len() >= 4095 {
-                return Err(SandboxError::Spec(format!(
-                    "{} layers make the overlay options longer than a page",
-                    lowers.len()
-                )));
+            for (k, v) in &strings {
+                opts.push(b',');
+                opts.extend_from_slice(k.as_bytes());
+                opts.push(b'=');
+                opts.extend_from_slice(v.as_bytes());
             }
-            (merged, Some(cstr(&opts, "overlay options")?))
+            for f in &flags {
+                opts.push(b',');
+                opts.extend_from_slice(f.as_bytes());
+            }
+            // mount(2) takes one page of options; longer layer lists need
+            // the new mount API's `lowerdir+` (Linux 6.8).
+            let legacy = if opts.len() < 4000 {
+                Some(cstr(&opts, "overlay options")?)
+            } else {
+                None
+            };
+            let ov = OverlayPlan {
+                legacy,
+                lowers: lowers
+                    .iter()
+                    .map(|l| cstr(l.as_os_str().as_bytes(), "layer path"))
+                    .collect::<Result<_, _>>()?,
+                strings: strings
+                    .iter()
+                    .map(|(k, v)| Ok((cstr(k.as_bytes(), "option")?, cstr(v.as_bytes(), "path")?)))
+                    .collect::<Result<_, SandboxError>>()?,
+                flags: flags
+                    .iter()
+                    .map(|f| cstr(f.as_bytes(), "option"))
+                    .collect::<Result<_, _>>()?,
+            };
+            (merged, Some(ov))
         }
     };
 
@@ -675,6 +704,10 @@ fn setup_error(
                 Some(Stage::Mount) => format!("mounting {}", target()),
                 Some(Stage::Readonly) => format!("making {} read-only", target()),
                 Some(Stage::Symlink) => format!("creating {}", target()),
+                Some(Stage::MountRoot) => {
+                    "mounting the root filesystem (overlayfs; very long layer lists need Linux 6.8)"
+                        .into()
+                }
                 Some(Stage::Cwd) => format!("entering the working directory {}", spec.cwd),
                 Some(Stage::Creds) => {
                     format!(
