@@ -53,6 +53,9 @@ pub enum SnapshotError {
     /// A diff id that cannot name a store directory.
     #[error("invalid diff id {0:?} (expected sha256:<64 hex digits>)")]
     BadDiffId(String),
+    /// Only overlay workspaces can become snapshots directly.
+    #[error("a copy-fallback workspace cannot be committed; extract the layer instead")]
+    CommitUnsupported,
     /// Changing owners inside the user namespace failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -228,6 +231,34 @@ impl Store {
             }
         }
         Ok(ws)
+    }
+
+    /// Turns a finished overlay workspace into the snapshot of its layer
+    /// without extracting the layer tarball again: the upper directory
+    /// already is in the store's format (0/0 whiteouts, opaque xattrs).
+    /// Call it after the layer has been written from [`Workspace::diff`]
+    /// (whose entries point into the upper directory). Copy workspaces
+    /// cannot be committed; extract the written layer with
+    /// [`Store::ensure_layer`] instead.
+    pub fn commit(&self, ws: Workspace, diff_id: &str) -> Result<PathBuf, SnapshotError> {
+        let dest = self.layer_dir(diff_id)?;
+        if ws.mode != RootfsMode::KernelOverlay {
+            let _ = ws.remove();
+            return Err(SnapshotError::CommitUnsupported);
+        }
+        if !dest.is_dir() {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            }
+            if let Err(e) = fs::rename(&ws.upper, &dest) {
+                if !dest.is_dir() {
+                    let _ = ws.remove();
+                    return Err(io_err("renaming into", &dest)(e));
+                }
+            }
+        }
+        ws.remove()?;
+        Ok(dest)
     }
 
     fn unique(&self, base: &Path, prefix: &str) -> Result<PathBuf, SnapshotError> {
