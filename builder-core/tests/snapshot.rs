@@ -314,5 +314,22 @@ fn whiteout_case(name: &str, mode: RootfsMode) {
         );
     }
     assert_eq!(d.len(), 6, "{d:?}"); // 4 whiteouts + the parents data/ and bin/
-    ws.remove().unwrap();
+    if mode == RootfsMode::Copy {
+        assert!(matches!(
+            s.commit(ws, L3),
+            Err(SnapshotError::CommitUnsupported)
+        ));
+        return;
+    }
+    // The upper directory becomes the next step's lower layer as it is.
+    s.commit(ws, L3).unwrap();
+    let next = s.workspace(&[L1.into(), L2.into(), L3.into()]).unwrap();
+    let mut spec = Spec::new(next.rootfs(), vec![]);
+    let (st, out, err) = sh(
+        &mut spec,
+        "ls /data; test -e /bin/ls || echo no-ls; cat /hl1",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "no-ls\nh\n");
+    next.remove().unwrap();
 }
