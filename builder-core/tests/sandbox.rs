@@ -391,3 +391,20 @@ fn sandbox_mounts_more_layers_than_fit_in_one_page_of_options() {
     assert!(st.success(), "{err}");
     assert_eq!(out, "80\n");
 }
+
+#[test]
+fn sandbox_network_host_shares_the_host_interfaces() {
+    let (_d, mut spec) = base("nethost");
+    let host: Vec<String> = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .map(|l| l.split(':').next().unwrap().trim().to_owned())
+        .collect();
+    let (st, out, err) = sh(
+        &mut spec,
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), host);
+}
