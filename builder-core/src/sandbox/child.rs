@@ -213,8 +213,49 @@ pub(crate) struct Fds {
     pub sync_w: c_int,
     /// The parent says the maps are written.
     pub go_r: c_int,
-    /// Parent ends, closed in the child.
-    pub parent_ends: [c_int; 7],
+}
+
+impl Fds {
+    /// The descriptors a child keeps (unused slots are -1).
+    fn keep(&self) -> [c_int; 8] {
+        [
+            self.stdin,
+            self.stdout,
+            self.stderr,
+            self.error,
+            self.stubs,
+            self.status,
+            self.sync_w,
+            self.go_r,
+        ]
+    }
+}
+
+/// Closes every descriptor above 2 except `keep`. Another thread's run may
+/// be between creating its pipes and closing its copies of the child ends;
+/// if this process kept them, that run would see end of file only when this
+/// one ends.
+unsafe fn close_all_except(mut keep: [c_int; 8]) {
+    keep.sort_unstable();
+    let mut next: u32 = 3;
+    for fd in keep {
+        if fd < next as c_int {
+            continue;
+        }
+        if fd as u32 > next {
+            close_range(next, fd as u32 - 1);
+        }
+        next = fd as u32 + 1;
+    }
+    close_range(next, u32::MAX);
+}
+
+unsafe fn close_range(first: u32, last: u32) {
+    if libc::syscall(libc::SYS_close_range, first, last, 0u32) != 0 {
+        for fd in first..=last.min(65535) {
+            libc::close(fd as c_int);
+        }
+    }
 }
 
 fn errno() -> i32 {
@@ -244,9 +285,7 @@ fn fail(fds: &Fds, stage: Stage, index: u32) -> ! {
 /// Must only be called in a freshly forked child; `plan` must be fully built.
 pub(crate) unsafe fn first_child(plan: &mut Plan, parent: libc::pid_t) -> ! {
     let fds = plan.fds;
-    for fd in fds.parent_ends {
-        libc::close(fd);
-    }
+    close_all_except(fds.keep());
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong);
     if libc::getppid() != parent {
         libc::_exit(127);
@@ -395,11 +434,7 @@ unsafe fn init_child(plan: &mut Plan) -> ! {
         error: errfd,
         ..fds
     };
-    if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
-        for fd in 4..65536 {
-            libc::close(fd);
-        }
-    }
+    close_range(4, u32::MAX);
     if libc::chdir(plan.cwd.as_ptr()) != 0 {
         fail(&fds, Stage::Cwd, 0);
     }
@@ -708,9 +743,7 @@ unsafe fn run_op(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) {
 /// # Safety
 /// Must only be called in a freshly forked child.
 pub(crate) unsafe fn userns_child(fds: Fds, task: &UsernsTask, userns: bool) -> ! {
-    for fd in fds.parent_ends {
-        libc::close(fd);
-    }
+    close_all_except(fds.keep());
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong);
     if userns {
         if libc::unshare(libc::CLONE_NEWUSER) != 0 {

@@ -534,7 +534,6 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
             status: -1,
             sync_w: -1,
             go_r: -1,
-            parent_ends: [-1; 7],
         },
     };
     Ok(Built {
@@ -565,15 +564,6 @@ pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outc
         status: status_w.as_raw_fd(),
         sync_w: sync_w.as_raw_fd(),
         go_r: go_r.as_raw_fd(),
-        parent_ends: [
-            out_r.as_raw_fd(),
-            err_r.as_raw_fd(),
-            fail_r.as_raw_fd(),
-            stub_r.as_raw_fd(),
-            status_r.as_raw_fd(),
-            sync_r.as_raw_fd(),
-            go_w.as_raw_fd(),
-        ],
     };
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };

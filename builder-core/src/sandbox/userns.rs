@@ -26,15 +26,6 @@ pub(crate) fn run_in_userns(idmap: &IdMap, task: &UsernsTask) -> Result<(), Sand
         status: -1,
         sync_w: sync_w.as_raw_fd(),
         go_r: go_r.as_raw_fd(),
-        parent_ends: [
-            fail_r.as_raw_fd(),
-            sync_r.as_raw_fd(),
-            go_w.as_raw_fd(),
-            -1,
-            -1,
-            -1,
-            -1,
-        ],
     };
     // SAFETY: the child only runs `userns_child` (async-signal-safe calls on
     // memory prepared above) and never returns.
