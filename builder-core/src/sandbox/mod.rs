@@ -9,12 +9,14 @@ mod child;
 mod idmap;
 mod plan;
 mod reap;
+mod user;
 mod userns;
 
 use std::path::PathBuf;
 
 pub use idmap::{IdMap, IdRange};
 pub use plan::run;
+pub use user::{resolve_user, ExecUser, UserError};
 pub(crate) use userns::chown_in_userns;
 pub use userns::{probe_overlay, remove_tree};
 
