@@ -12,6 +12,8 @@ mod cmd;
 #[derive(Parser)]
 #[command(name = "kiln", version, about)]
 struct Cli {
+    #[command(flatten)]
+    registry: cmd::registry_flags::RegistryFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,18 +23,33 @@ enum Command {
     /// Inspect what kiln makes of its inputs.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Log in to a registry (checked, then stored in Docker's config.json).
+    Login(cmd::login::Args),
+    /// Log out of a registry.
+    Logout(cmd::logout::Args),
+    /// Push an image to one or more registry names.
+    Push(cmd::push::Args),
 }
 
 #[derive(Subcommand)]
 enum DebugCommand {
     /// Print a Dockerfile's parse tree in BuildKit's dump format.
     Parse(cmd::debug_parse::Args),
+    /// List what a build of a context may read, or `--why` a path is in or out.
+    Context(cmd::debug_context::Args),
+    /// Pull an image into an OCI layout directory.
+    Pull(cmd::debug_pull::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Debug(DebugCommand::Parse(args)) => cmd::debug_parse::run(args),
+        Command::Debug(DebugCommand::Context(args)) => cmd::debug_context::run(args),
+        Command::Debug(DebugCommand::Pull(args)) => cmd::debug_pull::run(args, &cli.registry),
+        Command::Login(args) => cmd::login::run(args, &cli.registry),
+        Command::Logout(args) => cmd::logout::run(args),
+        Command::Push(args) => cmd::push::run(args, &cli.registry),
     };
     match result {
         Ok(code) => code,

@@ -4,12 +4,29 @@
 //! them (see `docs/ARCHITECTURE.md`):
 //!
 //! * [`parser`]: Dockerfile text to a syntax tree (pure, no I/O).
+//! * [`instructions`]: typed instructions, stages, ARG/ENV scoping and
+//!   expansion per stage.
+//! * [`shell`]: BuildKit's word expansion (quotes, escapes, `${v...}`).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
+//! * [`context`]: the build context: sources, .dockerignore, safe paths, digests.
+//! * [`digest`], [`image`], [`store`], [`layer`], [`export`]: image assembly —
+//!   content digests, config/manifest types, the OCI-layout content store,
+//!   reproducible layer tars with parallel compression, and the exporters.
+//! * [`registry`]: pulling base images from and pushing results to OCI registries.
 //! * [`sandbox`]: runs a RUN step's process in fresh namespaces (knows no Dockerfile).
 //! * [`snapshot`]: layers extracted once into the store, overlay rootfs, upper-dir diff.
 #![deny(missing_docs)]
 
+pub mod context;
+pub mod digest;
+pub mod export;
 pub mod fsentry;
+pub mod image;
+pub mod instructions;
+pub mod layer;
 pub mod parser;
+pub mod registry;
 pub mod sandbox;
+pub mod shell;
 pub mod snapshot;
+pub mod store;

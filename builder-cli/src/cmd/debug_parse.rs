@@ -1,6 +1,9 @@
 //! `kiln debug parse [FILE|-]`: the parse tree in BuildKit's dump format.
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use builder_core::parser;
 
 /// Flags of `kiln debug parse`.
 #[derive(clap::Args)]
@@ -12,8 +15,25 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<ExitCode, String> {
-    Err(format!(
-        "{}: parsing is not written yet",
-        args.file.display()
-    ))
+    let (name, bytes) = if args.file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("reading standard input: {e}"))?;
+        ("<stdin>".to_string(), bytes)
+    } else {
+        let bytes =
+            std::fs::read(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        (args.file.display().to_string(), bytes)
+    };
+    match parser::parse(&bytes) {
+        Ok(dockerfile) => {
+            for warning in &dockerfile.warnings {
+                eprintln!("warning: {name}:{}: {}", warning.line, warning.message);
+            }
+            println!("{}", dockerfile.dump());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e.render(&String::from_utf8_lossy(&bytes), &name)),
+    }
 }

@@ -8,11 +8,13 @@
 pub struct Span {
     /// First line of the instruction (where its keyword is).
     pub start_line: usize,
-    /// Column of the keyword's first character on `start_line`.
+    /// Column (1-based, in characters) of the first non-blank character on
+    /// `start_line`: the keyword's.
     pub start_col: usize,
     /// Last line of the instruction, including continuations and heredoc bodies.
     pub end_line: usize,
-    /// Column just past the last character on `end_line`.
+    /// Column just past the last character on `end_line` (line ending
+    /// excluded).
     pub end_col: usize,
 }
 
@@ -21,13 +23,15 @@ pub struct Span {
 pub struct Heredoc {
     /// The delimiter word, without quotes.
     pub name: String,
-    /// The body, with a trailing newline after each line as BuildKit keeps it.
+    /// The body as written, line endings included, leading tabs NOT stripped
+    /// even for `<<-` (see `chomp_heredoc_content`), as BuildKit keeps it.
     pub content: String,
     /// False when the delimiter was quoted: the body is not expanded.
     pub expand: bool,
     /// True for `<<-`: leading tabs are stripped from every line.
     pub chomp: bool,
-    /// The file descriptor the heredoc feeds (`3<<EOF`), 0 by default.
+    /// The file descriptor the heredoc feeds (`3<<EOF`), 0 by default;
+    /// saturates at `u32::MAX` for absurdly large numbers.
     pub file_descriptor: u32,
 }
 
@@ -60,15 +64,22 @@ pub struct NameValue {
 pub struct Node {
     /// The keyword, lower-cased (`"run"`, `"copy"`, ...).
     pub keyword: String,
-    /// The `--flag[=value]` words that preceded the arguments, verbatim.
+    /// The `--flag[=value]` words that preceded the arguments, as BuildKit
+    /// extracts them: quotes removed and escapes applied, but nothing
+    /// expanded (`--from="a b"` is `--from=a b`).
     pub flags: Vec<String>,
-    /// The arguments.
+    /// The arguments. For ONBUILD this is [`Args::Nested`] (or an empty
+    /// [`Args::Words`] when nothing follows the keyword).
     pub args: Args,
     /// True when the arguments were written as a JSON array (exec form).
     pub json: bool,
-    /// The instruction's text as written, continuations joined.
+    /// The instruction's text, continuations joined (escape character and
+    /// comment lines removed, leading blanks of the first line trimmed), as
+    /// BuildKit's `Original`. For an ONBUILD trigger node: the text after
+    /// `ONBUILD` and its flags.
     pub original: String,
-    /// Heredocs attached to this instruction, in order.
+    /// Heredocs attached to this instruction, in order. For ONBUILD they sit
+    /// on the ONBUILD node, not on the nested trigger, as in BuildKit.
     pub heredocs: Vec<Heredoc>,
     /// Comment lines directly above the instruction, without `#`.
     pub comments: Vec<String>,
@@ -105,6 +116,7 @@ pub struct Dockerfile {
 pub struct Warning {
     /// Human-readable message.
     pub message: String,
-    /// Line it refers to.
+    /// Line it refers to (for empty continuation lines: the instruction's
+    /// last line, as BuildKit reports it).
     pub line: usize,
 }

@@ -1,0 +1,264 @@
+//! Reading a .dockerignore file and deciding what it excludes, as
+//! moby/patternmatcher's `ignorefile.ReadAll` and `PatternMatcher` do.
+use std::path::{Path, PathBuf};
+
+use super::pattern::{go_clean, Pattern};
+
+/// A .dockerignore that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IgnoreError {
+    /// The file exists but could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The ignore file.
+        path: PathBuf,
+        /// What the read reported.
+        source: std::io::Error,
+    },
+    /// A line holds a pattern Go's `filepath.Match` rejects, or a bare `!`.
+    #[error("{path}:{line}: invalid pattern {text:?}")]
+    BadPattern {
+        /// The ignore file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The pattern as written.
+        text: String,
+    },
+}
+
+/// One pattern with where it came from, so `--why` can point at it.
+#[derive(Debug, Clone)]
+pub struct IgnoreRule {
+    /// The compiled pattern.
+    pub pattern: Pattern,
+    /// 1-based line in the ignore file.
+    pub line: usize,
+    /// The line as read, trimmed.
+    pub source_text: String,
+}
+
+/// The outcome of matching one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the path is left out of the context.
+    pub excluded: bool,
+    /// Index into [`IgnoreRules::rules`] of the rule that decided, if any.
+    pub rule: Option<usize>,
+}
+
+/// Per-pattern "matched this directory or one above it", carried down a
+/// walk as fsutil carries patternmatcher's `MatchInfo`.
+#[derive(Debug, Clone, Default)]
+pub struct ParentMatches(Vec<bool>);
+
+/// The ordered rules of one ignore file (empty when there is none).
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreRules {
+    /// Where the rules were read from; `None` when no file applied.
+    pub file: Option<PathBuf>,
+    /// The rules in file order; the last match wins.
+    pub rules: Vec<IgnoreRule>,
+}
+
+/// Splits ignore-file text into patterns as `ignorefile.ReadAll` does,
+/// keeping each pattern's line number: a UTF-8 BOM is dropped, a line
+/// starting with `#` (before trimming) is a comment, lines are trimmed and
+/// empty ones skipped, the text after `!` is trimmed, each pattern is
+/// cleaned and loses one leading `/`.
+pub fn read_patterns(text: &[u8]) -> Vec<(usize, String)> {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let text = String::from_utf8_lossy(text);
+    let mut out = Vec::new();
+    // Go's bufio.Scanner splits on `\n` and drops one `\r` before it.
+    for (idx, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with('#') {
+            continue;
+        }
+        let mut pattern = line.trim();
+        if pattern.is_empty() {
+            continue;
+        }
+        let invert = pattern.starts_with('!');
+        if invert {
+            pattern = pattern.get(1..).unwrap_or("").trim();
+        }
+        let mut cleaned = String::new();
+        if !pattern.is_empty() {
+            cleaned = go_clean(pattern);
+            if cleaned.len() > 1 {
+                if let Some(rest) = cleaned.strip_prefix('/') {
+                    cleaned = rest.to_string();
+                }
+            }
+        }
+        if invert {
+            cleaned.insert(0, '!');
+        }
+        out.push((idx + 1, cleaned));
+    }
+    out
+}
+
+impl IgnoreRules {
+    /// Compiles ignore-file text; `path` names the file in errors.
+    pub fn parse(path: &Path, text: &[u8]) -> Result<IgnoreRules, IgnoreError> {
+        let mut rules = Vec::new();
+        for (line, text) in read_patterns(text) {
+            match Pattern::new(&text) {
+                Ok(Some(pattern)) => rules.push(IgnoreRule {
+                    pattern,
+                    line,
+                    source_text: text,
+                }),
+                Ok(None) => {}
+                Err(_) => {
+                    return Err(IgnoreError::BadPattern {
+                        path: path.to_path_buf(),
+                        line,
+                        text,
+                    })
+                }
+            }
+        }
+        Ok(IgnoreRules {
+            file: Some(path.to_path_buf()),
+            rules,
+        })
+    }
+
+    /// Compiles patterns given directly, as patternmatcher's `New` does
+    /// (no comment or leading-`/` handling: that is the file reader's job).
+    pub fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<IgnoreRules, IgnoreError> {
+        let mut rules = Vec::new();
+        for (i, text) in patterns.iter().enumerate() {
+            let text = text.as_ref();
+            let bad = || IgnoreError::BadPattern {
+                path: PathBuf::from("<patterns>"),
+                line: i + 1,
+                text: text.to_string(),
+            };
+            if let Some(pattern) = Pattern::new(text).map_err(|_| bad())? {
+                rules.push(IgnoreRule {
+                    pattern,
+                    line: i + 1,
+                    source_text: text.trim().to_string(),
+                });
+            }
+        }
+        Ok(IgnoreRules { file: None, rules })
+    }
+
+    /// Whether any rule is an exception (`!`).
+    pub fn has_exceptions(&self) -> bool {
+        self.rules.iter().any(|r| r.pattern.is_exclusion())
+    }
+
+    /// patternmatcher's `MatchesOrParentMatches`: the last rule matching the
+    /// path or one of its parent directories decides. `path` is
+    /// context-relative with `/` separators.
+    pub fn decide(&self, path: &str) -> Decision {
+        let path = go_clean(path);
+        let mut decision = Decision {
+            excluded: false,
+            rule: None,
+        };
+        if path == "." {
+            return decision;
+        }
+        let parents: Vec<&str> = match path.rfind('/') {
+            Some(i) => {
+                let parent = path.get(..i).unwrap_or("");
+                parent
+                    .match_indices('/')
+                    .map(|(j, _)| parent.get(..j).unwrap_or(""))
+                    .chain(std::iter::once(parent))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        for (i, rule) in self.rules.iter().enumerate() {
+            let pat = &rule.pattern;
+            if pat.is_exclusion() != decision.excluded {
+                continue;
+            }
+            let hit = pat.matches(&path) || parents.iter().any(|p| pat.matches(p));
+            if hit {
+                decision = Decision {
+                    excluded: !pat.is_exclusion(),
+                    rule: Some(i),
+                };
+            }
+        }
+        decision
+    }
+
+    /// patternmatcher's `MatchesUsingParentResults`, the form fsutil's walk
+    /// uses: `parent` holds what each rule decided for the parent
+    /// directory. Returns the decision and the info to pass to children.
+    pub fn decide_in_walk(&self, path: &str, parent: &ParentMatches) -> (Decision, ParentMatches) {
+        let mut decision = Decision {
+            excluded: false,
+            rule: None,
+        };
+        let mut info = vec![false; self.rules.len()];
+        for (i, rule) in self.rules.iter().enumerate() {
+            let pat = &rule.pattern;
+            let mut hit = parent.0.get(i).copied().unwrap_or(false);
+            if !hit {
+                if pat.is_exclusion() != decision.excluded {
+                    continue;
+                }
+                hit = pat.matches(path);
+            }
+            if let Some(slot) = info.get_mut(i) {
+                *slot = hit;
+            }
+            if hit {
+                decision = Decision {
+                    excluded: !pat.is_exclusion(),
+                    rule: Some(i),
+                };
+            }
+        }
+        (decision, ParentMatches(info))
+    }
+
+    /// Whether the walk must still enter an excluded directory because an
+    /// exception might re-include something below it. Mirrors fsutil: when
+    /// some exception has wildcards before its tail, it always descends;
+    /// otherwise only if an exception's literal prefix lies inside `dir`.
+    pub fn must_descend_excluded(&self, dir: &str) -> bool {
+        let exceptions: Vec<&Pattern> = self
+            .rules
+            .iter()
+            .map(|r| &r.pattern)
+            .filter(|p| p.is_exclusion())
+            .collect();
+        if exceptions.is_empty() {
+            return false;
+        }
+        let wild = exceptions
+            .iter()
+            .any(|p| p.without_trailing_glob().contains(['*', '?', '[', '\\']));
+        if wild {
+            return true;
+        }
+        let dir_slash = format!("{dir}/");
+        exceptions
+            .iter()
+            .any(|p| format!("{}/", p.without_trailing_glob()).starts_with(&dir_slash))
+    }
+
+    /// Describes a rule as `FILE:LINE: TEXT` for `--why`.
+    pub fn describe(&self, index: usize) -> Option<String> {
+        let rule = self.rules.get(index)?;
+        let file = self
+            .file
+            .as_deref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "<patterns>".to_string());
+        Some(format!("{file}:{}: {}", rule.line, rule.source_text))
+    }
+}

@@ -1,0 +1,140 @@
+//! Layers: a reproducible tar writer of our own over [`Entry`] values, and
+//! one streaming pass that yields the diff_id (uncompressed sha256), the
+//! compressed blob's digest and size, writing straight into the store.
+//!
+//! Entries are sorted component-wise bytewise (a directory's children follow
+//! it directly, as Go's `filepath.Walk` visits them), duplicates keep the last
+//! one given, and a hardlink group's content goes with whichever member sorts
+//! first. Headers match Go's `archive/tar` in PAX mode (see [`tarfmt`]).
+mod compress;
+mod pgzip;
+mod scan;
+mod tarfmt;
+mod write;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use compress::{
+    decompressing_reader, Compression, CompressionOptions, Encoder, UnknownCompression,
+};
+pub use pgzip::ParGzEncoder;
+pub use scan::{entries_from_dir, ScanError};
+pub use write::{prepare_entries, write_tar, TarOptions};
+
+use crate::digest::{Digest, DigestWriter};
+use crate::fsentry::Entry;
+use crate::image::Descriptor;
+use crate::store::{Store, StoreError};
+
+/// What went wrong writing a layer, with the path concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// A path is absolute after cleaning, escapes the root with `..`, or is empty.
+    #[error("invalid path {0:?} in layer: must be relative and stay inside the root")]
+    BadPath(PathBuf),
+    /// A hardlink's target is not in the same layer.
+    #[error("hardlink {link:?} points to {target:?}, which is not in the layer")]
+    HardlinkTarget {
+        /// The link.
+        link: PathBuf,
+        /// Its missing target.
+        target: PathBuf,
+    },
+    /// A source file's size changed between scanning and writing.
+    #[error("{path}: size changed while writing the layer (expected {expected} bytes)")]
+    SizeChanged {
+        /// The host file.
+        path: PathBuf,
+        /// The size the entry announced.
+        expected: u64,
+    },
+    /// Reading a source file failed.
+    #[error("{path}: {source}")]
+    Read {
+        /// The host file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Writing the tar or compressed stream failed.
+    #[error("writing layer: {0}")]
+    Write(io::Error),
+    /// The store refused the blob.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Settings for [`write_layer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayerOptions {
+    /// Compression of the stored blob.
+    pub compression: CompressionOptions,
+    /// `SOURCE_DATE_EPOCH`: mtimes later than it are clamped to it.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// A layer written to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// sha256 of the uncompressed tar (goes into the config's rootfs).
+    pub diff_id: Digest,
+    /// The stored (compressed) blob, with the OCI media type.
+    pub descriptor: Descriptor,
+    /// How the blob is compressed.
+    pub compression: Compression,
+    /// Length of the uncompressed tar.
+    pub uncompressed_size: u64,
+}
+
+/// Writes `entries` as one layer into `store`: tar, hash, compress and store
+/// in one streaming pass (temp file, fsync, rename).
+pub fn write_layer<I: IntoIterator<Item = Entry>>(
+    store: &Store,
+    entries: I,
+    opts: &LayerOptions,
+) -> Result<Layer, LayerError> {
+    let entries = prepare_entries(entries)?;
+    let blob = store.blob_writer()?;
+    let enc = Encoder::new(blob, &opts.compression).map_err(LayerError::Write)?;
+    let mut tar = DigestWriter::new(enc);
+    let tar_opts = TarOptions {
+        source_date_epoch: opts.source_date_epoch,
+    };
+    write_tar(&entries, &tar_opts, &mut tar)?;
+    let (enc, diff_id, uncompressed_size) = tar.finish();
+    let blob = enc.finish().map_err(LayerError::Write)?;
+    let (digest, size) = blob.commit(None)?;
+    let compression = opts.compression.compression;
+    Ok(Layer {
+        diff_id,
+        descriptor: Descriptor::new(compression.oci_media_type(), digest, size),
+        compression,
+        uncompressed_size,
+    })
+}
+
+/// Recompresses a stored layer blob into `to`, returning the new blob's
+/// descriptor (OCI media type); the diff_id is unchanged by construction.
+pub fn recompress(
+    store: &Store,
+    layer: &Descriptor,
+    to: &CompressionOptions,
+) -> Result<Descriptor, LayerError> {
+    let src = store.open_blob(&layer.digest)?;
+    let mut r = decompressing_reader(io::BufReader::with_capacity(256 * 1024, src))
+        .map_err(LayerError::Write)?;
+    let blob = store.blob_writer()?;
+    let mut enc = Encoder::new(blob, to).map_err(LayerError::Write)?;
+    io::copy(&mut r, &mut enc).map_err(LayerError::Write)?;
+    let blob = enc.finish().map_err(LayerError::Write)?;
+    let (digest, size) = blob.commit(None)?;
+    Ok(Descriptor::new(
+        to.compression.oci_media_type(),
+        digest,
+        size,
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use super::*;
+use crate::fsentry::{Content, Kind};
+
+pub(crate) fn entry(path: &str, kind: Kind, mode: u32, mtime: i64) -> Entry {
+    Entry {
+        path: path.into(),
+        kind,
+        mode,
+        uid: 0,
+        gid: 0,
+        mtime,
+        mtime_nanos: 0,
+        xattrs: BTreeMap::new(),
+    }
+}
+
+pub(crate) fn file(path: &str, data: &[u8], mtime: i64) -> Entry {
+    entry(
+        path,
+        Kind::File {
+            content: Content::Bytes(Arc::from(data)),
+            size: data.len() as u64,
+        },
+        0o644,
+        mtime,
+    )
+}
+
+fn tar_of(entries: Vec<Entry>, epoch: Option<i64>) -> Vec<u8> {
+    let prepared = prepare_entries(entries).unwrap_or_default();
+    let mut out = Vec::new();
+    let r = write_tar(
+        &prepared,
+        &TarOptions {
+            source_date_epoch: epoch,
+        },
+        &mut out,
+    );
+    assert!(r.is_ok(), "{r:?}");
+    out
+}
+
+fn names(tar_bytes: &[u8]) -> Vec<(String, u8, String)> {
+    let mut a = tar::Archive::new(tar_bytes);
+    let mut v = Vec::new();
+    for e in a.entries().into_iter().flatten().flatten() {
+        let h = e.header();
+        let link = e
+            .link_name()
+            .ok()
+            .flatten()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let p = e
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        v.push((p, h.entry_type().as_byte(), link));
+    }
+    v
+}
+
+#[test]
+fn order_is_componentwise_and_whiteouts_are_named() {
+    let t = tar_of(
+        vec![
+            file("a-b", b"x", 1),
+            entry("a", Kind::Dir, 0o755, 1),
+            file("a/z", b"y", 1),
+            entry("a/gone", Kind::Whiteout, 0, 0),
+            entry("a", Kind::Opaque, 0, 0),
+            file("b", b"1", 1),
+            file("b", b"22", 1),
+        ],
+        None,
+    );
+    let n: Vec<String> = names(&t).into_iter().map(|x| x.0).collect();
+    assert_eq!(n, ["a/", "a/.wh..wh..opq", "a/.wh.gone", "a/z", "a-b", "b"]);
+    // Ends with exactly two zero blocks.
+    assert_eq!(t.len() % 512, 0);
+    assert!(t[t.len() - 1024..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn hardlink_content_moves_to_the_first_member() {
+    let t = tar_of(
+        vec![
+            file("z", b"data", 1),
+            entry("a", Kind::Hardlink { target: "z".into() }, 0o644, 1),
+        ],
+        None,
+    );
+    let n = names(&t);
+    assert_eq!(n[0], ("a".into(), b'0', String::new()));
+    assert_eq!(n[1], ("z".into(), b'1', "a".into()));
+    let bad = prepare_entries(vec![entry(
+        "a",
+        Kind::Hardlink {
+            target: "nope".into(),
+        },
+        0,
+        0,
+    )]);
+    assert!(matches!(bad, Err(LayerError::HardlinkTarget { .. })));
+    assert!(matches!(
+        prepare_entries(vec![file("../x", b"", 0)]),
+        Err(LayerError::BadPath(_))
+    ));
+}
+
+#[test]
+fn long_names_and_xattrs_use_pax_and_read_back() {
+    let long = format!("{}/{}", "d".repeat(80), "f".repeat(80));
+    let mut e = file(&long, b"hi", 5);
+    e.xattrs.insert(
+        "security.capability".into(),
+        vec![1, 0, 0, 2, 0, 0x20, 0, 0],
+    );
+    e.uid = 3_000_000;
+    let t = tar_of(vec![e], None);
+    let mut a = tar::Archive::new(&t[..]);
+    let mut entries = a.entries().into_iter().flatten().flatten();
+    let mut first = entries.next().into_iter().next();
+    let Some(first) = first.as_mut() else {
+        panic!("no entry")
+    };
+    assert_eq!(
+        first.path().ok().map(|p| p.to_string_lossy().into_owned()),
+        Some(long)
+    );
+    let keys: Vec<String> = first
+        .pax_extensions()
+        .ok()
+        .flatten()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.ok().and_then(|x| x.key().ok().map(str::to_string)))
+        .collect();
+    assert_eq!(keys, ["SCHILY.xattr.security.capability", "path", "uid"]);
+    let mut s = String::new();
+    let _ = first.read_to_string(&mut s);
+    assert_eq!(s, "hi");
+}
+
+#[test]
+fn source_date_epoch_clamps_mtimes() {
+    let a = tar_of(vec![file("f", b"x", 1_000), file("g", b"x", 5)], Some(100));
+    let b = tar_of(vec![file("f", b"x", 2_000), file("g", b"x", 5)], Some(100));
+    assert_eq!(a, b);
+    let c = tar_of(vec![file("f", b"x", 2_000), file("g", b"x", 5)], None);
+    assert_ne!(a, c);
+}
+
+fn gz(data: &[u8], threads: usize, level: u32) -> Vec<u8> {
+    let mut e = ParGzEncoder::new(Vec::new(), level, threads);
+    let _ = std::io::Write::write_all(&mut e, data);
+    e.finish().unwrap_or_default()
+}
+
+#[test]
+fn parallel_gzip_is_identical_for_any_thread_count_and_decodes() {
+    // Compressible but not trivial: several blocks' worth.
+    let mut data = Vec::new();
+    let mut x: u32 = 1;
+    while data.len() < 700_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        data.extend_from_slice(format!("line {} {}\n", x % 1000, x >> 20).as_bytes());
+    }
+    let one = gz(&data, 1, 6);
+    assert_eq!(one, gz(&data, 2, 6));
+    assert_eq!(one, gz(&data, 7, 6));
+    let mut back = Vec::new();
+    let _ = flate2::read::GzDecoder::new(&one[..]).read_to_end(&mut back);
+    assert_eq!(back, data);
+    // Empty input is still a valid gzip member.
+    let mut back = Vec::new();
+    let e = gz(b"", 3, 6);
+    assert!(flate2::read::GzDecoder::new(&e[..])
+        .read_to_end(&mut back)
+        .is_ok());
+    assert!(back.is_empty());
+    // gzip(1) itself accepts the stream.
+    let dir = std::env::temp_dir().join(format!("kiln-pgz-{}", std::process::id()));
+    let _ = std::fs::write(&dir, &one);
+    let st = std::process::Command::new("gzip")
+        .arg("-t")
+        .arg(&dir)
+        .status();
+    let _ = std::fs::remove_file(&dir);
+    assert!(st.is_ok_and(|s| s.success()));
+}

@@ -1,0 +1,269 @@
+//! Ordering entries and streaming them out as tar.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::tarfmt::{self, Header};
+use super::LayerError;
+use crate::fsentry::{Content, Entry, Kind};
+
+/// Settings for [`write_tar`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TarOptions {
+    /// Clamp mtimes to this (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<i64>,
+}
+
+/// A cleaned relative path: no leading `/` or `./`, no `.` components;
+/// `..` is an error. The root itself is the empty path.
+fn clean(p: &Path) -> Result<PathBuf, LayerError> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(LayerError::BadPath(p.to_path_buf()))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The name an entry has in the tar, without a directory's trailing `/`.
+fn tar_name(e: &Entry) -> Vec<u8> {
+    let p = e.path.as_os_str().as_bytes();
+    match e.kind {
+        Kind::Whiteout => {
+            let (dir, base) = match p.iter().rposition(|&b| b == b'/') {
+                Some(i) => (
+                    p.get(..=i).unwrap_or_default(),
+                    p.get(i + 1..).unwrap_or_default(),
+                ),
+                None => (&[][..], p),
+            };
+            [dir, b".wh.", base].concat()
+        }
+        Kind::Opaque if p.is_empty() => b".wh..wh..opq".to_vec(),
+        Kind::Opaque => [p, b"/.wh..wh..opq"].concat(),
+        _ => p.to_vec(),
+    }
+}
+
+// Component-wise bytewise order == bytewise order with '/' below every
+// other byte (components never contain '/' or NUL).
+fn sort_key(name: &[u8]) -> Vec<u8> {
+    name.iter()
+        .map(|&b| if b == b'/' { 0 } else { b })
+        .collect()
+}
+
+/// Cleans paths, sorts, drops duplicates (the last one given wins) and the
+/// root directory, and moves each hardlink group's content to the member
+/// that sorts first. The result is what [`write_tar`] expects.
+pub fn prepare_entries<I: IntoIterator<Item = Entry>>(
+    entries: I,
+) -> Result<Vec<Entry>, LayerError> {
+    let mut keyed: Vec<(Vec<u8>, usize, Entry)> = Vec::new();
+    for (i, mut e) in entries.into_iter().enumerate() {
+        e.path = clean(&e.path)?;
+        if let Kind::Hardlink { target } = &e.kind {
+            let t = clean(target)?;
+            e.kind = Kind::Hardlink { target: t };
+        }
+        if e.path.as_os_str().is_empty() && !matches!(e.kind, Kind::Opaque) {
+            // The root directory is never an entry of a layer.
+            continue;
+        }
+        keyed.push((sort_key(&tar_name(&e)), i, e));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut out: Vec<Entry> = Vec::with_capacity(keyed.len());
+    let mut last_key: Option<Vec<u8>> = None;
+    for (k, _, e) in keyed {
+        if last_key.as_ref() == Some(&k) {
+            if let Some(slot) = out.last_mut() {
+                *slot = e;
+            }
+            continue;
+        }
+        last_key = Some(k);
+        out.push(e);
+    }
+    fix_hardlinks(&mut out)?;
+    Ok(out)
+}
+
+fn fix_hardlinks(entries: &mut [Entry]) -> Result<(), LayerError> {
+    let index: HashMap<PathBuf, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.path.clone(), i))
+        .collect();
+    // For each link target, the first member of its group in sorted order.
+    let mut first: HashMap<usize, usize> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Kind::Hardlink { target } = &e.kind {
+            let t = index
+                .get(target)
+                .copied()
+                .filter(|&t| matches!(entries.get(t).map(|e| &e.kind), Some(Kind::File { .. })))
+                .ok_or_else(|| LayerError::HardlinkTarget {
+                    link: e.path.clone(),
+                    target: target.clone(),
+                })?;
+            let f = first.entry(t).or_insert(t);
+            *f = (*f).min(i);
+        }
+    }
+    for (t, f) in first {
+        if f == t {
+            continue;
+        }
+        // Swap roles: the first member carries the content, the rest link to it.
+        let (Some(te), Some(fe)) = (entries.get(t).cloned(), entries.get(f).cloned()) else {
+            continue;
+        };
+        let old_target = te.path.clone();
+        let new_target = fe.path.clone();
+        for e in entries.iter_mut() {
+            if matches!(&e.kind, Kind::Hardlink { target } if *target == old_target) {
+                e.kind = Kind::Hardlink {
+                    target: new_target.clone(),
+                };
+            }
+        }
+        if let Some(slot) = entries.get_mut(f) {
+            slot.kind = te.kind.clone();
+        }
+        if let Some(slot) = entries.get_mut(t) {
+            slot.kind = Kind::Hardlink { target: new_target };
+        }
+    }
+    Ok(())
+}
+
+/// Writes prepared entries (see [`prepare_entries`]) as a tar stream to `out`,
+/// ending with the two zero blocks and no further padding, as Go does.
+pub fn write_tar<W: Write>(
+    entries: &[Entry],
+    opts: &TarOptions,
+    out: &mut W,
+) -> Result<(), LayerError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let mut copy_buf = vec![0u8; 256 * 1024];
+    let w = |out: &mut W, buf: &mut Vec<u8>| -> Result<(), LayerError> {
+        out.write_all(buf).map_err(LayerError::Write)?;
+        buf.clear();
+        Ok(())
+    };
+    for e in entries {
+        let mut name = tar_name(e);
+        let mtime = match opts.source_date_epoch {
+            Some(epoch) if e.mtime > epoch => epoch,
+            _ => e.mtime,
+        };
+        let (typeflag, size, link, dev): (u8, u64, Vec<u8>, (u32, u32)) = match &e.kind {
+            Kind::Dir => {
+                name.push(b'/');
+                (tarfmt::DIR, 0, Vec::new(), (0, 0))
+            }
+            Kind::File { size, .. } => (tarfmt::REG, *size, Vec::new(), (0, 0)),
+            Kind::Symlink { target } => (
+                tarfmt::SYMLINK,
+                0,
+                target.as_os_str().as_bytes().to_vec(),
+                (0, 0),
+            ),
+            Kind::Hardlink { target } => (
+                tarfmt::LINK,
+                0,
+                target.as_os_str().as_bytes().to_vec(),
+                (0, 0),
+            ),
+            Kind::CharDevice { major, minor } => (tarfmt::CHAR, 0, Vec::new(), (*major, *minor)),
+            Kind::BlockDevice { major, minor } => (tarfmt::BLOCK, 0, Vec::new(), (*major, *minor)),
+            Kind::Fifo => (tarfmt::FIFO, 0, Vec::new(), (0, 0)),
+            Kind::Whiteout | Kind::Opaque => (tarfmt::REG, 0, Vec::new(), (0, 0)),
+        };
+        tarfmt::encode(
+            &Header {
+                name: &name,
+                mode: e.mode,
+                uid: u64::from(e.uid),
+                gid: u64::from(e.gid),
+                size,
+                mtime,
+                typeflag,
+                linkname: &link,
+                devmajor: dev.0,
+                devminor: dev.1,
+                xattrs: &e.xattrs,
+            },
+            &mut buf,
+        );
+        if let Kind::File { content, size } = &e.kind {
+            match content {
+                Content::Bytes(b) => {
+                    if b.len() as u64 != *size {
+                        return Err(LayerError::SizeChanged {
+                            path: e.path.clone(),
+                            expected: *size,
+                        });
+                    }
+                    buf.extend_from_slice(b);
+                }
+                Content::Path(p) => {
+                    w(out, &mut buf)?;
+                    copy_file(p, *size, out, &mut copy_buf)?;
+                }
+            }
+            tarfmt::pad(&mut buf, *size);
+        }
+        if buf.len() >= 128 * 1024 {
+            w(out, &mut buf)?;
+        }
+    }
+    buf.resize(buf.len() + 1024, 0);
+    w(out, &mut buf)?;
+    Ok(())
+}
+
+fn copy_file<W: Write>(
+    path: &Path,
+    size: u64,
+    out: &mut W,
+    buf: &mut [u8],
+) -> Result<(), LayerError> {
+    let read_err = |source| LayerError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(read_err)?;
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let chunk = buf.get_mut(..want).unwrap_or_default();
+        let n = f.read(chunk).map_err(read_err)?;
+        if n == 0 {
+            return Err(LayerError::SizeChanged {
+                path: path.to_path_buf(),
+                expected: size,
+            });
+        }
+        out.write_all(chunk.get(..n).unwrap_or_default())
+            .map_err(LayerError::Write)?;
+        left -= n as u64;
+    }
+    // One more byte means the file grew: the header already promised `size`.
+    let mut probe = [0u8; 1];
+    if f.read(&mut probe).map_err(read_err)? != 0 {
+        return Err(LayerError::SizeChanged {
+            path: path.to_path_buf(),
+            expected: size,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The few pieces of Go's string library BuildKit's parser leans on, so our
+//! output matches it byte for byte: `unicode.IsSpace`, `strings.ToLower`,
+//! `unicode.IsLetter`/`IsDigit` and `strconv.Quote` (the `%q` verb).
+use std::fmt::Write as _;
+
+use super::unicode_tables::{DIGIT, GRAPHIC, LETTER};
+
+/// Go's `unicode.IsSpace`: the Unicode White_Space property, which is what
+/// Rust's `char::is_whitespace` implements too.
+pub(super) fn is_space(c: char) -> bool {
+    c.is_whitespace()
+}
+
+/// Go's `unicode.IsSpace` applied to a single byte converted to a rune, the
+/// way BuildKit's byte-wise loops (flags, HEALTHCHECK) test for blanks: the
+/// bytes 0x85 and 0xA0 count as spaces there.
+pub(super) fn is_space_byte(b: u8) -> bool {
+    is_space(char::from(b))
+}
+
+/// Go's `strings.ToLower`: simple (one-to-one) case mapping per character.
+pub(super) fn to_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            // Rust's full mapping turns U+0130 into two characters; Go's
+            // simple mapping gives a plain `i`.
+            if c == '\u{130}' {
+                'i'
+            } else {
+                let mut lower = c.to_lowercase();
+                match (lower.next(), lower.next()) {
+                    (Some(l), None) => l,
+                    _ => c,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Go's `strings.ToUpper` for the short ASCII keywords we print in messages.
+pub(super) fn to_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut upper = c.to_uppercase();
+            match (upper.next(), upper.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+fn in_table(table: &[(u32, u32)], c: char) -> bool {
+    let cp = u32::from(c);
+    table
+        .binary_search_by(|&(lo, hi)| {
+            if hi < cp {
+                std::cmp::Ordering::Less
+            } else if lo > cp {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// Go's `unicode.IsLetter` (general category L).
+pub(super) fn is_letter(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphabetic();
+    }
+    in_table(LETTER, c)
+}
+
+/// Go's `unicode.IsDigit` (general category Nd).
+pub(super) fn is_digit(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_digit();
+    }
+    in_table(DIGIT, c)
+}
+
+/// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and
+/// the ASCII space.
+pub(super) fn is_print(c: char) -> bool {
+    if c.is_ascii() {
+        return (' '..='~').contains(&c);
+    }
+    in_table(GRAPHIC, c)
+}
+
+/// Go's `strconv.Quote` (what `%q` prints for a string).
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    quote_into(&mut out, s);
+    out
+}
+
+/// Appends `strconv.Quote(s)` to `out`.
+pub(crate) fn quote_into(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ if is_print(c) => out.push(c),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            _ => {
+                let cp = u32::from(c);
+                // Writing to a String cannot fail.
+                let _ = if cp < 0x20 || cp == 0x7f {
+                    write!(out, "\\x{cp:02x}")
+                } else if cp < 0x10000 {
+                    write!(out, "\\u{cp:04x}")
+                } else {
+                    write!(out, "\\U{cp:08x}")
+                };
+            }
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_matches_go() {
+        // Expected values are what Go's strconv.Quote prints.
+        let cases = [
+            ("", r#""""#),
+            ("abc 123", r#""abc 123""#),
+            (
+                "\" \\ / \u{8} \u{c} \n \r \t \0",
+                r#""\" \\ / \b \f \n \r \t \x00""#,
+            ),
+            ("\u{7}\u{b}\u{7f}", r#""\a\v\x7f""#),
+            ("♥☃", "\"♥☃\""),
+            ("\u{a0}\u{ad}\u{85}", r#""\u00a0\u00ad\u0085""#),
+            ("\u{200b}\u{feff}", r#""\u200b\ufeff""#),
+            ("\u{e000}", r#""\ue000""#),
+            ("\u{f0000}", r#""\U000f0000""#),
+            ("é\u{301}", "\"é\u{301}\""),
+            ("\u{1f600}", "\"\u{1f600}\""),
+            ("\u{3000}", r#""\u3000""#),
+            ("\u{fffd}", "\"\u{fffd}\""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(quote(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn lower_is_simple_mapping() {
+        assert_eq!(to_lower("RUN"), "run");
+        assert_eq!(to_lower("\u{130}"), "i");
+        assert_eq!(to_lower("WOR\u{212a}DIR"), "workdir");
+        assert_eq!(to_upper("from"), "FROM");
+    }
+
+    #[test]
+    fn categories() {
+        assert!(is_letter('é') && is_letter('ж') && !is_letter('1') && !is_letter('_'));
+        assert!(is_digit('٣') && !is_digit('Ⅳ'));
+        assert!(is_space_byte(0xa0) && is_space_byte(0x85) && !is_space_byte(0xc3));
+    }
+}

@@ -1,0 +1,172 @@
+//! Platforms (`os/arch[/variant]`), normalised the way containerd's platforms
+//! package does, so `linux/aarch64` and `linux/arm64/v8` pick the same image.
+use std::fmt;
+use std::str::FromStr;
+
+use super::error::Error;
+
+/// An operating system, CPU architecture and optional variant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Platform {
+    /// `linux`, `windows`, ...
+    pub os: String,
+    /// `amd64`, `arm64`, `arm`, `386`, ...
+    pub architecture: String,
+    /// `v7`, `v8`, ... (empty when none)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}
+
+impl Platform {
+    /// Builds and normalises a platform.
+    pub fn new(os: &str, arch: &str, variant: &str) -> Platform {
+        let os = match os.to_ascii_lowercase().as_str() {
+            "macos" => "darwin".to_string(),
+            o => o.to_string(),
+        };
+        let arch = arch.to_ascii_lowercase();
+        let variant = variant.to_ascii_lowercase();
+        let (architecture, variant) = match arch.as_str() {
+            "i386" | "386" => ("386".to_string(), String::new()),
+            "x86_64" | "x86-64" | "amd64" => (
+                "amd64".to_string(),
+                if variant == "v1" {
+                    String::new()
+                } else {
+                    variant
+                },
+            ),
+            "aarch64" | "arm64" => (
+                "arm64".to_string(),
+                match variant.as_str() {
+                    "8" | "v8" | "v8.0" => String::new(),
+                    _ => variant,
+                },
+            ),
+            "armhf" => ("arm".to_string(), "v7".to_string()),
+            "armel" => ("arm".to_string(), "v6".to_string()),
+            "arm" => (
+                "arm".to_string(),
+                match variant.as_str() {
+                    "" | "7" => "v7".to_string(),
+                    "5" | "6" | "8" => format!("v{variant}"),
+                    _ => variant,
+                },
+            ),
+            _ => (arch, variant),
+        };
+        Platform {
+            os,
+            architecture,
+            variant,
+        }
+    }
+
+    /// The platform kiln runs on (`linux/amd64` on x86-64 Linux).
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "arm" => "arm",
+            "powerpc64" => "ppc64le",
+            "s390x" => "s390x",
+            "riscv64" => "riscv64",
+            other => other,
+        };
+        Platform::new(std::env::consts::OS, arch, "")
+    }
+
+    /// How well an image for `candidate` fits this platform: `None` when it
+    /// cannot run, lower is better. An exact variant wins; an older ARM variant
+    /// runs on a newer CPU; a candidate without variant fits any.
+    pub fn rank(&self, candidate: &Platform) -> Option<u32> {
+        if self.os != candidate.os || self.architecture != candidate.architecture {
+            return None;
+        }
+        if self.variant == candidate.variant {
+            return Some(0);
+        }
+        if candidate.variant.is_empty() {
+            return Some(1);
+        }
+        if self.architecture == "arm" {
+            let level = |v: &str| v.strip_prefix('v').and_then(|n| n.parse::<u32>().ok());
+            if let (Some(want), Some(have)) = (level(&self.variant), level(&candidate.variant)) {
+                if have < want {
+                    return Some(1 + want - have);
+                }
+            }
+        }
+        if self.variant.is_empty() && self.architecture == "amd64" && candidate.variant == "v1" {
+            return Some(1);
+        }
+        None
+    }
+}
+
+impl FromStr for Platform {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Platform, Error> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform::new(os, arch, "")),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => {
+                Ok(Platform::new(os, arch, variant))
+            }
+            _ => Err(Error::InvalidPlatform(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Platform {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parse_and_normalise() {
+        assert_eq!(p("linux/amd64").to_string(), "linux/amd64");
+        assert_eq!(p("linux/x86_64").to_string(), "linux/amd64");
+        assert_eq!(p("linux/aarch64").to_string(), "linux/arm64");
+        assert_eq!(p("linux/arm64/v8").to_string(), "linux/arm64");
+        assert_eq!(p("linux/arm").to_string(), "linux/arm/v7");
+        assert_eq!(p("linux/armhf").to_string(), "linux/arm/v7");
+        assert_eq!(p("linux/arm/6").to_string(), "linux/arm/v6");
+        assert_eq!(p("Linux/i386").to_string(), "linux/386");
+        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad}");
+        }
+        assert_eq!(Platform::host().to_string(), "linux/amd64");
+    }
+
+    #[test]
+    fn ranking() {
+        assert_eq!(p("linux/arm/v7").rank(&p("linux/arm/v7")), Some(0));
+        assert!(p("linux/arm/v7").rank(&p("linux/arm/v6")).is_some());
+        assert_eq!(p("linux/arm/v6").rank(&p("linux/arm/v7")), None);
+        assert_eq!(p("linux/amd64").rank(&p("linux/arm64")), None);
+        assert_eq!(
+            p("linux/arm64").rank(&Platform::new("linux", "arm64", "v8")),
+            Some(0)
+        );
+    }
+}
