@@ -408,3 +408,15 @@ fn sandbox_network_host_shares_the_host_interfaces() {
     assert!(st.success(), "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), host);
 }
+
+#[test]
+fn sandbox_mounts_layers_whose_paths_contain_option_separators() {
+    let dir = scratch("odd:paths,here");
+    let lower = dir.join("lower:with,commas");
+    busybox_root(&lower);
+    let mut spec = Spec::new(overlay(&dir, vec![lower]), vec![]);
+    let (st, out, err) = sh(&mut spec, "echo ok > /f; cat /f");
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "ok\n");
+    assert!(dir.join("upper/f").is_file());
+}

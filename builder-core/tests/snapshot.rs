@@ -83,6 +83,8 @@ fn base_layers(dir: &Path, s: &Store) {
         .dir("d2", 0o700, 0)
         .file("d2/y", "y\n", 0o644, 0)
         .file("owned", "o\n", 0o4755, 1000)
+        .dir("e", 0o755, 0)
+        .file("e/inner", "i\n", 0o644, 0)
         .file("hl1", "h\n", 0o644, 0)
         .link(tar::EntryType::Link, "hl2", "hl1")
         .link(tar::EntryType::Symlink, "link", "data/a");
@@ -202,7 +204,8 @@ fn diff_case(name: &str, mode: RootfsMode) {
         "set -e; test ! -e /data/b; test ! -e /d2/y; cat /d2/z; \
          echo new > /new; ln /new /new2; echo more >> /data/a; rm /data/dir/x; \
          rm -r /data/dir; echo f > /data/dir; rm -rf /d2; mkdir /d2; touch /d2/q; \
-         chmod 600 /owned; chown 7:7 /hl1; ln -sf other /link; rm /d2/q; mkdir /d2/sub",
+         chmod 600 /owned; chown 7:7 /hl1; ln -sf other /link; rm /d2/q; mkdir /d2/sub; \
+         rm -r /e; echo f > /e; rm /e; mkdir /e",
     );
     assert!(st.success(), "{err}");
     assert_eq!(out, "z\n");
@@ -275,6 +278,22 @@ fn diff_case(name: &str, mode: RootfsMode) {
         find(&d, "d2/sub").is_some() && find(&d, "d2/q").is_none(),
         "{paths:?}"
     );
+    // A directory replaced by a file and back: the old child stays hidden.
+    assert_eq!(ws.read_file(Path::new("e/inner")).unwrap(), None);
+    if mode == RootfsMode::KernelOverlay {
+        let e: Vec<&Kind> = d
+            .iter()
+            .filter(|x| x.path == Path::new("e"))
+            .map(|x| &x.kind)
+            .collect();
+        assert_eq!(e, [&Kind::Dir, &Kind::Opaque], "{paths:?}");
+    } else {
+        assert_eq!(
+            find(&d, "e/inner").map(|x| &x.kind),
+            Some(&Kind::Whiteout),
+            "{paths:?}"
+        );
+    }
     let owned = find(&d, "owned").unwrap();
     assert_eq!((owned.mode, owned.uid, owned.gid), (0o600, 1000, 1000));
     let hl1 = find(&d, "hl1").unwrap();

@@ -219,9 +219,18 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
                 opts.push(b',');
                 opts.extend_from_slice(f.as_bytes());
             }
-            // mount(2) takes one page of options; longer layer lists need
-            // the new mount API's `lowerdir+` (Linux 6.8).
-            let legacy = if opts.len() < 4000 {
+            // mount(2) takes one page of options and splits them on `,` and
+            // `:`; longer lists or such paths need the new mount API's
+            // `lowerdir+` (Linux 6.8), which takes one path at a time.
+            let plain = |p: &Path| {
+                !p.as_os_str()
+                    .as_bytes()
+                    .iter()
+                    .any(|b| matches!(b, b',' | b':' | b'\\'))
+            };
+            let fits =
+                opts.len() < 4000 && lowers.iter().all(|l| plain(l)) && plain(upper) && plain(work);
+            let legacy = if fits {
                 Some(cstr(&opts, "overlay options")?)
             } else {
                 None
