@@ -420,3 +420,30 @@ fn sandbox_mounts_layers_whose_paths_contain_option_separators() {
     assert_eq!(out, "ok\n");
     assert!(dir.join("upper/f").is_file());
 }
+
+#[test]
+fn sandbox_user_from_the_roots_passwd_prints_like_buildkit() {
+    let (dir, mut spec) = base("user-lookup");
+    let lower = dir.join("lower");
+    std::fs::write(
+        lower.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lower.join("etc/group"),
+        "root:x:0:\nwheel:x:10:bob\nbob:x:1000:\n",
+    )
+    .unwrap();
+    let passwd = std::fs::read_to_string(lower.join("etc/passwd")).unwrap();
+    let group = std::fs::read_to_string(lower.join("etc/group")).unwrap();
+    let user = sandbox::resolve_user("bob", Some(&passwd), Some(&group)).unwrap();
+    spec.uid = user.uid;
+    spec.gid = user.gid;
+    spec.additional_gids = user.additional_gids;
+    let (st, out, err) = sh(&mut spec, "id");
+    assert!(st.success(), "{err}");
+    // The kernel's group list is the supplementary groups only, as runc sets
+    // it under BuildKit; busybox's id prints exactly that list.
+    assert_eq!(out, "uid=1000(bob) gid=1000(bob) groups=10(wheel)\n");
+}
