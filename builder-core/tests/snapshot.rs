@@ -137,6 +137,13 @@ fn snapshot_extracts_whiteouts_opaque_owners_and_links() {
     s.ensure_layer(L1, &mut &b"not a tar"[..]).unwrap();
     let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
     ws.remove().unwrap();
+    let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
+    std::fs::write(ws.upper.join("junk"), "x").unwrap();
+    ws.discard().unwrap();
+    let trash = dir.join("store/snapshots/v1/trash");
+    assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 1);
+    s.empty_trash().unwrap();
+    assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 0);
     builder_core::sandbox::remove_tree(&map, &dir).unwrap();
     assert!(!dir.exists());
 }

@@ -99,7 +99,7 @@ impl Store {
     /// use one store per user).
     pub fn open(root: &Path, idmap: IdMap) -> Result<Store, SnapshotError> {
         let dir = root.join("snapshots").join("v1");
-        for sub in ["layers", "tmp", "work"] {
+        for sub in ["layers", "tmp", "work", "trash"] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
         }
@@ -126,6 +126,17 @@ impl Store {
                 Ok(Some(e))
             }
         }
+    }
+
+    /// Deletes what [`Workspace::discard`] and failed extractions left;
+    /// safe to call from a background thread while builds run.
+    pub fn empty_trash(&self) -> Result<(), SnapshotError> {
+        let trash = self.dir.join("trash");
+        let entries = fs::read_dir(&trash).map_err(io_err("reading", &trash))?;
+        for e in entries.flatten() {
+            sandbox::remove_tree(&self.idmap, &e.path())?;
+        }
+        Ok(())
     }
 
     /// Chooses how workspaces are assembled.
@@ -341,5 +352,29 @@ impl Workspace {
     /// Deletes the upper and work directories.
     pub fn remove(self) -> Result<(), SnapshotError> {
         Ok(sandbox::remove_tree(&self.idmap, &self.dir)?)
+    }
+
+    /// Moves the workspace into the store's trash at once (a rename);
+    /// [`Store::empty_trash`] deletes it later, off the build's critical
+    /// path (deleting many files can take seconds, e.g. on ext4 mounted
+    /// with `discard`).
+    pub fn discard(self) -> Result<(), SnapshotError> {
+        let Some(trash) = self
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("trash"))
+        else {
+            return self.remove();
+        };
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_default();
+        match fs::rename(&self.dir, trash.join(name)) {
+            Ok(()) => Ok(()),
+            Err(_) => self.remove(),
+        }
     }
 }
