@@ -9,7 +9,7 @@ use builder_core::sandbox::{
 };
 use common::*;
 
-fn base(name: &str) -> (std::path::PathBuf, Spec) {
+fn base(name: &str) -> (Scratch, Spec) {
     let dir = scratch(name);
     let lower = dir.join("lower");
     busybox_root(&lower);

@@ -64,7 +64,7 @@ const L1: &str = "sha256:1111111111111111111111111111111111111111111111111111111
 const L2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const L3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
-fn store(name: &str) -> (std::path::PathBuf, Store) {
+fn store(name: &str) -> (Scratch, Store) {
     let dir = scratch(name);
     let s = Store::open(&dir.join("store"), idmap()).unwrap();
     (dir, s)

@@ -75,17 +75,17 @@ const READONLY: &[&str] = &[
 ];
 
 /// A per-run scratch directory on the host, removed on drop.
-struct RunDir(PathBuf);
+struct RunDir(PathBuf, IdMap);
 
 impl RunDir {
-    fn new() -> Result<RunDir, SandboxError> {
+    fn new(idmap: &IdMap) -> Result<RunDir, SandboxError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let base = std::env::temp_dir();
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let p = base.join(format!("kiln-run-{}-{n}", std::process::id()));
             match fs::create_dir(&p) {
-                Ok(()) => return Ok(RunDir(p)),
+                Ok(()) => return Ok(RunDir(p, idmap.clone())),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io_err("creating", &p)(e)),
             }
@@ -95,7 +95,12 @@ impl RunDir {
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        // Scratch overlays leave a mode-000 `work/work` directory (and may
+        // hold files of other container ids): only container root can
+        // always remove them.
+        if fs::remove_dir_all(&self.0).is_err() {
+            let _ = super::userns::remove_tree(&self.1, &self.0);
+        }
     }
 }
 
@@ -161,7 +166,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
             spec.cwd
         )));
     }
-    let run = RunDir::new()?;
+    let run = RunDir::new(idmap)?;
     let write = |name: &str, text: &[u8]| -> Result<PathBuf, SandboxError> {
         let p = run.0.join(name);
         fs::write(&p, text).map_err(io_err("writing", &p))?;

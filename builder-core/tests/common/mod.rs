@@ -31,12 +31,28 @@ pub fn busybox_root(dir: &Path) {
 }
 
 /// A scratch directory for one test, under TMPDIR (which the unprivileged
-/// run points at a directory the test user owns).
-pub fn scratch(name: &str) -> PathBuf {
+/// run points at a directory the test user owns); removed on drop, inside
+/// the user namespace when its files belong to subordinate ids.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = sandbox::remove_tree(&idmap(), &self.0);
+    }
+}
+
+pub fn scratch(name: &str) -> Scratch {
     let p = std::env::temp_dir().join(format!("kiln-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
+    let _ = sandbox::remove_tree(&idmap(), &p);
     std::fs::create_dir_all(&p).unwrap();
-    p
+    Scratch(p)
 }
 
 /// An overlay workspace over `lowers` inside `dir`.
