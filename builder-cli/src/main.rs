@@ -12,6 +12,10 @@ mod cmd;
 #[derive(Parser)]
 #[command(name = "kiln", version, about)]
 struct Cli {
+    /// The image store (default: $XDG_DATA_HOME/kiln, ~/.local/share/kiln,
+    /// or /var/lib/kiln for root).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
     #[command(flatten)]
     registry: cmd::registry_flags::RegistryFlags,
     #[command(subcommand)]
@@ -27,7 +31,7 @@ enum Command {
     Login(cmd::login::Args),
     /// Log out of a registry.
     Logout(cmd::logout::Args),
-    /// Push an image to one or more registry names.
+    /// Push an image from the store (or an OCI layout) to registry names.
     Push(cmd::push::Args),
 }
 
@@ -49,7 +53,7 @@ fn main() -> ExitCode {
         Command::Debug(DebugCommand::Pull(args)) => cmd::debug_pull::run(args, &cli.registry),
         Command::Login(args) => cmd::login::run(args, &cli.registry),
         Command::Logout(args) => cmd::logout::run(args),
-        Command::Push(args) => cmd::push::run(args, &cli.registry),
+        Command::Push(args) => cmd::push::run(cli.root, args, &cli.registry),
     };
     match result {
         Ok(code) => code,
