@@ -6,7 +6,7 @@ mod registry_support;
 use std::process::{Command, Output};
 
 use builder_core::store::Store;
-use registry_support::{store_image, Auth, Registry};
+use registry_support::{skopeo_inspect, store_image, Auth, Registry};
 
 fn kiln(work: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -21,16 +21,7 @@ fn kiln(work: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn skopeo_digest(name: &str) -> String {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = skopeo_inspect(&[&format!("docker://{name}")]);
     info["Digest"].as_str().unwrap_or_default().to_string()
 }
 

@@ -12,8 +12,8 @@ use builder_core::registry::{
     PullPolicy,
 };
 use registry_support::{
-    blob_files, make_image, noise, options, proxy::Proxy, r, token::TokenServer, Auth, Recorder,
-    Registry, Tls,
+    blob_files, make_image, noise, options, proxy::Proxy, r, skopeo, skopeo_inspect,
+    token::TokenServer, Auth, Recorder, Registry, Tls,
 };
 
 #[test]
@@ -152,35 +152,18 @@ fn skopeo_reads_what_kiln_pushed() {
     let name = format!("{}/skopeo/check:1", reg.host());
     let digest = client.push(&image, &[r(&name)], &src, &NoProgress).unwrap();
 
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = skopeo_inspect(&[&format!("docker://{name}")]);
     assert_eq!(info["Digest"], digest.to_string());
     assert_eq!(info["Layers"].as_array().unwrap().len(), 2);
     assert_eq!(info["Architecture"], "amd64");
 
     let dir = work.path().join("copied");
-    let out = std::process::Command::new("skopeo")
-        .args([
-            "copy",
-            "--src-tls-verify=false",
-            &format!("docker://{name}"),
-            &format!("oci:{}:copied", dir.display()),
-        ])
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("oci:{}:copied", dir.display()),
+    ]);
     for l in &image.layers {
         assert!(
             dir.join("blobs/sha256").join(l.digest.hex()).is_file(),

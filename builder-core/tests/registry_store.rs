@@ -12,7 +12,9 @@ use builder_core::registry::{
     pull_into_store, push_from_store, BlobOutcome, Client, Error, NoProgress, Platform, PullPolicy,
 };
 use builder_core::store::Store;
-use registry_support::{noise, options, proxy::Proxy, r, store_image, Auth, Recorder, Registry};
+use registry_support::{
+    noise, options, proxy::Proxy, r, skopeo_inspect, store_image, Auth, Recorder, Registry,
+};
 
 /// Every file under `blobs/sha256/` hashes to its name, and no temp file is
 /// left in the store.
@@ -28,21 +30,6 @@ fn assert_store_verifies(store: &Store) {
     }
     let temps: Vec<_> = std::fs::read_dir(store.temp_dir()).unwrap().collect();
     assert!(temps.is_empty(), "temp files left: {temps:?}");
-}
-
-fn skopeo_inspect(args: &[&str]) -> serde_json::Value {
-    let out = std::process::Command::new("skopeo")
-        .arg("inspect")
-        .arg("--tls-verify=false")
-        .args(args)
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo inspect {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -146,6 +133,9 @@ fn pulls_record_the_tag_and_the_next_build_needs_no_network() {
     let via = format!("{}/base/multi:1", proxy.host());
     let store = Store::open(&work.path().join("store")).unwrap();
     let arm64: Platform = "linux/arm64".parse().unwrap();
+    let pull = |client: &Client, platform: &Platform, policy| {
+        pull_into_store(client, &store, &r(&via), platform, policy, &NoProgress)
+    };
     let rec = Recorder::default();
     let first = pull_into_store(
         &client,
@@ -170,13 +160,10 @@ fn pulls_record_the_tag_and_the_next_build_needs_no_network() {
     // Same platform again: the store answers, the proxy sees no connection
     // (a new client, so no pooled connection could hide a request).
     let before = proxy.faults.connections.load(Ordering::SeqCst);
-    let again = pull_into_store(
+    let again = pull(
         &Client::new(options(work.path())).unwrap(),
-        &store,
-        &r(&via),
         &arm64,
         PullPolicy::IfMissing,
-        &NoProgress,
     )
     .unwrap();
     assert_eq!(again.image.manifest_digest, arm.digest);
@@ -185,15 +172,7 @@ fn pulls_record_the_tag_and_the_next_build_needs_no_network() {
 
     // Another platform of the recorded index: fetched by the index's digest.
     let amd64: Platform = "linux/amd64".parse().unwrap();
-    let other = pull_into_store(
-        &client,
-        &store,
-        &r(&via),
-        &amd64,
-        PullPolicy::IfMissing,
-        &NoProgress,
-    )
-    .unwrap();
+    let other = pull(&client, &amd64, PullPolicy::IfMissing).unwrap();
     assert_eq!(other.image.manifest_digest, amd.digest);
     assert_eq!(other.record.descriptor.digest, index.digest);
 
@@ -201,51 +180,38 @@ fn pulls_record_the_tag_and_the_next_build_needs_no_network() {
     let moved = store_image(&src, "arm64", &[("arch", b"arm64 v2\n")]);
     src.tag("single:2", &moved).unwrap();
     push_from_store(&client, &src, "single:2", &[r(&name)], &NoProgress).unwrap();
-    let cached = pull_into_store(
-        &client,
-        &store,
-        &r(&via),
-        &arm64,
-        PullPolicy::IfMissing,
-        &NoProgress,
-    )
-    .unwrap();
+    let cached = pull(&client, &arm64, PullPolicy::IfMissing).unwrap();
     assert_eq!(cached.image.manifest_digest, arm.digest);
-    let fresh = pull_into_store(
-        &client,
-        &store,
-        &r(&via),
-        &arm64,
-        PullPolicy::Always,
-        &NoProgress,
-    )
-    .unwrap();
+    let fresh = pull(&client, &arm64, PullPolicy::Always).unwrap();
     assert_eq!(fresh.image.manifest_digest, moved.digest);
     assert_eq!(fresh.record.descriptor.digest, moved.digest);
     assert_eq!(store.resolve(&via).unwrap().descriptor.digest, moved.digest);
 
     // Without the registry, the recorded tag still builds; --pull cannot.
     drop(reg);
-    let offline = pull_into_store(
+    let offline = pull(&client, &arm64, PullPolicy::IfMissing).unwrap();
+    assert_eq!(offline.image.manifest_digest, moved.digest);
+    assert!(pull(&client, &arm64, PullPolicy::Always).is_err());
+    assert_store_verifies(&store);
+
+    // A reference pinned by digest is recorded under that name too, so
+    // prune keeps it; it needs no registry.
+    let pinned = format!("{via}@{}", arm.digest);
+    let by_digest = pull_into_store(
         &client,
         &store,
-        &r(&via),
+        &r(&pinned),
         &arm64,
-        PullPolicy::IfMissing,
+        PullPolicy::Always,
         &NoProgress,
     )
     .unwrap();
-    assert_eq!(offline.image.manifest_digest, moved.digest);
-    assert!(pull_into_store(
-        &client,
-        &store,
-        &r(&via),
-        &arm64,
-        PullPolicy::Always,
-        &NoProgress
-    )
-    .is_err());
-    assert_store_verifies(&store);
+    assert_eq!(by_digest.image.manifest_digest, arm.digest);
+    assert_eq!(by_digest.record.name, pinned);
+    assert_eq!(
+        store.resolve(&pinned).unwrap().descriptor.digest,
+        arm.digest
+    );
 }
 
 #[test]

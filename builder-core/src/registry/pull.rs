@@ -230,15 +230,7 @@ impl Client {
                 reason: "pull_by_digest needs name@sha256:...".into(),
             })?;
         if let Some(image) = local_image(reference, &digest, platform, sink)? {
-            if image.layers.iter().all(|l| sink.has(&l.digest)) {
-                for l in &image.layers {
-                    progress.event(Event::BlobDone {
-                        digest: &l.digest,
-                        outcome: BlobOutcome::AlreadyPresent,
-                    });
-                }
-                return Ok(image);
-            }
+            // Blobs the sink holds are reported present, not fetched.
             self.store_image(&image, sink, progress)?;
             return Ok(image);
         }

@@ -422,3 +422,21 @@ pub fn store_image(store: &Store, arch: &str, files: &[(&str, &[u8])]) -> Descri
     md.platform = Some(Platform::new("linux", arch, "").to_image());
     md
 }
+
+/// Runs skopeo with `args`, failing the test (with its stderr) if it fails.
+pub fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo").args(args).output().expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `skopeo inspect --tls-verify=false ARGS…` as JSON.
+pub fn skopeo_inspect(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["inspect", "--tls-verify=false"];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&skopeo(&all)).expect("skopeo inspect JSON")
+}
