@@ -31,6 +31,8 @@ enum Command {
     Login(cmd::login::Args),
     /// Log out of a registry.
     Logout(cmd::logout::Args),
+    /// Pull an image into the store and record its tag's digest.
+    Pull(cmd::pull::Args),
     /// Push an image from the store (or an OCI layout) to registry names.
     Push(cmd::push::Args),
 }
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Debug(DebugCommand::Pull(args)) => cmd::debug_pull::run(args, &cli.registry),
         Command::Login(args) => cmd::login::run(args, &cli.registry),
         Command::Logout(args) => cmd::logout::run(args),
+        Command::Pull(args) => cmd::pull::run(cli.root, args, &cli.registry),
         Command::Push(args) => cmd::push::run(cli.root, args, &cli.registry),
     };
     match result {

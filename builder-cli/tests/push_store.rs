@@ -1,5 +1,5 @@
 //! `kiln push NAME [DEST]` from the content store (`--root`) to a real
-//! Distribution registry, read back with skopeo.
+//! Distribution registry, read back with skopeo, and `kiln pull` into a store.
 #[path = "../../builder-core/tests/registry_support/mod.rs"]
 mod registry_support;
 
@@ -69,6 +69,30 @@ fn push_a_store_name_to_itself_or_elsewhere() {
         String::from_utf8_lossy(&out.stderr).contains("DESTINATION"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `kiln pull` brings it into another store and records the tag.
+    let other = work.path().join("other");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&other)
+        .args(["pull", "-q", &elsewhere])
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .output()
+        .expect("run kiln");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        md.digest.to_string()
+    );
+    let other = Store::open(&other).unwrap();
+    assert_eq!(
+        other.resolve(&elsewhere).unwrap().descriptor.digest,
+        md.digest
     );
 
     // A name the store does not hold.

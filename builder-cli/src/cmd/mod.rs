@@ -7,5 +7,6 @@ pub mod debug_pull;
 pub mod login;
 pub mod logout;
 pub mod progress;
+pub mod pull;
 pub mod push;
 pub mod registry_flags;
