@@ -170,6 +170,14 @@ fn pulls_record_the_tag_and_the_next_build_needs_no_network() {
     assert_eq!(again.image.config, first.image.config);
     assert_eq!(proxy.faults.connections.load(Ordering::SeqCst), before);
 
+    // The index cannot be pushed from a store holding one of its platforms.
+    let err = push_from_store(&client, &store, &via, &[r(&name)], &NoProgress).unwrap_err();
+    assert!(
+        err.to_string().contains(&amd.digest.to_string())
+            && err.to_string().contains("linux/amd64"),
+        "{err}"
+    );
+
     // Another platform of the recorded index: fetched by the index's digest.
     let amd64: Platform = "linux/amd64".parse().unwrap();
     let other = pull(&client, &amd64, PullPolicy::IfMissing).unwrap();

@@ -97,6 +97,18 @@ pub fn push_from_store(
         ServedManifest::Index(index) => {
             let mut images = Vec::with_capacity(index.manifests.len());
             for entry in &index.manifests {
+                if !store.has_blob(&entry.digest) {
+                    let platform = entry.platform.as_ref().map(Platform::from);
+                    return Err(Error::BadManifest {
+                        reference: record.name.clone(),
+                        reason: format!(
+                            "its entry {} ({}) is not in the store, so the index cannot be \
+                             pushed whole; pull that platform first",
+                            entry.digest,
+                            platform.map_or_else(|| "no platform".to_string(), |p| p.to_string())
+                        ),
+                    });
+                }
                 let child = store.read_blob(&entry.digest)?;
                 match manifest::parse(&record.name, Some(&entry.media_type), &child)? {
                     (child_type, ServedManifest::Image(m)) => {
