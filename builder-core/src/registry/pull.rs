@@ -240,8 +240,9 @@ impl Client {
     /// What a build calls for a base image: a pinned reference, or a tag
     /// whose digest the caller `recorded` earlier, is served from `sink` when
     /// possible; otherwise (or with [`PullPolicy::Always`] for a tag) the
-    /// registry is asked. The caller records the returned `manifest_digest`
-    /// (or `index_digest`) for the tag.
+    /// registry is asked. The caller records what the tag resolved to
+    /// ([`PulledImage::top_descriptor`]); [`super::pull_into_store`] does
+    /// this for the content store.
     pub fn ensure(
         &self,
         reference: &Reference,
