@@ -331,7 +331,7 @@ impl Engine<'_> {
             CommandLine::Exec(v) => v.clone(),
             CommandLine::Shell(s) => {
                 let mut sh = state.config.shell();
-                sh.push(s.clone());
+                sh.push(heredoc_script(s, &run.files));
                 sh
             }
         };
@@ -542,6 +542,27 @@ impl Engine<'_> {
     }
 }
 
+/// The shell text of a RUN with heredocs, as BuildKit builds it: a RUN that
+/// is only `<<EOF` runs the body; otherwise the bodies are appended so the
+/// shell reads them as here-documents.
+fn heredoc_script(cmd: &str, files: &[instructions::InlineFile]) -> String {
+    let Some(first) = files.first() else {
+        return cmd.to_string();
+    };
+    let only_marker =
+        instructions::heredoc_marker(cmd.trim()).is_some() && !cmd.trim().contains(' ');
+    if only_marker {
+        return first.data.clone();
+    }
+    let mut script = cmd.to_string();
+    for f in files {
+        script.push('\n');
+        script.push_str(&f.data);
+        script.push_str(&f.name);
+    }
+    script
+}
+
 /// BuildKit's pathRelativeToWorkingDir: absolute paths stay, others join
 /// the working directory; a trailing slash (or `.`) is kept as the
 /// "this is a directory" marker.
@@ -574,6 +595,24 @@ mod tests {
         );
         assert_eq!(dest_relative_to_workdir("/", "/"), "/");
         assert_eq!(dest_relative_to_workdir("/", "../../etc/"), "/etc/");
+    }
+
+    #[test]
+    fn run_heredocs_become_the_script() {
+        let f = |name: &str, data: &str| instructions::InlineFile {
+            name: name.into(),
+            data: data.into(),
+            expand: true,
+        };
+        assert_eq!(heredoc_script("echo hi", &[]), "echo hi");
+        assert_eq!(
+            heredoc_script("<<EOF", &[f("EOF", "echo a\necho b\n")]),
+            "echo a\necho b\n"
+        );
+        assert_eq!(
+            heredoc_script("cat <<EOF > /f", &[f("EOF", "hello\n")]),
+            "cat <<EOF > /f\nhello\nEOF"
+        );
     }
 
     #[test]
