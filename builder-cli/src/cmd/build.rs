@@ -74,7 +74,9 @@ fn key_value(flag: &str, text: &str) -> Result<(String, String), String> {
 
 fn render(err: &BuildError, source: &str, name: &str) -> String {
     match err.line {
-        Some(line) => parser::render_snippet(source, name, line, 1, &err.message),
+        Some(line) => {
+            parser::render_snippet(source, name, line, err.column.unwrap_or(1), &err.message)
+        }
         None => format!("error: {}", err.message),
     }
 }

@@ -155,6 +155,8 @@ pub struct BuiltImage {
 pub struct BuildError {
     /// The Dockerfile line of the failing instruction.
     pub line: Option<usize>,
+    /// Column of the instruction's keyword on `line`.
+    pub column: Option<usize>,
     /// Last line of the instruction.
     pub end_line: Option<usize>,
     /// What went wrong.
@@ -166,6 +168,7 @@ impl BuildError {
     pub fn general(message: impl Into<String>) -> Self {
         BuildError {
             line: None,
+            column: None,
             end_line: None,
             message: message.into(),
         }
@@ -175,6 +178,7 @@ impl BuildError {
     pub fn at(span: &crate::parser::Span, message: impl Into<String>) -> Self {
         BuildError {
             line: Some(span.start_line),
+            column: Some(span.start_col.max(1)),
             end_line: Some(span.end_line),
             message: message.into(),
         }
