@@ -327,14 +327,12 @@ impl Engine<'_> {
         mounts: Vec<instructions::Mount>,
         env: Vec<(String, String)>,
     ) -> Result<(), String> {
-        let argv = match &run.cmd {
-            CommandLine::Exec(v) => v.clone(),
-            CommandLine::Shell(s) => {
-                let mut sh = state.config.shell();
-                sh.push(heredoc_script(s, &run.files));
-                sh
-            }
-        };
+        let shell = state.config.config.shell.clone().unwrap_or_default();
+        let invocation = state
+            .scope
+            .run_invocation(&run, &shell)
+            .map_err(|k| k.to_string())?;
+        let argv = invocation.args.clone();
         let request = RunRequest {
             layers: state.layers.clone(),
             argv: argv.clone(),
@@ -343,7 +341,7 @@ impl Engine<'_> {
             workdir: state.config.config.working_dir.clone(),
             network: run.network,
             mounts,
-            files: run.files.clone(),
+            script: invocation.script.clone(),
         };
         let Some(runner) = self.runner.as_deref_mut() else {
             return Err(
@@ -353,7 +351,7 @@ impl Engine<'_> {
         };
         let layer = runner.run(&request)?;
         let time = self.history_time();
-        let msg = format!("RUN {} # buildkit", argv.join(" "));
+        let msg = invocation.created_by;
         match layer {
             Some(blob) => {
                 state
@@ -542,27 +540,6 @@ impl Engine<'_> {
     }
 }
 
-/// The shell text of a RUN with heredocs, as BuildKit builds it: a RUN that
-/// is only `<<EOF` runs the body; otherwise the bodies are appended so the
-/// shell reads them as here-documents.
-fn heredoc_script(cmd: &str, files: &[instructions::InlineFile]) -> String {
-    let Some(first) = files.first() else {
-        return cmd.to_string();
-    };
-    let only_marker =
-        instructions::heredoc_marker(cmd.trim()).is_some() && !cmd.trim().contains(' ');
-    if only_marker {
-        return first.data.clone();
-    }
-    let mut script = cmd.to_string();
-    for f in files {
-        script.push('\n');
-        script.push_str(&f.data);
-        script.push_str(&f.name);
-    }
-    script
-}
-
 /// BuildKit's pathRelativeToWorkingDir: absolute paths stay, others join
 /// the working directory; a trailing slash (or `.`) is kept as the
 /// "this is a directory" marker.
@@ -595,24 +572,6 @@ mod tests {
         );
         assert_eq!(dest_relative_to_workdir("/", "/"), "/");
         assert_eq!(dest_relative_to_workdir("/", "../../etc/"), "/etc/");
-    }
-
-    #[test]
-    fn run_heredocs_become_the_script() {
-        let f = |name: &str, data: &str| instructions::InlineFile {
-            name: name.into(),
-            data: data.into(),
-            expand: true,
-        };
-        assert_eq!(heredoc_script("echo hi", &[]), "echo hi");
-        assert_eq!(
-            heredoc_script("<<EOF", &[f("EOF", "echo a\necho b\n")]),
-            "echo a\necho b\n"
-        );
-        assert_eq!(
-            heredoc_script("cat <<EOF > /f", &[f("EOF", "hello\n")]),
-            "cat <<EOF > /f\nhello\nEOF"
-        );
     }
 
     #[test]

@@ -133,8 +133,8 @@ pub struct RunRequest {
     pub network: crate::instructions::NetworkMode,
     /// `RUN --mount`s, expanded and typed.
     pub mounts: Vec<crate::instructions::Mount>,
-    /// Heredoc bodies of the RUN.
-    pub files: Vec<crate::instructions::InlineFile>,
+    /// A `#!` heredoc to provide as `/dev/pipes/NAME` (mode 0755, read-only).
+    pub script: Option<crate::instructions::InlineFile>,
 }
 
 /// The built target: its config and layers (base layers untouched first).
