@@ -14,6 +14,8 @@
 //!   reproducible layer tars with parallel compression, and the exporters.
 //! * [`build`]: the build engine: stages, instructions, COPY/ADD layers, outputs.
 //! * [`registry`]: pulling base images from and pushing results to OCI registries.
+//! * [`sandbox`]: runs a RUN step's process in fresh namespaces (knows no Dockerfile).
+//! * [`snapshot`]: layers extracted once into the store, overlay rootfs, upper-dir diff.
 #![deny(missing_docs)]
 
 pub mod build;
@@ -26,5 +28,7 @@ pub mod instructions;
 pub mod layer;
 pub mod parser;
 pub mod registry;
+pub mod sandbox;
 pub mod shell;
+pub mod snapshot;
 pub mod store;
