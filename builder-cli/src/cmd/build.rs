@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use builder_core::build::output::{manifest, store_image};
 use builder_core::build::resolve::StoreResolver;
+use builder_core::build::run::SandboxRunner;
 use builder_core::build::{self, BuildError, BuildOptions, NamedContext, Platform};
 use builder_core::export::{self, Dest, ExportOptions, ExportReport, OutputSpec};
 use builder_core::registry::Client;
@@ -190,8 +191,19 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         client: Some(client),
         pull: args.pull,
     };
-    let image = build::build(&df, &opts, &store, &mut resolver, None)
-        .map_err(|e| render(&e, &df_text, &df_name))?;
+    let mut runner = SandboxRunner::new(
+        &store,
+        ctx.root(),
+        args.network.as_deref() == Some("none"),
+        compression,
+        source_date_epoch,
+    )
+    .map_err(|e| format!("error: {e}"))?;
+    let result = build::build(&df, &opts, &store, &mut resolver, Some(&mut runner));
+    for w in &runner.warnings {
+        eprintln!("warning: {w}");
+    }
+    let image = result.map_err(|e| render(&e, &df_text, &df_name))?;
     let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
 
     let names: Vec<String> = args

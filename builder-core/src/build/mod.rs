@@ -22,6 +22,7 @@ pub mod mode;
 pub mod output;
 pub mod pattern;
 pub mod resolve;
+pub mod run;
 
 pub use config::ImageConfig;
 pub use engine::build;
