@@ -78,3 +78,45 @@ fn a_failing_run_names_the_command_exit_code_and_line() {
     assert!(err.contains("Dockerfile:3"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn run_mounts_from_a_stage_the_context_and_a_cache_and_shebang_heredocs() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    tree(&ctx, &[("data/x", "from the context\n")]);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch AS tools\n\
+         COPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         FROM scratch AS artifact\n\
+         COPY data/x /out/artifact\n\
+         FROM tools\n\
+         RUN --mount=type=bind,from=artifact,source=/out,target=/a cat /a/artifact > /from-stage\n\
+         RUN --mount=type=bind,source=data,target=/ctx cat /ctx/x > /from-context\n\
+         RUN --mount=type=cache,target=/cache echo kept > /cache/c\n\
+         RUN --mount=type=cache,target=/cache cat /cache/c > /from-cache\n\
+         RUN <<EOF\n\
+         #!/bin/sh\n\
+         echo \"script $0\" > /script\n\
+         EOF\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("from-stage"), "file 0644 0:0 \"from the context\\n\"");
+    assert_eq!(get("from-context"), "file 0644 0:0 \"from the context\\n\"");
+    assert_eq!(get("from-cache"), "file 0644 0:0 \"kept\\n\"");
+    assert_eq!(get("script"), "file 0644 0:0 \"script /dev/pipes/EOF\\n\"");
+    // Mount targets leave at most an empty directory, never content.
+    for m in ["a", "ctx", "cache"] {
+        let left: Vec<&String> = fs
+            .keys()
+            .filter(|k| k.starts_with(&format!("{m}/")))
+            .collect();
+        assert!(left.is_empty(), "{m}: {left:?}");
+    }
+}

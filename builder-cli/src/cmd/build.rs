@@ -194,6 +194,7 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     let mut runner = SandboxRunner::new(
         &store,
         ctx.root(),
+        scratch.path(),
         args.network.as_deref() == Some("none"),
         compression,
         source_date_epoch,

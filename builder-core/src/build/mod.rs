@@ -134,6 +134,9 @@ pub struct RunRequest {
     pub network: crate::instructions::NetworkMode,
     /// `RUN --mount`s, expanded and typed.
     pub mounts: Vec<crate::instructions::Mount>,
+    /// For each mount, the host directory its `source` is relative to when
+    /// it names another stage or image (`from=`); None for the context.
+    pub mount_roots: Vec<Option<PathBuf>>,
     /// A `#!` heredoc to provide as `/dev/pipes/NAME` (mode 0755, read-only).
     pub script: Option<crate::instructions::InlineFile>,
 }

@@ -19,6 +19,8 @@ pub struct SandboxRunner<'a> {
     snapshots: snapshot::Store,
     idmap: IdMap,
     context: PathBuf,
+    scratch: PathBuf,
+    counter: usize,
     network: Network,
     layer_options: LayerOptions,
     /// Things to tell the user (id mapping limits, skipped layer members).
@@ -26,11 +28,13 @@ pub struct SandboxRunner<'a> {
 }
 
 impl<'a> SandboxRunner<'a> {
-    /// A runner over `store`, binding `--mount`s from `context`; `network`
-    /// is the build's `--network` (`host` unless `none`).
+    /// A runner over `store`, binding `--mount`s from `context`, keeping
+    /// its temporary files in `scratch`; `network_none` is the build's
+    /// `--network=none`.
     pub fn new(
         store: &'a Store,
         context: &Path,
+        scratch: &Path,
         network_none: bool,
         compression: CompressionOptions,
         source_date_epoch: Option<i64>,
@@ -50,6 +54,8 @@ impl<'a> SandboxRunner<'a> {
             snapshots,
             idmap,
             context: context.to_path_buf(),
+            scratch: scratch.to_path_buf(),
+            counter: 0,
             network: if network_none {
                 Network::None
             } else {
@@ -63,9 +69,28 @@ impl<'a> SandboxRunner<'a> {
         })
     }
 
-    fn mounts(&self, req: &RunRequest) -> Result<Vec<Mount>, String> {
+    fn mounts(&mut self, req: &RunRequest) -> Result<Vec<Mount>, String> {
         let mut out = Vec::new();
-        for m in &req.mounts {
+        if let Some(script) = &req.script {
+            // A `#!` heredoc runs as /dev/pipes/NAME, as BuildKit mounts it.
+            let dir = self.scratch.join(format!("pipes-{}", self.counter));
+            self.counter += 1;
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let file = dir.join(&script.name);
+            std::fs::write(&file, &script.data).map_err(|e| format!("{}: {e}", file.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            out.push(Mount {
+                target: "/dev/pipes".into(),
+                kind: MountKind::Bind {
+                    src: dir,
+                    readonly: true,
+                },
+                keep_created_target: false,
+            });
+        }
+        for (i, m) in req.mounts.iter().enumerate() {
             let target = if m.target.starts_with('/') {
                 m.target.clone()
             } else {
@@ -73,13 +98,11 @@ impl<'a> SandboxRunner<'a> {
             };
             let kind = match m.kind {
                 MountType::Bind => {
-                    if !m.from.is_empty() {
-                        return Err(format!(
-                            "RUN --mount=type=bind,from={}: binding from a stage or image is not supported yet",
-                            m.from
-                        ));
-                    }
-                    let src = resolve_in(&self.context, &m.source)?;
+                    let root = match req.mount_roots.get(i) {
+                        Some(Some(r)) => r.clone(),
+                        _ => self.context.clone(),
+                    };
+                    let src = resolve_in(&root, &m.source)?;
                     if m.read_only {
                         MountKind::Bind {
                             src,
