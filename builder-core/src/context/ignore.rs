@@ -125,7 +125,7 @@ impl IgnoreRules {
         })
     }
 
-    /// Compiles patterns given directly, as patternmatcher's `New` does
+    /// Compiles patterns given directly, as fileutils' `NewPatternMatcher` does
     /// (no comment or leading-`/` handling: that is the file reader's job).
     pub fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<IgnoreRules, IgnoreError> {
         let mut rules = Vec::new();
