@@ -13,16 +13,20 @@
 //!   content digests, config/manifest types, the OCI-layout content store,
 //!   reproducible layer tars with parallel compression, and the exporters.
 //! * [`registry`]: pulling base images from and pushing results to OCI registries.
+//! * [`progress`], [`graph`], [`cache`]: build events for renderers, the step
+//!   DAG and its parallel scheduler, and the layer cache keyed by instruction hash.
 #![deny(missing_docs)]
 
 pub mod context;
 pub mod digest;
 pub mod export;
 pub mod fsentry;
+pub mod graph;
 pub mod image;
 pub mod instructions;
 pub mod layer;
 pub mod parser;
+pub mod progress;
 pub mod registry;
 pub mod shell;
 pub mod store;
