@@ -17,6 +17,7 @@
 //!   DAG and its parallel scheduler, and the layer cache keyed by instruction hash.
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod context;
 pub mod digest;
 pub mod export;
