@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile.
+    Build(Box<cmd::build::Args>),
     /// Inspect what kiln makes of its inputs.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -57,6 +59,7 @@ enum DebugCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Build(args) => cmd::build::run(*args, &cli.registry),
         Command::Debug(DebugCommand::Parse(args)) => cmd::debug_parse::run(args),
         Command::Debug(DebugCommand::Context(args)) => cmd::debug_context::run(args),
         Command::Debug(DebugCommand::Pull(args)) => cmd::debug_pull::run(args, &cli.registry),

@@ -12,11 +12,15 @@
 //! * [`digest`], [`image`], [`store`], [`layer`], [`export`]: image assembly —
 //!   content digests, config/manifest types, the OCI-layout content store,
 //!   reproducible layer tars with parallel compression, and the exporters.
+//! * [`build`]: the build engine: stages, instructions, COPY/ADD layers, outputs.
 //! * [`registry`]: pulling base images from and pushing results to OCI registries.
+//! * [`sandbox`]: runs a RUN step's process in fresh namespaces (knows no Dockerfile).
+//! * [`snapshot`]: layers extracted once into the store, overlay rootfs, upper-dir diff.
 //! * [`progress`], [`graph`], [`cache`]: build events for renderers, the step
 //!   DAG and its parallel scheduler, and the layer cache keyed by instruction hash.
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod cache;
 pub mod context;
 pub mod digest;
@@ -29,5 +33,7 @@ pub mod layer;
 pub mod parser;
 pub mod progress;
 pub mod registry;
+pub mod sandbox;
 pub mod shell;
+pub mod snapshot;
 pub mod store;

@@ -168,6 +168,14 @@ fn errors_name_line_and_column() {
     assert!(shown.starts_with("line 4, column "), "{shown}");
     assert!(shown.contains("COPY --frm=x a b"), "{shown}");
 
+    let source = "FROM a\n\nRUN echo ok\n  COPY --frm=x a b\n";
+    let shown = instruction_error(source).render(source, "Dockerfile");
+    assert!(
+        shown.starts_with("error: unknown flag: --frm\n --> Dockerfile:4:"),
+        "{shown}"
+    );
+    assert!(shown.contains("4 |   COPY --frm=x a b"), "{shown}");
+
     let e = instruction_error("FROM a AS 9lives\n");
     assert!(e.to_string().contains("invalid name for build stage"));
     let e = instruction_error("EXPOSE 80\nFROM a\n");

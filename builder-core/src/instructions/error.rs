@@ -76,6 +76,23 @@ impl std::error::Error for InstructionError {
 }
 
 impl InstructionError {
+    /// Renders the error the way the CLI shows parse errors: message,
+    /// `file:line:column` and the source line with a caret (see
+    /// [`render_snippet`](crate::parser::render_snippet)). `source` is the
+    /// Dockerfile's text.
+    pub fn render(&self, source: &str, file_name: &str) -> String {
+        if self.span.start_line == 0 {
+            return format!("error: {}\n", self.kind);
+        }
+        crate::parser::render_snippet(
+            source,
+            file_name,
+            self.span.start_line,
+            self.span.start_col,
+            &self.kind.to_string(),
+        )
+    }
+
     /// An error for the instruction at `span` written as `instruction`.
     pub fn new(span: Span, instruction: &str, kind: InstructionErrorKind) -> Self {
         InstructionError {

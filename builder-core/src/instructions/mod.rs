@@ -20,6 +20,7 @@ mod mode;
 mod mount;
 mod parse;
 mod ports;
+mod run;
 mod stages;
 mod state;
 mod types;
@@ -30,6 +31,7 @@ pub use mode::{FileMode, ModeClause};
 pub use mount::{parse_mount, Mount, MountType, ShareMode};
 pub use parse::{parse_instruction, From, Parsed};
 pub use ports::parse_ports;
+pub use run::{with_shell, RunInvocation, DEFAULT_SHELL};
 pub use stages::{parse_dockerfile, parse_trigger, Stage, StageRef, Stages};
 pub use state::{
     BuildArgs, GlobalScope, Platform, Resolved, ResolvedFrom, StageState, DEFAULT_PATH, PROXY_ARGS,

@@ -246,11 +246,8 @@ fn parse_kind(node: &Node) -> Result<Parsed, K> {
                 .iter()
                 .map(|h| InlineFile {
                     name: h.name.clone(),
-                    data: if h.chomp {
-                        chomp_heredoc(&h.content)
-                    } else {
-                        h.content.clone()
-                    },
+                    data: h.content.clone(),
+                    chomp: h.chomp,
                     expand: h.expand,
                 })
                 .collect();

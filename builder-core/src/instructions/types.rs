@@ -27,14 +27,17 @@ impl CommandLine {
     }
 }
 
-/// A heredoc body attached to RUN (a file the command can read).
+/// A heredoc body attached to RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlineFile {
     /// The delimiter word.
     pub name: String,
-    /// The body, leading tabs already removed for `<<-`.
+    /// The body as written (tabs kept even for `<<-`: when the shell reads
+    /// the heredoc itself, it strips them).
     pub data: String,
-    /// Whether variables in the body are expanded (unquoted delimiter).
+    /// `<<-`: leading tabs are stripped where kiln uses the body itself.
+    pub chomp: bool,
+    /// Whether the delimiter was unquoted (the shell expands the body).
     pub expand: bool,
 }
 

@@ -2,6 +2,7 @@
 use crate::parser::{Args, Dockerfile, Heredoc, NameValue, Node, Span};
 
 mod parse;
+mod run;
 mod stages;
 mod state;
 

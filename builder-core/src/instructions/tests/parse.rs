@@ -311,7 +311,10 @@ fn run_flags() {
         (r.network, r.security),
         (NetworkMode::None, Security::Insecure)
     );
-    assert_eq!(r.files[0].data, "echo hi\n");
+    assert_eq!(
+        (r.files[0].data.as_str(), r.files[0].chomp),
+        ("\techo hi\n", true)
+    );
 
     let Instruction::Run(r) = ok(&node("run", &[], words(&["x"]), false, "RUN x")) else {
         panic!()

@@ -1,0 +1,231 @@
+//! `kiln build`: flags to a [`builder_core::build::BuildOptions`], the
+//! built image into the store and to each `-o` output.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use builder_core::build::output::{manifest, store_image};
+use builder_core::build::resolve::StoreResolver;
+use builder_core::build::{self, BuildError, BuildOptions, NamedContext, Platform};
+use builder_core::export::{self, Dest, ExportOptions, ExportReport, OutputSpec};
+use builder_core::registry::Client;
+
+use super::registry_flags::RegistryFlags;
+use builder_core::context::{BuildContext, ContextSource, DockerfileFlag};
+use builder_core::parser;
+use builder_core::store::{normalize_name, Store};
+
+/// Flags of `kiln build`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Dockerfile (`-` for standard input); by default `Dockerfile` at
+    /// the context root.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name the image NAME[:TAG] in the store (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Set a build-time variable KEY=VALUE (repeatable).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build this stage instead of the last one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Add a label KEY=VALUE to the image (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Target platform os/arch[/variant].
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Do not use a build cache (kiln keeps none yet).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Export the image: type=oci|docker|local|tar,dest=PATH (repeatable).
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// Write the image digest to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata (digests) as JSON to this file.
+    #[arg(long)]
+    pub metadata_file: Option<PathBuf>,
+    /// A named context NAME=oci-layout://PATH[:TAG|@DIGEST] or NAME=DIR.
+    #[arg(long = "build-context")]
+    pub build_contexts: Vec<String>,
+    /// Resolve base image tags again even when the store has them.
+    #[arg(long)]
+    pub pull: bool,
+    /// Network for RUN steps: default, none or host.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// The store's root directory.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// The build context: a directory, a tar archive, or `-` (tar on stdin).
+    pub context: String,
+}
+
+fn key_value(flag: &str, text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{flag} {text:?}: expected KEY=VALUE")),
+    }
+}
+
+fn render(err: &BuildError, source: &str, name: &str) -> String {
+    match err.line {
+        Some(line) => parser::render_snippet(source, name, line, 1, &err.message),
+        None => format!("error: {}", err.message),
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        // `--build-arg NAME` takes the value from the environment.
+        let (k, v) = match a.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match std::env::var(a) {
+                Ok(v) => (a.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        build_args.insert(k, v);
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = key_value("--label", l)?;
+        labels.insert(k, v);
+    }
+    let mut named_contexts = BTreeMap::new();
+    for c in &args.build_contexts {
+        let (k, v) = key_value("--build-context", c)?;
+        named_contexts.insert(k, NamedContext::parse(&v)?);
+    }
+    let outputs: Vec<OutputSpec> = args
+        .outputs
+        .iter()
+        .map(|o| export::parse_output(o).map_err(|e| format!("error: {e}")))
+        .collect::<Result<_, _>>()?;
+    let mut compression = builder_core::layer::CompressionOptions::default();
+    let mut chosen: Option<(builder_core::layer::Compression, Option<i32>)> = None;
+    for o in &outputs {
+        if o.compression.is_none() && o.compression_level.is_none() {
+            continue;
+        }
+        let c = (
+            o.compression.unwrap_or(compression.compression),
+            o.compression_level,
+        );
+        match chosen {
+            Some(prev) if prev != c => {
+                return Err("error: every -o of one build must use the same compression".into())
+            }
+            _ => chosen = Some(c),
+        }
+    }
+    if let Some((c, level)) = chosen {
+        compression.compression = c;
+        compression.level = level;
+    }
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    if let Some(n) = &args.network {
+        if !matches!(n.as_str(), "default" | "none" | "host") {
+            return Err(format!("--network {n:?}: expected default, none or host"));
+        }
+    }
+    let source_date_epoch = match build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+    {
+        Some(v) if !v.is_empty() => Some(
+            v.parse::<i64>()
+                .map_err(|_| format!("SOURCE_DATE_EPOCH {v:?} is not a number of seconds"))?,
+        ),
+        _ => None,
+    };
+
+    let source = ContextSource::from_arg(&args.context);
+    let flag = match &args.file {
+        None => DockerfileFlag::Default,
+        Some(p) if p.as_os_str() == "-" => DockerfileFlag::Stdin,
+        Some(p) => DockerfileFlag::Path(p.clone()),
+    };
+    let ctx = BuildContext::open(&source, &flag, &mut std::io::stdin().lock())
+        .map_err(|e| format!("error: {e}"))?;
+    let df_name = ctx.dockerfile().name.clone();
+    let df_text = String::from_utf8_lossy(&ctx.dockerfile().text).into_owned();
+    let df = parser::parse(&ctx.dockerfile().text).map_err(|e| e.render(&df_text, &df_name))?;
+
+    let root = args.root.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&root).map_err(|e| format!("error: store: {e}"))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(store.temp_dir())
+        .map_err(|e| format!("error: {}: {e}", store.temp_dir().display()))?;
+
+    let opts = BuildOptions {
+        dockerfile_name: df_name.clone(),
+        context: ctx.root().to_path_buf(),
+        ignore: Some(ctx.ignore_rules().clone()),
+        build_args,
+        target: args.target.clone(),
+        labels,
+        platform,
+        source_date_epoch,
+        named_contexts,
+        scratch: scratch.path().to_path_buf(),
+        compression,
+    };
+    let client = Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?;
+    let mut resolver = StoreResolver {
+        store: &store,
+        client: Some(client),
+        pull: args.pull,
+    };
+    let image = build::build(&df, &opts, &store, &mut resolver, None)
+        .map_err(|e| render(&e, &df_text, &df_name))?;
+    let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
+
+    let names: Vec<String> = args
+        .tags
+        .iter()
+        .map(|t| normalize_name(t).map_err(|e| format!("error: -t {t}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let desc = store_image(&store, &image, &m, &names).map_err(|e| format!("error: {e}"))?;
+    let export_opts = ExportOptions {
+        names: names.clone(),
+        base_layers: image.base_layers,
+        source_date_epoch,
+        threads: 0,
+    };
+    let mut report: Option<ExportReport> = None;
+    for o in &outputs {
+        let r =
+            export::export(&store, &desc, o, &export_opts).map_err(|e| format!("error: {e}"))?;
+        report.get_or_insert(r);
+    }
+    let report = report.unwrap_or_else(|| ExportReport {
+        manifest: desc.clone(),
+        config: builder_core::image::Descriptor::new(
+            builder_core::build::images::MT_CONFIG,
+            builder_core::digest::Digest::of(&m.config),
+            m.config.len() as u64,
+        ),
+    });
+    if let Some(path) = &args.iidfile {
+        export::write_iidfile(path, &report, false).map_err(|e| format!("error: {e}"))?;
+    }
+    if let Some(path) = &args.metadata_file {
+        export::write_metadata_file(path, &report, &names).map_err(|e| format!("error: {e}"))?;
+    }
+    if outputs.iter().all(|o| o.dest != Dest::Stdout) {
+        println!("{}", report.manifest.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}

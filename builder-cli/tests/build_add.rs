@@ -1,0 +1,309 @@
+//! `kiln build` end to end: ADD of archives (extracted safely) and URLs,
+//! and the images read back by real consumers (skopeo, umoci, podman).
+mod build_support;
+
+use std::io::{Read, Write};
+
+use build_support::*;
+
+/// A tar member written with a raw name, as a hostile archive would have it
+/// (the tar crate refuses `..` and absolute names).
+fn raw_member(out: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
+    let mut h = tar::Header::new_old();
+    {
+        let old = h.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_uid(1234);
+    h.set_gid(5678);
+    h.set_mtime(1_600_000_000);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(data);
+    let pad = (512 - data.len() % 512) % 512;
+    out.extend(std::iter::repeat_n(0u8, pad));
+}
+
+fn finish(mut out: Vec<u8>) -> Vec<u8> {
+    out.extend(std::iter::repeat_n(0u8, 1024));
+    out
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn add_extracts_archives_without_escaping_the_destination() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            ("etc/passwd", "original\n"),
+            ("plain.txt", "not an archive\n"),
+        ],
+    );
+    let mut evil = Vec::new();
+    raw_member(
+        &mut evil,
+        "../../escape-dotdot",
+        tar::EntryType::Regular,
+        "",
+        b"1",
+    );
+    raw_member(
+        &mut evil,
+        "/etc/escape-absolute",
+        tar::EntryType::Regular,
+        "",
+        b"2",
+    );
+    raw_member(&mut evil, "link", tar::EntryType::Symlink, "/etc", b"");
+    raw_member(
+        &mut evil,
+        "link/passwd",
+        tar::EntryType::Regular,
+        "",
+        b"through the link\n",
+    );
+    raw_member(&mut evil, "up", tar::EntryType::Symlink, "../../..", b"");
+    raw_member(
+        &mut evil,
+        "up/etc/passwd",
+        tar::EntryType::Regular,
+        "",
+        b"up and out\n",
+    );
+    raw_member(&mut evil, "pkg/", tar::EntryType::Directory, "", b"");
+    raw_member(&mut evil, "pkg/data", tar::EntryType::Regular, "", b"data");
+    raw_member(&mut evil, "pkg/same", tar::EntryType::Link, "pkg/data", b"");
+    std::fs::write(ctx.join("evil.tar.gz"), gzip(&finish(evil))).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY etc /etc\nADD evil.tar.gz /dest/\nADD plain.txt /dest/\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    for path in fs.keys() {
+        assert!(
+            path == "etc" || path == "etc/passwd" || path == "dest" || path.starts_with("dest/"),
+            "{path} landed outside the destination"
+        );
+    }
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("etc/passwd"), "file 0644 0:0 \"original\\n\"");
+    assert_eq!(get("dest/escape-dotdot"), "file 0644 1234:5678 \"1\"");
+    assert_eq!(get("dest/etc/escape-absolute"), "file 0644 1234:5678 \"2\"");
+    assert_eq!(
+        get("dest/etc/passwd"),
+        "file 0644 1234:5678 \"up and out\\n\""
+    );
+    assert_eq!(get("dest/link"), "symlink 1234:5678 -> /etc");
+    assert_eq!(get("dest/pkg/same"), "file 0644 1234:5678 \"data\"");
+    // A file that is not an archive is copied as it is.
+    assert_eq!(get("dest/plain.txt"), "file 0644 0:0 \"not an archive\\n\"");
+}
+
+#[test]
+fn add_refuses_a_hard_link_out_of_the_destination() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("etc/shadow", "secret\n")]);
+    let mut evil = Vec::new();
+    raw_member(
+        &mut evil,
+        "steal",
+        tar::EntryType::Link,
+        "../etc/shadow",
+        b"",
+    );
+    std::fs::write(ctx.join("evil.tar"), finish(evil)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY etc /etc\nADD evil.tar /dest/\n").unwrap();
+    let out = work.path().join("out.tar");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok, "a hard link to a file outside the archive must fail");
+    assert!(err.contains("steal"), "{err}");
+    assert!(!out.exists());
+}
+
+/// Serves `body` to `n` requests on 127.0.0.1 and returns the port.
+fn serve(body: &'static [u8], n: usize) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let mut s = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_a_url_with_mode_0600_last_modified_and_checksum() {
+    let work = tempfile::tempdir().unwrap();
+    let port = serve(b"hello\n", 2);
+    let df = work.path().join("Dockerfile");
+    let sum = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    std::fs::write(
+        &df,
+        format!(
+            "FROM scratch\nADD --checksum={sum} http://127.0.0.1:{port}/files/payload.txt /p/\n"
+        ),
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, work.path(), &[], &[]);
+    let fs = files(&layout);
+    let item = fs.get("p/payload.txt").expect("downloaded");
+    assert_eq!(describe(item), "file 0600 0:0 \"hello\\n\"");
+    assert_eq!(item.mtime, 1_700_000_000);
+
+    let bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    std::fs::write(
+        &df,
+        format!(
+            "FROM scratch\nADD --checksum={bad} http://127.0.0.1:{port}/files/payload.txt /p/\n"
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            work.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("digest mismatch"), "{err}");
+}
+
+fn tool(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/setup-test-env installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn real_consumers_read_the_outputs() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    tree(
+        w,
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY hello /hello\nENV GREETING=hi\nCMD [\"/hello\"]\n",
+            ),
+            ("hello", "hello\n"),
+        ],
+    );
+    let store = w.join("store");
+    let oci_tar = w.join("img.tar");
+    let oci_dir = w.join("img-dir");
+    let docker_tar = w.join("docker.tar");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            store.to_str().unwrap(),
+            "-t",
+            "kiln-test/consumers:v1",
+            "-o",
+            &format!("type=oci,dest={}", oci_tar.display()),
+            "-o",
+            &format!("type=oci,dest={},tar=false,name=v1", oci_dir.display()),
+            "-o",
+            &format!("type=docker,dest={}", docker_tar.display()),
+            w.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+
+    let inspect = tool(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", oci_tar.display())],
+    );
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Env"][1], "GREETING=hi");
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+
+    let bundle = w.join("bundle");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:v1", oci_dir.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/hello")).unwrap(),
+        "hello\n"
+    );
+
+    let proot = w.join("podman-root");
+    let prun = w.join("podman-run");
+    let base = [
+        "--root",
+        proot.to_str().unwrap(),
+        "--runroot",
+        prun.to_str().unwrap(),
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ];
+    let mut load: Vec<&str> = base.to_vec();
+    let docker_path = docker_tar.display().to_string();
+    load.extend(["load", "-i", &docker_path]);
+    tool("podman", &load);
+    let mut inspect: Vec<&str> = base.to_vec();
+    inspect.extend(["image", "inspect", "kiln-test/consumers:v1"]);
+    let out = tool("podman", &inspect);
+    assert!(out.contains("GREETING=hi"), "{out}");
+}

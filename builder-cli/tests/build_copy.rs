@@ -1,0 +1,186 @@
+//! `kiln build` end to end: COPY and ADD rules, FROM scratch, checked in the
+//! image kiln writes.
+mod build_support;
+
+use build_support::*;
+
+#[test]
+fn copy_rules_from_the_context() {
+    let work = tempfile::tempdir().unwrap();
+    let fixture = testdata("copy-rules");
+    let layout = build_to_layout(
+        work.path(),
+        &fixture.join("Dockerfile"),
+        &fixture.join("ctx"),
+        &[],
+        &[],
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    // Trailing slash: into the directory; otherwise: that name.
+    assert_eq!(get("to-dir"), "dir 0755 0:0");
+    assert_eq!(get("to-dir/a.txt"), "file 0644 0:0 \"hello\\n\"");
+    assert_eq!(get("renamed"), "file 0644 0:0 \"bee\\n\"");
+    // A directory source copies its contents.
+    assert_eq!(get("contents/x"), "file 0644 0:0 \"x\\n\"");
+    assert_eq!(get("contents/sub/y"), "file 0644 0:0 \"y\\n\"");
+    assert_eq!(get("contents/dir"), "absent");
+    // Wildcards and several sources.
+    let wild: Vec<&String> = fs.keys().filter(|k| k.starts_with("wild/")).collect();
+    assert_eq!(wild, ["wild/a.txt", "wild/b.txt", "wild/c.md"]);
+    // Relative to WORKDIR.
+    assert_eq!(get("w/rel/a.txt"), "file 0644 0:0 \"hello\\n\"");
+    // --chmod octal and symbolic; the executable bit of the source is kept.
+    assert_eq!(get("modes/octal"), "file 0600 0:0 \"hello\\n\"");
+    assert_eq!(get("modes/symbolic"), "file 0700 0:0 \"bee\\n\"");
+    assert_eq!(
+        get("bin/run.sh"),
+        "file 0755 0:0 \"#!/bin/sh\\necho run\\n\""
+    );
+    // --exclude and --parents.
+    assert_eq!(get("excluded/skip.tmp"), "absent");
+    assert_eq!(get("excluded/x"), "file 0644 0:0 \"x\\n\"");
+    assert_eq!(get("parents/docs/readme.md"), "file 0644 0:0 \"r\\n\"");
+    assert_eq!(get("parents/docs/notes.txt"), "absent");
+    // Heredocs: expanded unless the delimiter is quoted.
+    assert_eq!(get("heredoc/expanded"), "file 0644 0:0 \"hello world\\n\"");
+    assert_eq!(get("heredoc/literal"), "file 0644 0:0 \"hello $NAME\\n\"");
+    // .dockerignore'd files never reach the image.
+    assert_eq!(get("all/secret.key"), "absent");
+    assert_eq!(get("all/build.log"), "absent");
+    assert_eq!(get("all/a.txt"), "file 0644 0:0 \"hello\\n\"");
+    // FROM scratch starts with WorkingDir / and the default PATH.
+    let (_, _, config) = image(&layout);
+    assert_eq!(config["config"]["WorkingDir"], "/w");
+    assert_eq!(
+        config["config"]["Env"][0],
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+}
+
+#[test]
+fn missing_source_is_an_error_naming_it_and_the_line() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("a.txt", "a")]);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY a.txt /\nCOPY nope.txt /x\n").unwrap();
+    let out = work.path().join("out.tar");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("nope.txt"), "{err}");
+    assert!(err.contains(":3:"), "names the line: {err}");
+    assert!(err.contains("COPY nope.txt /x"), "shows the snippet: {err}");
+    assert!(!out.exists(), "nothing half-written");
+}
+
+#[test]
+fn run_is_refused_clearly_until_the_sandbox_is_wired() {
+    let work = tempfile::tempdir().unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nRUN true\n").unwrap();
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            work.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("RUN"), "{err}");
+}
+
+#[test]
+fn chown_by_name_uses_the_stage_passwd_and_group() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            (
+                "passwd",
+                "root:x:0:0::/root:/bin/sh\nbob:x:2001:2000::/home/bob:/bin/sh\n",
+            ),
+            ("group", "root:x:0:\ngrp:x:2000:\nstaff:x:50:\n"),
+            ("f", "data"),
+        ],
+    );
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY passwd group /etc/\nCOPY --chown=bob f /byname\nCOPY --chown=bob:staff f /withgroup\nCOPY --chown=7:8 f /numeric\nCOPY --chown=bob f /newdir/sub/\nUSER bob\nWORKDIR /home/bob/work\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("byname"), "file 0644 2001:2000 \"data\"");
+    assert_eq!(get("withgroup"), "file 0644 2001:50 \"data\"");
+    assert_eq!(get("numeric"), "file 0644 7:8 \"data\"");
+    // Directories the copy creates belong to the --chown owner too.
+    assert_eq!(get("newdir/sub"), "dir 0755 2001:2000");
+    // WORKDIR creates its directories for USER.
+    assert_eq!(get("home/bob/work"), "dir 0755 2001:2000");
+
+    std::fs::write(&df, "FROM scratch\nCOPY --chown=alice f /x\n").unwrap();
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("alice"), "{err}");
+}
+
+#[test]
+fn copy_from_a_stage_and_only_needed_stages_run() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("app/main", "bin"), ("app/lib/x", "x")]);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch AS broken\nRUN exit 1\n\
+         FROM scratch AS build\nCOPY app /out\nONBUILD COPY app/main /triggered\n\
+         FROM build AS child\n\
+         FROM scratch\nCOPY --from=build /out/main /bin/main\nCOPY --from=child /triggered /t\nCOPY --from=1 /out/lib /lib\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("bin/main"), "file 0644 0:0 \"bin\"");
+    // ONBUILD ran when the later FROM used the stage.
+    assert_eq!(get("t"), "file 0644 0:0 \"bin\"");
+    // A stage by index, a directory's contents.
+    assert_eq!(get("lib/x"), "file 0644 0:0 \"x\"");
+
+    // --target builds that stage only.
+    let layout = build_to_layout(work.path(), &df, &ctx, &["--target", "build"], &[]);
+    let fs = files(&layout);
+    assert!(fs.contains_key("out/main"));
+    let (_, _, config) = image(&layout);
+    assert_eq!(config["config"]["OnBuild"][0], "COPY app/main /triggered");
+}

@@ -1,0 +1,196 @@
+//! Helpers for the `kiln build` tests: run the binary, read the OCI layout
+//! it wrote, flatten the layers the way a container runtime would.
+#![allow(dead_code)]
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs kiln; returns (success, stdout, stderr).
+pub fn kiln(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.args(args).env_remove("SOURCE_DATE_EPOCH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("kiln runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A scratch directory with files written from `(path, content)` pairs; a
+/// path ending in `/` is an empty directory.
+pub fn tree(root: &Path, files: &[(&str, &str)]) {
+    for (p, c) in files {
+        let path = root.join(p);
+        if p.ends_with('/') {
+            std::fs::create_dir_all(&path).unwrap();
+        } else {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, c).unwrap();
+        }
+    }
+}
+
+/// Builds `dockerfile` (a path) with `context` into an OCI layout directory
+/// and returns the layout's path; panics with kiln's stderr on failure.
+pub fn build_to_layout(
+    work: &Path,
+    dockerfile: &Path,
+    context: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
+    let out = work.join(format!(
+        "layout-{}",
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let root = work.join("store");
+    let output = format!("type=oci,dest={},tar=false", out.display());
+    let mut args = vec![
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "-o",
+        &output,
+    ];
+    args.extend_from_slice(extra);
+    args.push(context.to_str().unwrap());
+    let (ok, _, err) = kiln(&args, env);
+    assert!(ok, "kiln build failed:\n{err}");
+    out
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()
+}
+
+/// The single image of a layout: (manifest digest, manifest, config).
+pub fn image(layout: &Path) -> (String, serde_json::Value, serde_json::Value) {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let desc = &index["manifests"][0];
+    let digest = desc["digest"].as_str().unwrap().to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(layout, &digest)).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    (digest, manifest, config)
+}
+
+/// One path of the flattened filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// `dir`, `file`, `symlink`, `hardlink`.
+    pub kind: String,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// File content or link target.
+    pub data: Vec<u8>,
+    /// Modification time.
+    pub mtime: u64,
+}
+
+/// The image's filesystem: layers applied in order, whiteouts honoured.
+pub fn files(layout: &Path) -> BTreeMap<String, Item> {
+    let (_, manifest, _) = image(layout);
+    let mut out: BTreeMap<String, Item> = BTreeMap::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let raw = blob(layout, layer["digest"].as_str().unwrap());
+        let mut data = Vec::new();
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::GzDecoder::new(&raw[..])
+                .read_to_end(&mut data)
+                .unwrap();
+        } else {
+            data = raw;
+        }
+        let mut archive = tar::Archive::new(&data[..]);
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string();
+            let base = name.rsplit('/').next().unwrap_or("").to_string();
+            if let Some(victim) = base.strip_prefix(".wh.") {
+                let parent = name.rsplit_once('/').map_or("", |(p, _)| p);
+                let v = if parent.is_empty() {
+                    victim.to_string()
+                } else {
+                    format!("{parent}/{victim}")
+                };
+                out.retain(|k, _| k != &v && !k.starts_with(&format!("{v}/")));
+                continue;
+            }
+            let h = e.header().clone();
+            let kind = match h.entry_type() {
+                tar::EntryType::Directory => "dir",
+                tar::EntryType::Symlink => "symlink",
+                tar::EntryType::Link => "hardlink",
+                _ => "file",
+            };
+            let mut content = Vec::new();
+            if kind == "file" {
+                e.read_to_end(&mut content).unwrap();
+            } else if kind != "dir" {
+                content = e.link_name_bytes().map(|b| b.to_vec()).unwrap_or_default();
+            }
+            out.insert(
+                name,
+                Item {
+                    kind: kind.into(),
+                    mode: h.mode().unwrap() & 0o7777,
+                    uid: h.uid().unwrap(),
+                    gid: h.gid().unwrap(),
+                    data: content,
+                    mtime: h.mtime().unwrap(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// `file MODE UID:GID CONTENT` or `dir MODE UID:GID`, for compact asserts.
+pub fn describe(item: &Item) -> String {
+    match item.kind.as_str() {
+        "dir" => format!("dir {:04o} {}:{}", item.mode, item.uid, item.gid),
+        "file" => format!(
+            "file {:04o} {}:{} {:?}",
+            item.mode,
+            item.uid,
+            item.gid,
+            String::from_utf8_lossy(&item.data)
+        ),
+        k => format!(
+            "{k} {}:{} -> {}",
+            item.uid,
+            item.gid,
+            String::from_utf8_lossy(&item.data)
+        ),
+    }
+}
+
+/// The repository's `testdata/build/NAME` directory.
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/build")
+        .join(name)
+}

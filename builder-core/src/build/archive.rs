@@ -1,0 +1,219 @@
+//! ADD of a local archive: tar, optionally gzip, bzip2, xz or zstd
+//! compressed, detected by content, extracted as if chrooted into the
+//! destination (as BuildKit's chrootarchive does): `..` stops at the
+//! destination, absolute names and link targets start at it, symlinks met
+//! on the way are resolved inside it. Nothing can land outside.
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::copy::{CopyOptions, LayerBuilder};
+use super::fsview::{base, clean, join, parent, Origin};
+use crate::fsentry::{Content, Entry, Kind};
+
+/// Files larger than this are spooled to the scratch directory rather than
+/// held in memory.
+const IN_MEMORY_LIMIT: u64 = 1 << 20;
+
+/// Opens `path` and returns a reader of its decompressed bytes when it is
+/// an archive kiln unpacks, or None for any other file.
+pub fn open_archive(path: &Path) -> Result<Option<Box<dyn Read>>, String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut head = [0u8; 6];
+    let n = {
+        let mut f = std::fs::File::open(path).map_err(err)?;
+        read_full(&mut f, &mut head).map_err(err)?
+    };
+    let f = BufReader::new(std::fs::File::open(path).map_err(err)?);
+    let h = &head[..n];
+    let mut reader: Box<dyn Read> = if h.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else if h.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(f))
+    } else if h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        let mut out = Vec::new();
+        let mut input = f;
+        lzma_rs::xz_decompress(&mut input, &mut out)
+            .map_err(|e| format!("{}: xz: {e}", path.display()))?;
+        Box::new(std::io::Cursor::new(out))
+    } else if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(f).map_err(err)?)
+    } else {
+        Box::new(f)
+    };
+    // A tar has "ustar" at offset 257 of its first block.
+    let mut block = vec![0u8; 512];
+    let got = read_full(&mut reader, &mut block).map_err(err)?;
+    let is_tar = got == 512 && (&block[257..262] == b"ustar" || tar_checksum_ok(&block));
+    if !is_tar {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(std::io::Cursor::new(block).chain(reader))))
+}
+
+fn tar_checksum_ok(block: &[u8]) -> bool {
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|&&b| b != 0 && b != b' ')
+        .map(|&b| b as char)
+        .collect();
+    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    sum == want && block.iter().any(|&b| b != 0)
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Extracts a decompressed tar stream into `dest` (a clean image path that
+/// exists as a directory). `scratch` holds spooled large files.
+pub fn extract(
+    layer: &mut LayerBuilder,
+    reader: Box<dyn Read>,
+    dest: &str,
+    opts: &CopyOptions,
+    scratch: &Path,
+    name: &str,
+) -> Result<(), String> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("{name}: reading archive: {e}"))?;
+    for (index, item) in entries.enumerate() {
+        let mut item = item.map_err(|e| format!("{name}: reading archive: {e}"))?;
+        let raw_path = String::from_utf8_lossy(&item.path_bytes()).to_string();
+        let rel = clean(&raw_path);
+        if rel.is_empty() {
+            continue; // "./": the destination itself keeps its metadata
+        }
+        // Resolve the parent inside the destination (chroot semantics), then
+        // put the last component below it without following it.
+        let parent_resolved = layer.view.resolve_under(dest, parent(&rel), true)?;
+        if !layer.view.is_dir(&parent_resolved) {
+            // Parents an archive leaves implicit are created.
+            layer.mkdir_all(&parent_resolved, opts)?;
+        }
+        let target = join(&parent_resolved, base(&rel));
+        if !within(dest, &target) {
+            return Err(format!(
+                "{name}: entry {raw_path:?} escapes the destination"
+            ));
+        }
+        let header = item.header().clone();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let (mut uid, mut gid) = (
+            header.uid().unwrap_or(0) as u32,
+            header.gid().unwrap_or(0) as u32,
+        );
+        if let Some((u, g)) = opts.chown {
+            uid = u;
+            gid = g;
+        }
+        let mtime = header.mtime().unwrap_or(0) as i64;
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let size = header.size().unwrap_or(0);
+                let content = if size <= IN_MEMORY_LIMIT {
+                    let mut buf = Vec::with_capacity(size as usize);
+                    item.read_to_end(&mut buf)
+                        .map_err(|e| format!("{name}: {raw_path}: {e}"))?;
+                    Content::Bytes(buf.into())
+                } else {
+                    let spool = scratch.join(format!("add-{}-{index}", std::process::id()));
+                    let mut f = std::fs::File::create(&spool)
+                        .map_err(|e| format!("{}: {e}", spool.display()))?;
+                    std::io::copy(&mut item, &mut f)
+                        .map_err(|e| format!("{name}: {raw_path}: {e}"))?;
+                    Content::Path(spool)
+                };
+                Kind::File { content, size }
+            }
+            tar::EntryType::Symlink => {
+                let t = item
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_default();
+                Kind::Symlink {
+                    target: PathBuf::from(t),
+                }
+            }
+            tar::EntryType::Link => {
+                // A hard link becomes a copy of its target, looked up inside
+                // the destination only.
+                let t = item
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_default();
+                let t = layer.view.resolve_under(dest, &clean(&t), false)?;
+                let node = layer
+                    .view
+                    .get(&t)
+                    .filter(|n| within(dest, &t) && matches!(n.entry.kind, Kind::File { .. }))
+                    .ok_or_else(|| {
+                        format!("{name}: hard link {raw_path:?} points outside the archive's files")
+                    })?
+                    .clone();
+                let mut e = node.entry;
+                e.path = PathBuf::from(&target);
+                layer.put(e, node.origin);
+                continue;
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                if header.entry_type() == tar::EntryType::Char {
+                    Kind::CharDevice { major, minor }
+                } else {
+                    Kind::BlockDevice { major, minor }
+                }
+            }
+            tar::EntryType::Fifo => Kind::Fifo,
+            // PAX/GNU long-name records are consumed by the tar reader.
+            _ => continue,
+        };
+        if kind != Kind::Dir {
+            if let Some(existing) = layer.view.get(&target) {
+                if existing.entry.kind == Kind::Dir {
+                    return Err(format!("{name}: {raw_path:?} would replace a directory"));
+                }
+            }
+        }
+        let entry = Entry {
+            path: PathBuf::from(&target),
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            mtime_nanos: 0,
+            xattrs: Default::default(),
+        };
+        layer.put(entry, Origin::Entry);
+    }
+    Ok(())
+}
+
+fn within(root: &str, path: &str) -> bool {
+    root.is_empty() || path == root || path.starts_with(&format!("{root}/"))
+}

@@ -1,0 +1,498 @@
+//! COPY and ADD as BuildKit's file-op copy does them (fsutil's `cp -a`
+//! semantics), producing the entries of one new layer.
+//!
+//! The rules, from BuildKit: the destination's parent (or the destination
+//! itself when it ends in `/`) is created; a directory source copies its
+//! contents; a file source lands inside the destination when that exists as
+//! a directory; directories the copy creates get 0755 and the `--chown`
+//! owner; existing destination roots keep their metadata, while existing
+//! directories below take the source's; symlinks inside sources are kept.
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::fsview::{base, clean, dir_entry, join, parent, FsView, Node, Origin};
+use super::mode::ModeSpec;
+use super::pattern::{go_match, has_wildcards, PatternList};
+use crate::context::IgnoreRules;
+use crate::fsentry::{Content, Entry, Kind};
+
+/// A tree COPY reads from: the build context, another stage, an image, a
+/// heredoc.
+pub trait SourceFs {
+    /// The entry at a clean relative path, without following a final
+    /// symlink; `Ok(None)` when absent (or ignored).
+    fn lstat(&self, path: &str) -> Result<Option<Node>, String>;
+    /// Names inside a directory, sorted bytewise.
+    fn read_dir(&self, path: &str) -> Result<Vec<String>, String>;
+    /// Resolves symlinks inside the tree's root.
+    fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String>;
+}
+
+impl SourceFs for FsView {
+    fn lstat(&self, path: &str) -> Result<Option<Node>, String> {
+        if path.is_empty() {
+            return Ok(Some(Node {
+                entry: dir_entry("", 0o755, 0, 0, 0),
+                origin: Origin::Entry,
+            }));
+        }
+        let node = self.get(path).cloned();
+        // A hardlink's content is its target's.
+        if let Some(Node {
+            entry:
+                Entry {
+                    kind: Kind::Hardlink { target },
+                    ..
+                },
+            ..
+        }) = &node
+        {
+            let t = clean(&target.to_string_lossy());
+            if let Some(tn) = self.get(&t) {
+                let mut n = tn.clone();
+                n.entry.path = PathBuf::from(path);
+                return Ok(Some(n));
+            }
+        }
+        Ok(node)
+    }
+    fn read_dir(&self, path: &str) -> Result<Vec<String>, String> {
+        Ok(self.children(path))
+    }
+    fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String> {
+        FsView::resolve(self, path, follow_last)
+    }
+}
+
+/// Options of one COPY/ADD.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// `--chown`, resolved to numbers.
+    pub chown: Option<(u32, u32)>,
+    /// `--chmod`.
+    pub mode: Option<ModeSpec>,
+    /// Time for entries the copy creates itself (directories, heredocs).
+    pub created_time: i64,
+    /// `--exclude` patterns.
+    pub exclude: PatternList,
+    /// `--parents`.
+    pub parents: bool,
+}
+
+/// The layer being built by one instruction: a working copy of the stage's
+/// filesystem plus the set of paths the instruction touched.
+pub struct LayerBuilder {
+    /// The stage's filesystem with this instruction's changes applied.
+    pub view: FsView,
+    changed: BTreeSet<String>,
+}
+
+impl LayerBuilder {
+    /// Starts from the stage's current filesystem.
+    pub fn new(view: FsView) -> Self {
+        LayerBuilder {
+            view,
+            changed: BTreeSet::new(),
+        }
+    }
+
+    /// Puts an entry into the view and marks it as part of the layer.
+    pub fn put(&mut self, entry: Entry, origin: Origin) {
+        let p = clean(&entry.path.to_string_lossy());
+        self.view.apply([(entry, origin)]);
+        self.changed.insert(p);
+    }
+
+    /// The layer's entries: every changed path plus its ancestors (with the
+    /// metadata they have in the view), sorted so parents come first.
+    pub fn finish(self) -> (FsView, Vec<(Entry, Origin)>) {
+        let mut paths: BTreeSet<String> = BTreeSet::new();
+        for p in &self.changed {
+            let mut q = p.as_str();
+            while !q.is_empty() {
+                paths.insert(q.to_string());
+                q = parent(q);
+            }
+        }
+        // Sort by components so `a/b` comes right after `a`, before `a-b`.
+        let mut ordered: Vec<&String> = paths.iter().collect();
+        ordered.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+        let entries = ordered
+            .into_iter()
+            .filter_map(|p| {
+                self.view
+                    .get(p)
+                    .map(|n| (n.entry.clone(), n.origin.clone()))
+            })
+            .collect();
+        (self.view, entries)
+    }
+
+    /// MkdirAll inside the image root: creates missing directories along
+    /// `path` (symlinks followed) with 0755 and the chown owner.
+    pub fn mkdir_all(&mut self, path: &str, opts: &CopyOptions) -> Result<String, String> {
+        let resolved = self.view.resolve(path, true)?;
+        let mut cur = String::new();
+        for part in resolved.split('/').filter(|s| !s.is_empty()) {
+            cur = join(&cur, part);
+            match self.view.get(&cur).map(|n| n.entry.kind.clone()) {
+                Some(Kind::Dir) => {}
+                Some(_) => return Err(format!("/{cur}: not a directory")),
+                None => {
+                    let (uid, gid) = opts.chown.unwrap_or((0, 0));
+                    let e = dir_entry(&cur, 0o755, uid, gid, opts.created_time);
+                    self.put(e, Origin::Entry);
+                }
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+/// Expands COPY source wildcards against a source tree the way fsutil's
+/// ResolveWildcards does: the part before the first wildcard component is
+/// the base, the rest is matched against every path below it.
+pub fn resolve_sources(src: &dyn SourceFs, pattern: &str) -> Result<Vec<String>, String> {
+    let cleaned = clean(pattern);
+    let parts: Vec<&str> = cleaned.split('/').filter(|s| !s.is_empty()).collect();
+    let Some(first_wild) = parts.iter().position(|p| has_wildcards(p)) else {
+        return Ok(vec![cleaned]);
+    };
+    let base_path = src.resolve(&parts[..first_wild].join("/"), true)?;
+    let rest = parts[first_wild..].join("/");
+    let mut out = Vec::new();
+    walk_match(src, &base_path, "", &rest, &mut out)?;
+    Ok(out)
+}
+
+fn walk_match(
+    src: &dyn SourceFs,
+    base_path: &str,
+    rel: &str,
+    pattern: &str,
+    out: &mut Vec<String>,
+) -> Result<(), String> {
+    let dir = join(base_path, rel);
+    let is_dir = matches!(src.lstat(&dir)?, Some(n) if n.entry.kind == Kind::Dir);
+    if !is_dir {
+        return Ok(());
+    }
+    for name in src.read_dir(&dir)? {
+        let r = join(rel, &name);
+        if go_match(pattern, &r) {
+            out.push(join(base_path, &r));
+            continue;
+        }
+        // Only descend while the path can still match.
+        if pattern.split('/').count() > r.split('/').count() {
+            walk_match(src, base_path, &r, pattern, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// One source path copied to `dest` (an absolute image path; a trailing `/`
+/// marks a directory), as `fsutil` `Copy` with CopyDirContents does it.
+pub fn copy_path(
+    layer: &mut LayerBuilder,
+    src: &dyn SourceFs,
+    src_path: &str,
+    dest: &str,
+    opts: &CopyOptions,
+) -> Result<(), String> {
+    let followed = src.resolve(src_path, true)?;
+    let Some(src_node) = src.lstat(&followed)? else {
+        return Err(format!("\"/{}\" not found: not found", clean(src_path)));
+    };
+    let src_is_dir = src_node.entry.kind == Kind::Dir;
+
+    // Ensure the destination's parent, or the destination itself when it
+    // ends with a slash.
+    let trailing = dest.ends_with('/') || dest.ends_with("/.");
+    let dest_clean = clean(dest);
+    let ensure = if trailing {
+        dest_clean.clone()
+    } else {
+        parent(&dest_clean).to_string()
+    };
+    layer.mkdir_all(&ensure, opts)?;
+
+    let mut target = layer.view.resolve(&dest_clean, true)?;
+    let dest_exists = target.is_empty() || layer.view.get(&target).is_some();
+    let dest_is_dir = layer.view.is_dir(&target);
+    if !src_is_dir && dest_exists && dest_is_dir {
+        target = join(&target, base(&clean(src_path)));
+    }
+    if src_is_dir && !dest_exists {
+        layer.mkdir_all(&target, opts)?;
+    } else {
+        layer.mkdir_all(parent(&target), opts)?;
+    }
+    copy_node(layer, src, &followed, "", &target, false, opts)
+}
+
+/// `--parents`: each match keeps its path relative to the source root.
+pub fn copy_with_parents(
+    layer: &mut LayerBuilder,
+    src: &dyn SourceFs,
+    root: &str,
+    rel: &str,
+    dest: &str,
+    opts: &CopyOptions,
+) -> Result<(), String> {
+    let dest_dir = layer.mkdir_all(&clean(dest), opts)?;
+    let mut cur_src = clean(root);
+    let mut cur_dst = dest_dir;
+    let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        cur_src = join(&cur_src, part);
+        let dst = join(&cur_dst, part);
+        if i + 1 == parts.len() {
+            let node = src
+                .lstat(&cur_src)?
+                .ok_or_else(|| format!("\"/{cur_src}\" not found: not found"))?;
+            if node.entry.kind == Kind::Dir && layer.view.get(&dst).is_none() {
+                layer.mkdir_all(&dst, opts)?;
+            }
+            return copy_node(layer, src, &cur_src, "", &dst, true, opts);
+        }
+        if layer.view.get(&dst).is_none() {
+            if let Some(n) = src.lstat(&cur_src)? {
+                let e = apply_meta(n.entry, &dst, opts, true);
+                layer.put(e, Origin::Entry);
+            }
+        }
+        cur_dst = dst;
+    }
+    Ok(())
+}
+
+fn apply_meta(mut e: Entry, dst: &str, opts: &CopyOptions, is_new_or_overwrite: bool) -> Entry {
+    e.path = PathBuf::from(dst);
+    if !is_new_or_overwrite {
+        return e;
+    }
+    if let Some((u, g)) = opts.chown {
+        e.uid = u;
+        e.gid = g;
+    }
+    if !matches!(e.kind, Kind::Symlink { .. }) {
+        if let Some(m) = &opts.mode {
+            e.mode = m.apply(e.mode, e.kind == Kind::Dir);
+        }
+    }
+    e
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_node(
+    layer: &mut LayerBuilder,
+    src: &dyn SourceFs,
+    src_path: &str,
+    rel: &str,
+    target: &str,
+    overwrite_meta: bool,
+    opts: &CopyOptions,
+) -> Result<(), String> {
+    let excluded = !rel.is_empty() && !opts.exclude.is_empty() && opts.exclude.matches(rel);
+    if excluded && !opts.exclude.has_exceptions() {
+        return Ok(());
+    }
+    let Some(node) = src.lstat(src_path)? else {
+        return Err(format!("\"/{src_path}\" not found: not found"));
+    };
+    if excluded && node.entry.kind != Kind::Dir {
+        return Ok(());
+    }
+    if target.is_empty() && node.entry.kind != Kind::Dir {
+        return Err("cannot copy a file onto the root directory".into());
+    }
+    match node.entry.kind {
+        Kind::Dir => {
+            let existing = layer.view.get(target).map(|n| n.entry.clone());
+            match existing {
+                Some(e) if e.kind == Kind::Dir => {
+                    if overwrite_meta && !excluded {
+                        let new = apply_meta(node.entry.clone(), target, opts, true);
+                        layer.put(new, Origin::Entry);
+                    }
+                }
+                Some(_) => return Err(format!("cannot copy to non-directory: /{target}")),
+                None if target.is_empty() => {}
+                None => {
+                    let new = apply_meta(node.entry.clone(), target, opts, true);
+                    layer.put(new, Origin::Entry);
+                }
+            }
+            for name in src.read_dir(src_path)? {
+                copy_node(
+                    layer,
+                    src,
+                    &join(src_path, &name),
+                    &join(rel, &name),
+                    &join(target, &name),
+                    true,
+                    opts,
+                )?;
+            }
+        }
+        _ => {
+            let new = apply_meta(node.entry, target, opts, true);
+            layer.put(new, node.origin);
+        }
+    }
+    Ok(())
+}
+
+/// The build context as a source: a directory on the host, with the
+/// `.dockerignore` patterns hiding what they exclude. Everything reads as
+/// owned by 0:0, as BuildKit receives a context.
+pub struct HostDir {
+    root: PathBuf,
+    ignore: IgnoreRules,
+}
+
+impl HostDir {
+    /// A context rooted at `root`.
+    pub fn new(root: &Path, ignore: IgnoreRules) -> Self {
+        HostDir {
+            root: root.to_path_buf(),
+            ignore,
+        }
+    }
+
+    fn visible(&self, path: &str, is_dir: bool) -> Result<bool, String> {
+        if path.is_empty() || !self.ignore.decide(path).excluded {
+            return Ok(true);
+        }
+        // An ignored directory is still there when an exception brings
+        // back something inside it.
+        if is_dir && self.ignore.has_exceptions() {
+            for name in self.raw_read_dir(path)? {
+                let child = join(path, &name);
+                let child_dir = std::fs::symlink_metadata(self.root.join(&child))
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false);
+                if self.visible(&child, child_dir)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn raw_read_dir(&self, path: &str) -> Result<Vec<String>, String> {
+        let dir = self.root.join(path);
+        let mut names = Vec::new();
+        for ent in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let ent = ent.map_err(|e| format!("{}: {e}", dir.display()))?;
+            match ent.file_name().into_string() {
+                Ok(n) => names.push(n),
+                Err(n) => {
+                    return Err(format!(
+                        "{}: file name is not UTF-8: {:?}",
+                        dir.display(),
+                        n
+                    ))
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+impl SourceFs for HostDir {
+    fn lstat(&self, path: &str) -> Result<Option<Node>, String> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let host = self.root.join(path);
+        let md = match std::fs::symlink_metadata(&host) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", host.display())),
+        };
+        if !self.visible(path, md.is_dir())? {
+            return Ok(None);
+        }
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            let t = std::fs::read_link(&host).map_err(|e| format!("{}: {e}", host.display()))?;
+            Kind::Symlink { target: t }
+        } else if ft.is_file() {
+            Kind::File {
+                content: Content::Path(host.clone()),
+                size: md.len(),
+            }
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            // Sockets and devices in a context are not copied by BuildKit either.
+            return Ok(None);
+        };
+        Ok(Some(Node {
+            entry: Entry {
+                path: PathBuf::from(path),
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: 0,
+                gid: 0,
+                mtime: md.mtime(),
+                mtime_nanos: md.mtime_nsec().clamp(0, 999_999_999) as u32,
+                xattrs: Default::default(),
+            },
+            origin: Origin::Entry,
+        }))
+    }
+
+    fn read_dir(&self, path: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for name in self.raw_read_dir(path)? {
+            if self.lstat(&join(path, &name))?.is_some() {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String> {
+        // Follow symlinks inside the context the way fs.RootPath does.
+        let mut pending: Vec<String> = clean(path)
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .rev()
+            .map(String::from)
+            .collect();
+        let mut done = String::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                done = parent(&done).to_string();
+                continue;
+            }
+            let cand = join(&done, &part);
+            let is_last = pending.is_empty();
+            let host = self.root.join(&cand);
+            match std::fs::symlink_metadata(&host) {
+                Ok(m) if m.file_type().is_symlink() && (!is_last || follow_last) => {
+                    hops += 1;
+                    if hops > 255 {
+                        return Err(format!("{path}: too many levels of symbolic links"));
+                    }
+                    let t = std::fs::read_link(&host)
+                        .map_err(|e| format!("{}: {e}", host.display()))?;
+                    let t = t.to_string_lossy().to_string();
+                    if t.starts_with('/') {
+                        done.clear();
+                    }
+                    for s in t.split('/').filter(|s| !s.is_empty() && *s != ".").rev() {
+                        pending.push(s.to_string());
+                    }
+                }
+                _ => done = cand,
+            }
+        }
+        Ok(done)
+    }
+}

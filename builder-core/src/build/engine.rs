@@ -1,0 +1,310 @@
+//! Stage orchestration: bases, ONBUILD triggers, on-demand dependencies.
+//!
+//! Expansion and ARG/ENV scoping are the instructions module's
+//! ([`instructions::StageState`]); this file decides which stages run, on
+//! which base, and feeds each one's commands to [`Engine::dispatch`].
+use std::collections::BTreeMap;
+
+use super::config::{rfc3339, ImageConfig};
+use super::copy::HostDir;
+use super::fsview::FsView;
+use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob};
+use super::{
+    BuildError, BuildOptions, BuiltImage, ImageResolver, NamedContext, Platform, RunExecutor,
+};
+use crate::context::IgnoreRules;
+use crate::instructions::{self, GlobalScope, Parsed, StageRef, Stages};
+use crate::parser::Dockerfile;
+
+/// The state of a stage while and after it is built.
+#[derive(Clone)]
+pub(super) struct StageState {
+    pub config: ImageConfig,
+    pub fs: FsView,
+    pub layers: Vec<LayerBlob>,
+    /// Expansion state: the environment, ARGs, WORKDIR.
+    pub scope: instructions::StageState,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+    /// ONBUILD expressions written in this stage, for stages built FROM it.
+    pub onbuild_written: Vec<String>,
+    pub platform: Platform,
+    /// How many layers came from the base image.
+    pub base_layers: usize,
+}
+
+fn env_pairs(config: &ImageConfig) -> Vec<(String, String)> {
+    config
+        .config
+        .env
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+pub(super) struct Engine<'a> {
+    pub stages: Stages,
+    pub global: GlobalScope,
+    pub opts: &'a BuildOptions,
+    pub store: &'a crate::store::Store,
+    pub resolver: &'a mut dyn ImageResolver,
+    pub runner: Option<&'a mut dyn RunExecutor>,
+    pub built: BTreeMap<usize, StageState>,
+    pub in_progress: Vec<usize>,
+    pub images: BTreeMap<String, (ImageConfig, FsView, Vec<LayerBlob>)>,
+    pub context: HostDir,
+}
+
+pub(super) fn instruction_error(e: instructions::InstructionError) -> BuildError {
+    if e.span.start_line == 0 {
+        BuildError::general(e.kind.to_string())
+    } else {
+        BuildError::at(&e.span, e.kind.to_string())
+    }
+}
+
+/// Builds the target stage of `df`.
+///
+/// New layers are written into `store`; `resolver` supplies images named
+/// by FROM and `COPY --from`; `runner` executes RUN (None: RUN is refused
+/// with a clear error).
+pub fn build<'a>(
+    df: &Dockerfile,
+    opts: &'a BuildOptions,
+    store: &'a crate::store::Store,
+    resolver: &'a mut dyn ImageResolver,
+    runner: Option<&'a mut dyn RunExecutor>,
+) -> Result<BuiltImage, BuildError> {
+    let stages = instructions::parse_dockerfile(df).map_err(instruction_error)?;
+    let target = stages
+        .target(opts.target.as_deref())
+        .map_err(instruction_error)?;
+    let global = GlobalScope::new(
+        &stages,
+        &opts.build_args,
+        &Platform::host(),
+        Some(&opts.platform),
+        opts.target.as_deref(),
+    )
+    .map_err(instruction_error)?;
+    if !opts.context.is_dir() {
+        return Err(BuildError::general(format!(
+            "{}: the build context is not a directory",
+            opts.context.display()
+        )));
+    }
+    let ignore = match &opts.ignore {
+        Some(rules) => rules.clone(),
+        None => {
+            let path = opts.context.join(".dockerignore");
+            match std::fs::read(&path) {
+                Ok(text) => IgnoreRules::parse(&path, &text)
+                    .map_err(|e| BuildError::general(e.to_string()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
+                Err(e) => return Err(BuildError::general(format!("{}: {e}", path.display()))),
+            }
+        }
+    };
+    let mut engine = Engine {
+        stages,
+        global,
+        opts,
+        store,
+        resolver,
+        runner,
+        built: BTreeMap::new(),
+        in_progress: Vec::new(),
+        images: BTreeMap::new(),
+        context: HostDir::new(&opts.context, ignore),
+    };
+    engine.build_stage(target)?;
+    let mut state = engine
+        .built
+        .remove(&target)
+        .ok_or_else(|| BuildError::general("internal: target stage was not built"))?;
+    if !opts.labels.is_empty() {
+        let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &opts.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    state.config.created = opts.source_date_epoch.map(rfc3339);
+    state.config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.clone()).collect();
+    Ok(BuiltImage {
+        config: state.config,
+        layers: state.layers,
+        base_layers: state.base_layers,
+    })
+}
+
+impl Engine<'_> {
+    pub(super) fn history_time(&self) -> Option<String> {
+        self.opts.source_date_epoch.map(rfc3339)
+    }
+
+    /// Builds stage `index` (and, on demand, what it depends on).
+    pub(super) fn build_stage(&mut self, index: usize) -> Result<(), BuildError> {
+        if self.built.contains_key(&index) {
+            return Ok(());
+        }
+        if self.in_progress.contains(&index) {
+            return Err(BuildError::general("circular dependency between stages"));
+        }
+        self.in_progress.push(index);
+        let result = self.build_stage_inner(index);
+        self.in_progress.retain(|i| *i != index);
+        let state = result?;
+        self.built.insert(index, state);
+        Ok(())
+    }
+
+    fn build_stage_inner(&mut self, index: usize) -> Result<StageState, BuildError> {
+        let stage = self
+            .stages
+            .stages
+            .get(index)
+            .cloned()
+            .ok_or_else(|| BuildError::general(format!("internal: no stage {index}")))?;
+        let at = |e: String| BuildError::at(&stage.span, e);
+        let from = self
+            .global
+            .resolve_from(&stage)
+            .map_err(instruction_error)?;
+        let platform = from.platform.unwrap_or_else(|| self.opts.platform.clone());
+        // A named build context with the stage's own name replaces the stage.
+        if let Some(name) = stage.name() {
+            if let Some(nc) = self.opts.named_contexts.get(name).cloned() {
+                let (config, fs, layers) =
+                    self.named_context_image(name, &nc, &platform).map_err(at)?;
+                return Ok(self.image_stage(config, fs, layers, platform));
+            }
+        }
+        let mut triggers: Vec<String> = Vec::new();
+        let mut state = if from.base == "scratch" {
+            let config =
+                ImageConfig::scratch(&platform.os, &platform.architecture, &platform.variant);
+            self.image_stage(config, FsView::new(), Vec::new(), platform.clone())
+        } else {
+            match self.stages.resolve_base(&from.base, index) {
+                StageRef::Stage(j) => {
+                    self.build_stage(j)?;
+                    let parent = self
+                        .built
+                        .get(&j)
+                        .ok_or_else(|| at("internal: base stage missing".into()))?;
+                    let mut s = parent.clone();
+                    s.scope = instructions::StageState::from_parent(&parent.scope);
+                    triggers = std::mem::take(&mut s.onbuild_written);
+                    s.config.config.on_build = None;
+                    s.cmd_set = false;
+                    s
+                }
+                StageRef::Image(reference) => {
+                    let (mut config, fs, layers) = self.image(&reference, &platform).map_err(at)?;
+                    triggers = config.config.on_build.take().unwrap_or_default();
+                    self.image_stage(config, fs, layers, platform.clone())
+                }
+            }
+        };
+        for trigger in &triggers {
+            let doc = crate::parser::parse_str(trigger)
+                .map_err(|e| at(format!("ONBUILD trigger {trigger:?}: {}", e.kind)))?;
+            for node in &doc.nodes {
+                let mut cmd = match instructions::parse_instruction(node) {
+                    Ok(Parsed::Command(c)) => c,
+                    Ok(Parsed::From(_)) => {
+                        return Err(at(format!(
+                            "ONBUILD trigger {trigger:?}: FROM is not allowed"
+                        )))
+                    }
+                    Err(e) => return Err(at(format!("ONBUILD trigger {trigger:?}: {}", e.kind))),
+                };
+                // Errors in a trigger point at the FROM that ran it.
+                cmd.span = stage.span;
+                self.dispatch(&mut state, index, &cmd)?;
+            }
+        }
+        for cmd in &stage.commands {
+            self.dispatch(&mut state, index, cmd)?;
+        }
+        Ok(state)
+    }
+
+    /// A stage starting from an image's config and filesystem.
+    fn image_stage(
+        &self,
+        mut config: ImageConfig,
+        fs: FsView,
+        layers: Vec<LayerBlob>,
+        platform: Platform,
+    ) -> StageState {
+        config.created = None;
+        config.ensure_path();
+        let scope = instructions::StageState::new(
+            &self.global,
+            env_pairs(&config),
+            &config.config.working_dir,
+        );
+        StageState {
+            base_layers: layers.len(),
+            config,
+            fs,
+            layers,
+            scope,
+            cmd_set: false,
+            onbuild_written: Vec::new(),
+            platform,
+        }
+    }
+
+    fn named_context_image(
+        &mut self,
+        name: &str,
+        nc: &NamedContext,
+        platform: &Platform,
+    ) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
+        match nc {
+            NamedContext::OciLayout { path, selector } => {
+                let image = load_oci_layout(path, selector.as_deref(), &platform.architecture)?;
+                view_of(&image)
+            }
+            NamedContext::Dir(dir) => Err(format!(
+                "build context {name:?} ({}) is a directory: it can be used with COPY --from, not FROM",
+                dir.display()
+            )),
+        }
+    }
+
+    /// An image used as a base or a `COPY --from` source, cached per
+    /// reference; a named build context of that name wins.
+    pub(super) fn image(
+        &mut self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
+        if let Some(nc) = self.opts.named_contexts.get(reference).cloned() {
+            return self.named_context_image(reference, &nc, platform);
+        }
+        let key = format!("{reference}@{}", platform.format());
+        if let Some(s) = self.images.get(&key) {
+            return Ok(s.clone());
+        }
+        let image = self.resolver.resolve(reference, platform)?;
+        let v = view_of(&image)?;
+        self.images.insert(key, v.clone());
+        Ok(v)
+    }
+}
+
+fn view_of(image: &BaseImage) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
+    let mut fs = FsView::new();
+    for l in &image.layers {
+        fs.apply(read_layer_entries(&l.path)?);
+    }
+    Ok((image.config.clone(), fs, image.layers.clone()))
+}

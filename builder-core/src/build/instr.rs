@@ -1,0 +1,586 @@
+//! Dispatching one instruction onto a stage, with BuildKit's semantics.
+use std::collections::BTreeMap;
+
+use super::config::Healthcheck;
+use super::copy::{
+    copy_path, copy_with_parents, resolve_sources, CopyOptions, LayerBuilder, SourceFs,
+};
+use super::engine::{instruction_error, Engine, StageState};
+use super::fsview::{bytes_entry, clean, join, FsView, Origin};
+use super::images::materialize;
+use super::mode::{resolve_chown, ModeSpec};
+use super::pattern::{has_wildcards, PatternList};
+use super::{BuildError, RunRequest};
+use crate::fsentry::{Content, Kind};
+use crate::instructions::{self, Command, CommandLine, Instruction, SourcesAndDest, StageRef};
+
+/// A COPY or ADD with its expanded arguments.
+struct CopyRequest {
+    is_add: bool,
+    paths: SourcesAndDest,
+    from: Option<String>,
+    chown: Option<String>,
+    chmod: Option<String>,
+    parents: bool,
+    exclude: Vec<String>,
+    checksum: Option<String>,
+    unpack: bool,
+}
+
+/// Go's `%q` of a string slice: `["a" "b c"]`.
+fn go_quote_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+impl Engine<'_> {
+    pub(super) fn dispatch(
+        &mut self,
+        state: &mut StageState,
+        stage: usize,
+        cmd: &Command,
+    ) -> Result<(), BuildError> {
+        let at = |e: String| BuildError::at(&cmd.span, e);
+        let resolved = state.scope.apply(cmd).map_err(instruction_error)?;
+        let time = self.history_time();
+        match resolved.instruction {
+            Instruction::Arg(decls) => {
+                let parts: Vec<String> = decls
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(v) => format!("{}={v}", d.key),
+                        None => d.key.clone(),
+                    })
+                    .collect();
+                state
+                    .config
+                    .add_history(format!("ARG {}", parts.join(" ")), true, time);
+            }
+            Instruction::Env(kvs) => {
+                let mut msg = String::from("ENV");
+                for kv in &kvs {
+                    state.config.env_set(&kv.key, &kv.value);
+                    msg.push_str(&format!(" {}={}", kv.key, kv.value));
+                }
+                state.config.add_history(msg, true, time);
+            }
+            Instruction::Label(kvs) => {
+                let mut msg = String::from("LABEL");
+                let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
+                for kv in kvs {
+                    msg.push_str(&format!(" {}={}", kv.key, kv.value));
+                    labels.insert(kv.key, kv.value);
+                }
+                state.config.add_history(msg, true, time);
+            }
+            Instruction::Maintainer(m) => {
+                state.config.author = m.clone();
+                state
+                    .config
+                    .add_history(format!("MAINTAINER {m}"), true, time);
+            }
+            Instruction::Expose(ports) => {
+                let map = state
+                    .config
+                    .config
+                    .exposed_ports
+                    .get_or_insert_with(BTreeMap::new);
+                for p in &ports {
+                    map.insert(p.clone(), serde_json::json!({}));
+                }
+                state
+                    .config
+                    .add_history(format!("EXPOSE [{}]", ports.join(" ")), true, time);
+            }
+            Instruction::Volume(vols) => {
+                let map = state
+                    .config
+                    .config
+                    .volumes
+                    .get_or_insert_with(BTreeMap::new);
+                for v in &vols {
+                    map.insert(v.clone(), serde_json::json!({}));
+                }
+                state
+                    .config
+                    .add_history(format!("VOLUME [{}]", vols.join(" ")), true, time);
+            }
+            Instruction::User(u) => {
+                state.config.config.user = u.clone();
+                state.config.add_history(format!("USER {u}"), true, time);
+            }
+            Instruction::StopSignal(s) => {
+                state.config.config.stop_signal = s.clone();
+                state
+                    .config
+                    .add_history(format!("STOPSIGNAL {s}"), true, time);
+            }
+            Instruction::Shell(s) => {
+                state.config.config.shell = Some(s.clone());
+                state
+                    .config
+                    .add_history(format!("SHELL [{}]", s.join(" ")), true, time);
+            }
+            Instruction::Cmd(line) | Instruction::Entrypoint(line) => {
+                let is_cmd = matches!(cmd.instruction, Instruction::Cmd(_));
+                let args = match line {
+                    CommandLine::Exec(v) => v,
+                    CommandLine::Shell(s) => {
+                        let mut sh = state.config.shell();
+                        sh.push(s);
+                        sh
+                    }
+                };
+                let kw = if is_cmd { "CMD" } else { "ENTRYPOINT" };
+                let msg = format!("{kw} {}", go_quote_list(&args));
+                if is_cmd {
+                    state.config.config.cmd = Some(args);
+                    state.config.config.args_escaped = true;
+                    state.cmd_set = true;
+                } else {
+                    state.config.config.entrypoint = Some(args);
+                    if !state.cmd_set {
+                        state.config.config.cmd = None;
+                    }
+                }
+                state.config.add_history(msg, true, time);
+            }
+            Instruction::Healthcheck(h) => {
+                let nanos =
+                    |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+                let hc = match h {
+                    instructions::Healthcheck::None => Healthcheck {
+                        test: vec!["NONE".into()],
+                        ..Healthcheck::default()
+                    },
+                    instructions::Healthcheck::Check {
+                        test,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => Healthcheck {
+                        test,
+                        interval: nanos(interval),
+                        timeout: nanos(timeout),
+                        start_period: nanos(start_period),
+                        start_interval: nanos(start_interval),
+                        retries: i64::from(retries),
+                    },
+                };
+                state.config.config.healthcheck = Some(hc);
+                state.config.add_history(
+                    format!("HEALTHCHECK {}", cmd.original.trim()),
+                    true,
+                    time,
+                );
+            }
+            Instruction::OnBuild(expr) => {
+                state
+                    .config
+                    .config
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(expr.clone());
+                state.onbuild_written.push(expr);
+            }
+            Instruction::Workdir(wd) => self.workdir(state, &wd).map_err(at)?,
+            Instruction::Copy(c) => {
+                let req = CopyRequest {
+                    is_add: false,
+                    paths: c.paths,
+                    from: c.from,
+                    chown: c.chown,
+                    chmod: c.chmod,
+                    parents: c.parents,
+                    exclude: c.exclude,
+                    checksum: None,
+                    unpack: false,
+                };
+                self.copy(state, stage, req).map_err(at)?
+            }
+            Instruction::Add(a) => {
+                let req = CopyRequest {
+                    is_add: true,
+                    paths: a.paths,
+                    from: None,
+                    chown: a.chown,
+                    chmod: a.chmod,
+                    parents: false,
+                    exclude: a.exclude,
+                    checksum: a.checksum,
+                    unpack: a.unpack.unwrap_or(true),
+                };
+                self.copy(state, stage, req).map_err(at)?
+            }
+            Instruction::Run(run) => {
+                let mut env = resolved.env.clone();
+                env.extend(resolved.proxy_env.iter().cloned());
+                self.run(state, run, resolved.mounts, env).map_err(at)?
+            }
+        }
+        Ok(())
+    }
+
+    fn workdir(&mut self, state: &mut StageState, wd: &str) -> Result<(), String> {
+        state.config.config.working_dir = wd.to_string();
+        let time = self.history_time();
+        if wd == "/" {
+            state
+                .config
+                .add_history(format!("WORKDIR {wd}"), true, time);
+            return Ok(());
+        }
+        let user = state.config.config.user.clone();
+        let chown = if user.is_empty() {
+            None
+        } else {
+            // BuildKit resolves the owner in the stage; an unknown name
+            // leaves the directory to root, as it does.
+            let (passwd, group) = self.user_files(state)?;
+            resolve_chown(&user, passwd.as_deref(), group.as_deref()).ok()
+        };
+        let opts = CopyOptions {
+            chown,
+            created_time: self.created_time(),
+            ..CopyOptions::default()
+        };
+        let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
+        let made = layer.mkdir_all(&clean(wd), &opts);
+        let (view, entries) = layer.finish();
+        state.fs = view;
+        made?;
+        self.commit_layer(state, entries, format!("WORKDIR {wd}"))
+    }
+
+    fn created_time(&self) -> i64 {
+        self.opts.source_date_epoch.unwrap_or(0)
+    }
+
+    /// Reads /etc/passwd and /etc/group of the stage.
+    fn user_files(&self, state: &StageState) -> Result<(Option<String>, Option<String>), String> {
+        let read = |path: &str| -> Result<Option<String>, String> {
+            let Some(node) = state.fs.stat(path) else {
+                return Ok(None);
+            };
+            let mut one = vec![(node.entry.clone(), node.origin.clone())];
+            materialize(&mut one, &self.opts.scratch)?;
+            let bytes = match one.first().map(|(e, _)| &e.kind) {
+                Some(Kind::File {
+                    content: Content::Bytes(b),
+                    ..
+                }) => b.to_vec(),
+                Some(Kind::File {
+                    content: Content::Path(p),
+                    ..
+                }) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
+                _ => return Ok(None),
+            };
+            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok((read("etc/passwd")?, read("etc/group")?))
+    }
+
+    /// Writes a layer from the entries (if any) and records the history.
+    pub(super) fn commit_layer(
+        &mut self,
+        state: &mut StageState,
+        mut entries: Vec<(crate::fsentry::Entry, Origin)>,
+        created_by: String,
+    ) -> Result<(), String> {
+        let time = self.history_time();
+        if entries.is_empty() {
+            state.config.add_history(created_by, true, time);
+            return Ok(());
+        }
+        materialize(&mut entries, &self.opts.scratch)?;
+        // The view must not point into another stage's layers any more.
+        state.fs.apply(entries.iter().cloned());
+        let opts = crate::layer::LayerOptions {
+            compression: self.opts.compression,
+            source_date_epoch: self.opts.source_date_epoch,
+        };
+        let layer =
+            crate::layer::write_layer(self.store, entries.into_iter().map(|(e, _)| e), &opts)
+                .map_err(|e| e.to_string())?;
+        let blob = super::LayerBlob {
+            path: self.store.blob_path(&layer.descriptor.digest),
+            digest: layer.descriptor.digest.to_string(),
+            diff_id: layer.diff_id.to_string(),
+            size: layer.descriptor.size,
+            media_type: layer.descriptor.media_type.clone(),
+        };
+        state.config.rootfs.diff_ids.push(blob.diff_id.clone());
+        state.layers.push(blob);
+        state.config.add_history(created_by, false, time);
+        Ok(())
+    }
+
+    fn run(
+        &mut self,
+        state: &mut StageState,
+        run: instructions::Run,
+        mounts: Vec<instructions::Mount>,
+        env: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let argv = match &run.cmd {
+            CommandLine::Exec(v) => v.clone(),
+            CommandLine::Shell(s) => {
+                let mut sh = state.config.shell();
+                sh.push(s.clone());
+                sh
+            }
+        };
+        let request = RunRequest {
+            layers: state.layers.clone(),
+            argv: argv.clone(),
+            env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            user: state.config.config.user.clone(),
+            workdir: state.config.config.working_dir.clone(),
+            network: run.network,
+            mounts,
+            files: run.files.clone(),
+        };
+        let Some(runner) = self.runner.as_deref_mut() else {
+            return Err(
+                "RUN is not supported yet: kiln builds Dockerfiles without RUN steps for now"
+                    .into(),
+            );
+        };
+        let layer = runner.run(&request)?;
+        let time = self.history_time();
+        let msg = format!("RUN {} # buildkit", argv.join(" "));
+        match layer {
+            Some(blob) => {
+                state
+                    .fs
+                    .apply(super::images::read_layer_entries(&blob.path)?);
+                state.config.rootfs.diff_ids.push(blob.diff_id.clone());
+                state.layers.push(blob);
+                state.config.add_history(msg, false, time);
+            }
+            None => state.config.add_history(msg, true, time),
+        }
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        state: &mut StageState,
+        stage: usize,
+        req: CopyRequest,
+    ) -> Result<(), String> {
+        let is_add = req.is_add;
+        let srcs = req.paths.sources.clone();
+        let dest_word = req.paths.dest.clone();
+        let dest = dest_relative_to_workdir(&state.config.config.working_dir, &dest_word);
+        let chown_spec = req.chown.clone();
+        let chmod = req.chmod.as_deref().map(ModeSpec::parse).transpose()?;
+        let parents = req.parents;
+        let checksum = req.checksum.clone();
+        let chown = match &chown_spec {
+            None => None,
+            Some(spec) => {
+                let (passwd, group) = self.user_files(state)?;
+                Some(resolve_chown(spec, passwd.as_deref(), group.as_deref())?)
+            }
+        };
+        let opts = CopyOptions {
+            chown,
+            mode: chmod,
+            created_time: self.created_time(),
+            exclude: PatternList::new(&req.exclude),
+            parents,
+        };
+
+        // The source tree: the context, a stage, an image, a named context.
+        let from_fs: Option<FsView> = match &req.from {
+            None => None,
+            Some(f) => match self.opts.named_contexts.get(f) {
+                Some(super::NamedContext::Dir(_)) => None,
+                Some(_) => {
+                    let p = state.platform.clone();
+                    Some(self.image(f, &p)?.1)
+                }
+                None => match self.stages.resolve_from(f).map_err(|k| k.to_string())? {
+                    StageRef::Stage(j) => {
+                        if j >= stage {
+                            return Err(format!(
+                                "cannot copy from stage {f:?}, it needs to be defined before the current stage"
+                            ));
+                        }
+                        self.build_stage(j).map_err(|e| e.message)?;
+                        self.built.get(&j).map(|s| s.fs.clone())
+                    }
+                    StageRef::Image(reference) => {
+                        let p = state.platform.clone();
+                        Some(self.image(&reference, &p)?.1)
+                    }
+                },
+            },
+        };
+        let named_dir = req
+            .from
+            .as_ref()
+            .and_then(|f| match self.opts.named_contexts.get(f) {
+                Some(super::NamedContext::Dir(d)) => Some(super::copy::HostDir::new(
+                    d,
+                    crate::context::IgnoreRules::default(),
+                )),
+                _ => None,
+            });
+        let source: &dyn SourceFs = match (&from_fs, &named_dir) {
+            (Some(s), _) => s,
+            (None, Some(d)) => d,
+            (None, None) => &self.context,
+        };
+
+        let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
+        let result = (|| -> Result<(), String> {
+            for src in &srcs {
+                if is_add && (src.starts_with("http://") || src.starts_with("https://")) {
+                    let view =
+                        super::fetch::download(src, checksum.as_deref(), &self.opts.scratch)?;
+                    let name = view.children("").into_iter().next().unwrap_or_default();
+                    copy_path(&mut layer, &view, &name, &dest, &opts)?;
+                    continue;
+                }
+                if checksum.is_some() {
+                    return Err("checksum requires HTTP(S) or Git sources".into());
+                }
+                if opts.parents {
+                    let (root, pattern) = match src.split_once("/./") {
+                        Some((r, p)) => (clean(r), clean(p)),
+                        None => (String::new(), clean(src)),
+                    };
+                    let matches = resolve_sources(source, &join(&root, &pattern))?;
+                    for m in matches {
+                        let rel = m.strip_prefix(&root).unwrap_or(&m).trim_start_matches('/');
+                        copy_with_parents(&mut layer, source, &root, rel, &dest, &opts)?;
+                    }
+                    continue;
+                }
+                let matches = resolve_sources(source, src)?;
+                if matches.is_empty() && !has_wildcards(src) {
+                    return Err(format!("\"/{}\" not found: not found", clean(src)));
+                }
+                for m in matches {
+                    if is_add && req.unpack && from_fs.is_none() {
+                        if let Some(host) = self.host_file(source, &m)? {
+                            if let Some(reader) = super::archive::open_archive(&host)? {
+                                let target = layer.mkdir_all(&clean(&dest), &opts)?;
+                                super::archive::extract(
+                                    &mut layer,
+                                    reader,
+                                    &target,
+                                    &opts,
+                                    &self.opts.scratch,
+                                    &m,
+                                )?;
+                                continue;
+                            }
+                        }
+                    }
+                    copy_path(&mut layer, source, &m, &dest, &opts)?;
+                }
+            }
+            for doc in &req.paths.inline_sources {
+                let name = clean(&doc.path);
+                let mut view = FsView::new();
+                let e = bytes_entry(&name, doc.data.as_bytes(), 0o644, opts.created_time);
+                view.apply([(e, Origin::Entry)]);
+                copy_path(&mut layer, &view, &name, &dest, &opts)?;
+            }
+            Ok(())
+        })();
+        let (view, entries) = layer.finish();
+        state.fs = view;
+        result?;
+
+        let mut msg = String::from(if is_add { "ADD" } else { "COPY" });
+        if parents {
+            msg.push_str(" --parents");
+        }
+        if let Some(c) = &chown_spec {
+            msg.push_str(&format!(" --chown={c}"));
+        }
+        if let Some(c) = &req.chmod {
+            msg.push_str(&format!(" --chmod={c}"));
+        }
+        for s in &srcs {
+            msg.push(' ');
+            msg.push_str(s);
+        }
+        for d in &req.paths.inline_sources {
+            msg.push_str(&format!(" <<{}", d.path));
+        }
+        msg.push_str(&format!(" {dest_word} # buildkit"));
+        self.commit_layer(state, entries, msg)
+    }
+
+    /// The host path of a context file when the source is a host directory.
+    fn host_file(
+        &self,
+        source: &dyn SourceFs,
+        path: &str,
+    ) -> Result<Option<std::path::PathBuf>, String> {
+        let resolved = source.resolve(path, true)?;
+        match source.lstat(&resolved)? {
+            Some(n) => match n.entry.kind {
+                Kind::File {
+                    content: Content::Path(p),
+                    ..
+                } => Ok(Some(p)),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+}
+
+/// BuildKit's pathRelativeToWorkingDir: absolute paths stay, others join
+/// the working directory; a trailing slash (or `.`) is kept as the
+/// "this is a directory" marker.
+fn dest_relative_to_workdir(workdir: &str, dest: &str) -> String {
+    let dir_marker = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest.is_empty();
+    let joined = if dest.starts_with('/') {
+        clean(dest)
+    } else {
+        join(&clean(workdir), dest)
+    };
+    let mut out = format!("/{joined}");
+    if dir_marker && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dest_rules() {
+        assert_eq!(dest_relative_to_workdir("/", "/x"), "/x");
+        assert_eq!(dest_relative_to_workdir("/app", "."), "/app/");
+        assert_eq!(dest_relative_to_workdir("/app", "sub/"), "/app/sub/");
+        assert_eq!(
+            dest_relative_to_workdir("/app", "renamed.md"),
+            "/app/renamed.md"
+        );
+        assert_eq!(dest_relative_to_workdir("/", "/"), "/");
+        assert_eq!(dest_relative_to_workdir("/", "../../etc/"), "/etc/");
+    }
+
+    #[test]
+    fn go_quoting() {
+        assert_eq!(
+            go_quote_list(&["echo".into(), "exec form".into()]),
+            r#"["echo" "exec form"]"#
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The build engine: a parsed Dockerfile and a context in, an image out.
+//!
+//! [`build`] splits the Dockerfile into stages, builds only the stages the
+//! target needs (on demand, so a broken stage nothing uses never runs), and
+//! for each one starts from its base (scratch, an earlier stage, a named
+//! build context or an image from the [`ImageResolver`]), dispatches every
+//! instruction with BuildKit's semantics and writes one layer per
+//! filesystem change. The result is the target stage's config and layers;
+//! storing and exporting them is the caller's business (see [`output`]).
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+mod archive;
+pub mod config;
+mod copy;
+mod engine;
+mod fetch;
+pub mod fsview;
+pub mod images;
+mod instr;
+pub mod mode;
+pub mod output;
+pub mod pattern;
+pub mod resolve;
+
+pub use config::ImageConfig;
+pub use engine::build;
+pub use images::{BaseImage, LayerBlob};
+
+pub use crate::instructions::Platform;
+
+/// A `--build-context NAME=...` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// `oci-layout://PATH[:TAG|@DIGEST]`.
+    OciLayout {
+        /// The layout directory.
+        path: PathBuf,
+        /// A tag or digest naming the image inside it.
+        selector: Option<String>,
+    },
+    /// A local directory.
+    Dir(PathBuf),
+}
+
+impl NamedContext {
+    /// Parses the value after `NAME=`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if let Some(rest) = value.strip_prefix("oci-layout://") {
+            if let Some((p, d)) = rest.split_once('@') {
+                return Ok(NamedContext::OciLayout {
+                    path: PathBuf::from(p),
+                    selector: Some(d.to_string()),
+                });
+            }
+            // A tag follows the last ':' unless that is part of the path.
+            if let Some((p, t)) = rest.rsplit_once(':') {
+                if !t.contains('/') && !p.is_empty() {
+                    return Ok(NamedContext::OciLayout {
+                        path: PathBuf::from(p),
+                        selector: Some(t.to_string()),
+                    });
+                }
+            }
+            return Ok(NamedContext::OciLayout {
+                path: PathBuf::from(rest),
+                selector: None,
+            });
+        }
+        if value.contains("://") || value.starts_with("docker-image:") {
+            return Err(format!(
+                "unsupported build context {value:?}: use oci-layout://PATH or a directory"
+            ));
+        }
+        Ok(NamedContext::Dir(PathBuf::from(value)))
+    }
+}
+
+/// Everything a build needs besides the Dockerfile.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The Dockerfile's name for messages.
+    pub dockerfile_name: String,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The context's ignore rules; None reads `.dockerignore` at its root.
+    pub ignore: Option<crate::context::IgnoreRules>,
+    /// `--build-arg`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--label`, set on the final image.
+    pub labels: BTreeMap<String, String>,
+    /// The target platform.
+    pub platform: Platform,
+    /// `SOURCE_DATE_EPOCH`: config and history times, clamped mtimes.
+    pub source_date_epoch: Option<i64>,
+    /// `--build-context`.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+    /// A private directory for the build's temporary files.
+    pub scratch: PathBuf,
+    /// How new layers are compressed.
+    pub compression: crate::layer::CompressionOptions,
+}
+
+/// Resolves image references (FROM, COPY --from) to images.
+pub trait ImageResolver {
+    /// Fetches or finds `reference` for `platform`.
+    fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, String>;
+}
+
+/// Runs a RUN step: the seam the sandbox plugs into.
+pub trait RunExecutor {
+    /// Runs `argv` with `env`, `user` and `workdir` over the stage's
+    /// filesystem (the layers, bottom first) and returns the new layer.
+    fn run(&mut self, request: &RunRequest) -> Result<Option<LayerBlob>, String>;
+}
+
+/// What a RUN step needs.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The stage's layers, bottom first.
+    pub layers: Vec<LayerBlob>,
+    /// The command (shell form already wrapped in SHELL).
+    pub argv: Vec<String>,
+    /// `KEY=value` environment (ENV plus ARGs in scope).
+    pub env: Vec<String>,
+    /// USER, unresolved.
+    pub user: String,
+    /// WORKDIR.
+    pub workdir: String,
+    /// `RUN --network`.
+    pub network: crate::instructions::NetworkMode,
+    /// `RUN --mount`s, expanded and typed.
+    pub mounts: Vec<crate::instructions::Mount>,
+    /// Heredoc bodies of the RUN.
+    pub files: Vec<crate::instructions::InlineFile>,
+}
+
+/// The built target: its config and layers (base layers untouched first).
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The final config (diff_ids and history included).
+    pub config: ImageConfig,
+    /// The layers.
+    pub layers: Vec<LayerBlob>,
+    /// How many of `layers` come from the base image unchanged.
+    pub base_layers: usize,
+}
+
+/// A build failure, located in the Dockerfile when it comes from an
+/// instruction.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    /// The Dockerfile line of the failing instruction.
+    pub line: Option<usize>,
+    /// Last line of the instruction.
+    pub end_line: Option<usize>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl BuildError {
+    /// An error not tied to a line.
+    pub fn general(message: impl Into<String>) -> Self {
+        BuildError {
+            line: None,
+            end_line: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error at an instruction.
+    pub fn at(span: &crate::parser::Span, message: impl Into<String>) -> Self {
+        BuildError {
+            line: Some(span.start_line),
+            end_line: Some(span.end_line),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! A built image into the store: its canonical config and manifest, and
+//! the `-t` names. The `-o` outputs are the export module's, reading the
+//! image back from the store.
+use super::images::{sha256_digest, MT_CONFIG, MT_MANIFEST};
+use super::BuiltImage;
+use crate::image::Descriptor;
+use crate::store::Store;
+
+/// The serialised config and manifest of a built image.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Canonical config JSON.
+    pub config: Vec<u8>,
+    /// Its digest.
+    pub config_digest: String,
+    /// Canonical manifest JSON.
+    pub manifest: Vec<u8>,
+    /// Its digest: the image's identity.
+    pub digest: String,
+}
+
+/// Serialises an image's config and manifest.
+pub fn manifest(image: &BuiltImage) -> Result<Manifest, String> {
+    let config = image
+        .config
+        .to_canonical_json()
+        .map_err(|e| format!("config: {e}"))?;
+    let config_digest = sha256_digest(&config);
+    let layers: Vec<serde_json::Value> = image
+        .layers
+        .iter()
+        .map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
+        .collect();
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MT_MANIFEST,
+        "config": {"mediaType": MT_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": layers,
+    });
+    let manifest = serde_json::to_vec(&m).map_err(|e| format!("manifest: {e}"))?;
+    let digest = sha256_digest(&manifest);
+    Ok(Manifest {
+        config,
+        config_digest,
+        manifest,
+        digest,
+    })
+}
+
+/// Puts the image's config and manifest into `store` (its layers are there
+/// already, or are copied in) and names it with each of `names`. Returns
+/// the manifest's descriptor.
+pub fn store_image(
+    store: &Store,
+    image: &BuiltImage,
+    m: &Manifest,
+    names: &[String],
+) -> Result<Descriptor, String> {
+    for l in &image.layers {
+        let d: crate::digest::Digest = l
+            .digest
+            .parse()
+            .map_err(|_| format!("bad layer digest {}", l.digest))?;
+        if !store.has_blob(&d) {
+            let f =
+                std::fs::File::open(&l.path).map_err(|e| format!("{}: {e}", l.path.display()))?;
+            store
+                .put_blob(f, Some(&d))
+                .map_err(|e| format!("store: {e}"))?;
+        }
+    }
+    store
+        .put_bytes(&m.config)
+        .map_err(|e| format!("store: {e}"))?;
+    let digest = store
+        .put_bytes(&m.manifest)
+        .map_err(|e| format!("store: {e}"))?;
+    let mut desc = Descriptor::new(MT_MANIFEST, digest, m.manifest.len() as u64);
+    desc.platform = Some(crate::image::Platform {
+        os: image.config.os.clone(),
+        architecture: image.config.architecture.clone(),
+        variant: (!image.config.variant.is_empty()).then(|| image.config.variant.clone()),
+        ..crate::image::Platform::host()
+    });
+    for n in names {
+        store.tag(n, &desc).map_err(|e| format!("store: {e}"))?;
+    }
+    Ok(desc)
+}

@@ -1,0 +1,815 @@
+//! Everything between `fork()` and `execve()`.
+//!
+//! kiln's process is multithreaded (rayon, tokio, the test harness), so after
+//! `fork()` only async-signal-safe operations are allowed: no allocation, no
+//! locks, no std I/O. Every path, option string and argument vector is built
+//! into a [`Plan`] before the fork; the children below only issue raw system
+//! calls on that memory and report failures as fixed-size records over a pipe.
+use std::ffi::{c_int, c_ulong, CString};
+use std::ptr;
+
+use libc::c_char;
+
+/// Where in the setup a child failed; sent to the parent with the errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Stage {
+    UserNs = 1,
+    WaitMaps,
+    Unshare,
+    Fork,
+    Hostname,
+    MakePrivate,
+    MountRoot,
+    OpenRoot,
+    Target,
+    Mount,
+    Readonly,
+    Symlink,
+    PivotRoot,
+    Caps,
+    Creds,
+    Stdio,
+    Cwd,
+    Exec,
+    Chown,
+}
+
+impl Stage {
+    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        [
+            UserNs,
+            WaitMaps,
+            Unshare,
+            Fork,
+            Hostname,
+            MakePrivate,
+            MountRoot,
+            OpenRoot,
+            Target,
+            Mount,
+            Readonly,
+            Symlink,
+            PivotRoot,
+            Caps,
+            Creds,
+            Stdio,
+            Cwd,
+            Exec,
+            Chown,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+}
+
+/// What to create when a mount target is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    Dir,
+    File,
+    /// Skip the op when the target does not exist (masking /proc files).
+    Never,
+}
+
+/// One mount (or symlink) into the new root, resolved inside it.
+pub(crate) struct Op {
+    /// Path relative to the new root, NUL-terminated; the child walks it
+    /// component by component by writing NULs into it temporarily.
+    pub target: Vec<u8>,
+    pub create: Create,
+    /// Report created components so the parent can remove them afterwards.
+    pub record: bool,
+    pub action: Action,
+}
+
+pub(crate) enum Action {
+    /// Only make sure the target exists.
+    Ensure,
+    Mount {
+        src: Option<CString>,
+        fstype: Option<CString>,
+        flags: c_ulong,
+        data: Option<CString>,
+        /// Tried when the mount is refused.
+        alt: Option<Alt>,
+        readonly: bool,
+        /// Failure (after `alt`) is not an error.
+        optional: bool,
+    },
+    Symlink {
+        to: CString,
+    },
+}
+
+pub(crate) enum Alt {
+    /// Recursive bind of a host path, made read-only.
+    RBindReadonly(CString),
+    /// The same mount with other data.
+    Data(CString),
+}
+
+/// Everything the children need, prepared before the fork.
+pub(crate) struct Plan {
+    pub userns: bool,
+    pub setgroups: bool,
+    pub ns_flags: c_int,
+    pub hostname: CString,
+    pub root: CString,
+    /// `Some` mounts overlayfs at `root`; `None` bind-mounts `root` onto itself.
+    pub overlay: Option<OverlayPlan>,
+    pub ops: Vec<Op>,
+    pub cwd: CString,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    pub umask: u32,
+    pub drop_caps: bool,
+    pub _argv: Vec<CString>,
+    pub argv_ptrs: Vec<*const c_char>,
+    pub _envp: Vec<CString>,
+    pub envp_ptrs: Vec<*const c_char>,
+    pub candidates: Vec<CString>,
+    pub fds: Fds,
+}
+
+/// An overlay mount, as one option string when it fits in a page (the
+/// classic `mount(2)` limit) and as separate parameters for the new mount
+/// API (`fsconfig` with `lowerdir+`, Linux 6.8) when it does not.
+pub(crate) struct OverlayPlan {
+    pub legacy: Option<CString>,
+    pub lowers: Vec<CString>,
+    /// `(key, value)` string parameters, e.g. `upperdir`, `index=off`.
+    pub strings: Vec<(CString, CString)>,
+    /// Flag parameters, e.g. `userxattr`.
+    pub flags: Vec<CString>,
+}
+
+/// Mounts overlayfs at `root` with the new mount API. Returns false on failure (errno set).
+unsafe fn mount_overlay_fs_api(ov: &OverlayPlan, root: *const c_char) -> bool {
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_SET_FLAG: u32 = 0;
+    const FSCONFIG_SET_STRING: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
+    let fd = libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) as c_int;
+    if fd < 0 {
+        return false;
+    }
+    let set = |cmd: u32, key: *const c_char, value: *const c_char| {
+        libc::syscall(libc::SYS_fsconfig, fd, cmd, key, value, 0) == 0
+    };
+    let mut ok = ov
+        .lowers
+        .iter()
+        .all(|l| set(FSCONFIG_SET_STRING, c"lowerdir+".as_ptr(), l.as_ptr()));
+    ok = ok
+        && ov
+            .strings
+            .iter()
+            .all(|(k, v)| set(FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr()));
+    ok = ok
+        && ov
+            .flags
+            .iter()
+            .all(|k| set(FSCONFIG_SET_FLAG, k.as_ptr(), ptr::null()));
+    ok = ok && set(FSCONFIG_CMD_CREATE, ptr::null(), ptr::null());
+    if !ok {
+        libc::close(fd);
+        return false;
+    }
+    let mfd = libc::syscall(libc::SYS_fsmount, fd, FSMOUNT_CLOEXEC, 0) as c_int;
+    libc::close(fd);
+    if mfd < 0 {
+        return false;
+    }
+    let r = libc::syscall(
+        libc::SYS_move_mount,
+        mfd,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        root,
+        MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    libc::close(mfd);
+    r == 0
+}
+
+/// The pipe ends the children use (parent ends are closed in the children).
+#[derive(Clone, Copy)]
+pub(crate) struct Fds {
+    pub stdin: c_int,
+    pub stdout: c_int,
+    pub stderr: c_int,
+    /// Setup failures: `[stage u32, errno i32, index u32]`.
+    pub error: c_int,
+    /// Created mount points: `[op index u32, prefix length u32]`.
+    pub stubs: c_int,
+    /// The step's wait status, written by the intermediate child.
+    pub status: c_int,
+    /// The intermediate child says it has created its user namespace.
+    pub sync_w: c_int,
+    /// The parent says the maps are written.
+    pub go_r: c_int,
+}
+
+impl Fds {
+    /// The descriptors a child keeps (unused slots are -1).
+    fn keep(&self) -> [c_int; 8] {
+        [
+            self.stdin,
+            self.stdout,
+            self.stderr,
+            self.error,
+            self.stubs,
+            self.status,
+            self.sync_w,
+            self.go_r,
+        ]
+    }
+}
+
+/// Closes every descriptor above 2 except `keep`. Another thread's run may
+/// be between creating its pipes and closing its copies of the child ends;
+/// if this process kept them, that run would see end of file only when this
+/// one ends.
+unsafe fn close_all_except(mut keep: [c_int; 8]) {
+    keep.sort_unstable();
+    let mut next: u32 = 3;
+    for fd in keep {
+        if fd < next as c_int {
+            continue;
+        }
+        if fd as u32 > next {
+            close_range(next, fd as u32 - 1);
+        }
+        next = fd as u32 + 1;
+    }
+    close_range(next, u32::MAX);
+}
+
+unsafe fn close_range(first: u32, last: u32) {
+    if libc::syscall(libc::SYS_close_range, first, last, 0u32) != 0 {
+        for fd in first..=last.min(65535) {
+            libc::close(fd as c_int);
+        }
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: reading the calling thread's errno is async-signal-safe.
+    unsafe { *libc::__errno_location() }
+}
+
+fn report(fd: c_int, stage: Stage, err: i32, index: u32) {
+    let mut rec = [0u8; 12];
+    rec[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
+    rec[4..8].copy_from_slice(&err.to_ne_bytes());
+    rec[8..].copy_from_slice(&index.to_ne_bytes());
+    // SAFETY: write(2) on a pipe with a stack buffer; 12 bytes < PIPE_BUF is atomic.
+    unsafe { libc::write(fd, rec.as_ptr().cast(), rec.len()) };
+}
+
+fn fail(fds: &Fds, stage: Stage, index: u32) -> ! {
+    report(fds.error, stage, errno(), index);
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(127) }
+}
+
+/// The first child: user namespace (when unprivileged), the other namespaces,
+/// then the step's process as pid 1 of the new pid namespace. Never returns.
+///
+/// # Safety
+/// Must only be called in a freshly forked child; `plan` must be fully built.
+pub(crate) unsafe fn first_child(plan: &mut Plan, parent: libc::pid_t) -> ! {
+    let fds = plan.fds;
+    close_all_except(fds.keep());
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong);
+    if libc::getppid() != parent {
+        libc::_exit(127);
+    }
+    if plan.userns {
+        if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+            fail(&fds, Stage::UserNs, 0);
+        }
+        let b = [1u8];
+        libc::write(fds.sync_w, b.as_ptr().cast(), 1);
+        let mut go = [0u8];
+        if libc::read(fds.go_r, go.as_mut_ptr().cast(), 1) != 1 || go[0] != 1 {
+            libc::_exit(127);
+        }
+    }
+    libc::close(fds.sync_w);
+    libc::close(fds.go_r);
+    if libc::unshare(plan.ns_flags) != 0 {
+        fail(&fds, Stage::Unshare, 0);
+    }
+    let pid = libc::fork();
+    if pid < 0 {
+        fail(&fds, Stage::Fork, 0);
+    }
+    if pid == 0 {
+        libc::close(fds.status);
+        init_child(plan);
+    }
+    libc::close(fds.error);
+    libc::close(fds.stubs);
+    libc::close(fds.stdout);
+    libc::close(fds.stderr);
+    let mut status: c_int = 0;
+    loop {
+        let r = libc::waitpid(pid, &mut status, 0);
+        if r == pid {
+            break;
+        }
+        if r < 0 && errno() != libc::EINTR {
+            status = 127 << 8;
+            break;
+        }
+    }
+    let bytes = status.to_ne_bytes();
+    libc::write(fds.status, bytes.as_ptr().cast(), bytes.len());
+    libc::_exit(0)
+}
+
+/// Pid 1 of the new pid namespace: mounts, pivot_root, credentials, exec.
+unsafe fn init_child(plan: &mut Plan) -> ! {
+    let fds = plan.fds;
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong);
+    let host = plan.hostname.as_bytes();
+    if libc::sethostname(host.as_ptr().cast(), host.len()) != 0 {
+        fail(&fds, Stage::Hostname, 0);
+    }
+    if libc::mount(
+        ptr::null(),
+        c"/".as_ptr(),
+        ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        ptr::null(),
+    ) != 0
+    {
+        fail(&fds, Stage::MakePrivate, 0);
+    }
+    let root = plan.root.as_ptr();
+    let r = match &plan.overlay {
+        Some(OverlayPlan {
+            legacy: Some(opts), ..
+        }) => libc::mount(
+            c"overlay".as_ptr(),
+            root,
+            c"overlay".as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        ),
+        Some(ov) => {
+            if mount_overlay_fs_api(ov, root) {
+                0
+            } else {
+                -1
+            }
+        }
+        None => libc::mount(
+            root,
+            root,
+            ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            ptr::null(),
+        ),
+    };
+    if r != 0 {
+        fail(&fds, Stage::MountRoot, 0);
+    }
+    let rootfd = libc::open(root, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+    if rootfd < 0 {
+        fail(&fds, Stage::OpenRoot, 0);
+    }
+    for (i, op) in plan.ops.iter_mut().enumerate() {
+        run_op(rootfd, op, i as u32, &fds);
+    }
+    if libc::fchdir(rootfd) != 0
+        || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0
+        || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
+        || libc::chdir(c"/".as_ptr()) != 0
+    {
+        fail(&fds, Stage::PivotRoot, 0);
+    }
+    libc::close(rootfd);
+    libc::close(fds.stubs);
+    if plan.drop_caps && !drop_capabilities() {
+        fail(&fds, Stage::Caps, 0);
+    }
+    if plan.setgroups
+        && libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) != 0
+    {
+        fail(&fds, Stage::Creds, 0);
+    }
+    if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0 {
+        fail(&fds, Stage::Creds, 1);
+    }
+    if libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0 {
+        fail(&fds, Stage::Creds, 2);
+    }
+    libc::umask(plan.umask as libc::mode_t);
+    reset_signals();
+    if libc::dup2(fds.stdin, 0) < 0
+        || libc::dup2(fds.stdout, 1) < 0
+        || libc::dup2(fds.stderr, 2) < 0
+    {
+        fail(&fds, Stage::Stdio, 0);
+    }
+    // The error pipe moves to fd 3 so that every other descriptor can be
+    // closed before chdir: a host directory fd left open would let
+    // `cwd=/proc/self/fd/N` escape the root (CVE-2024-21626).
+    let errfd = if fds.error == 3 {
+        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+        3
+    } else if libc::dup3(fds.error, 3, libc::O_CLOEXEC) == 3 {
+        3
+    } else {
+        fail(&fds, Stage::Stdio, 1);
+    };
+    let fds = Fds {
+        error: errfd,
+        ..fds
+    };
+    close_range(4, u32::MAX);
+    if libc::chdir(plan.cwd.as_ptr()) != 0 {
+        fail(&fds, Stage::Cwd, 0);
+    }
+    let mut last = libc::ENOENT;
+    for cand in &plan.candidates {
+        libc::execve(
+            cand.as_ptr(),
+            plan.argv_ptrs.as_ptr(),
+            plan.envp_ptrs.as_ptr(),
+        );
+        let e = errno();
+        match e {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => last = e,
+            _ => {
+                last = e;
+                break;
+            }
+        }
+    }
+    report(fds.error, Stage::Exec, last, 0);
+    libc::_exit(127)
+}
+
+unsafe fn reset_signals() {
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut());
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
+
+/// The capabilities Docker and BuildKit give a step; everything else leaves
+/// the bounding set so that even host root cannot regain it.
+const KEEP_CAPS: u64 = (1 << 0) // CHOWN
+    | (1 << 1) // DAC_OVERRIDE
+    | (1 << 3) // FOWNER
+    | (1 << 4) // FSETID
+    | (1 << 5) // KILL
+    | (1 << 6) // SETGID
+    | (1 << 7) // SETUID
+    | (1 << 8) // SETPCAP
+    | (1 << 10) // NET_BIND_SERVICE
+    | (1 << 13) // NET_RAW
+    | (1 << 18) // SYS_CHROOT
+    | (1 << 27) // MKNOD
+    | (1 << 29) // AUDIT_WRITE
+    | (1 << 31); // SETFCAP
+
+unsafe fn drop_capabilities() -> bool {
+    for cap in 0..64u64 {
+        if KEEP_CAPS & (1 << cap) == 0
+            && libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong) != 0
+            && errno() != libc::EINVAL
+        {
+            return false;
+        }
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let lo = KEEP_CAPS as u32;
+    let hi = (KEEP_CAPS >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo,
+            permitted: lo,
+            inheritable: lo,
+        },
+        Data {
+            effective: hi,
+            permitted: hi,
+            inheritable: hi,
+        },
+    ];
+    libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) == 0
+}
+
+/// `/proc/self/fd/N` for a descriptor, in a stack buffer.
+fn fd_path(fd: c_int, buf: &mut [u8; 32]) -> *const c_char {
+    let prefix = b"/proc/self/fd/";
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut n = fd.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[prefix.len() + i] = digits[len - 1 - i];
+    }
+    buf[prefix.len() + len] = 0;
+    buf.as_ptr().cast()
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Opens `path` (NUL-terminated, relative) inside `rootfd`, with symlinks
+/// resolved as if `rootfd` were `/`, so nothing outside the root is reachable.
+unsafe fn open_in_root(rootfd: c_int, path: *const c_char) -> c_int {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    libc::syscall(
+        libc::SYS_openat2,
+        rootfd,
+        path,
+        &how as *const OpenHow,
+        std::mem::size_of::<OpenHow>(),
+    ) as c_int
+}
+
+/// Resolves an op's target inside the root, creating missing components
+/// (and reporting them when `record`); returns an `O_PATH` descriptor.
+unsafe fn open_target(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) -> c_int {
+    let len = op.target.len().saturating_sub(1);
+    if len == 0 {
+        return libc::dup(rootfd);
+    }
+    let mut parent = libc::dup(rootfd);
+    let mut start = 0;
+    while start < len {
+        let mut end = start;
+        while end < len && op.target[end] != b'/' {
+            end += 1;
+        }
+        let saved = op.target[end];
+        op.target[end] = 0;
+        let mut fd = open_in_root(rootfd, op.target.as_ptr().cast());
+        if fd < 0 && errno() == libc::ENOENT && op.create == Create::Never {
+            op.target[end] = saved;
+            libc::close(parent);
+            return -1;
+        }
+        if fd < 0 && errno() == libc::ENOENT {
+            let name = op.target.as_ptr().add(start).cast::<c_char>();
+            let made = if end == len && op.create == Create::File {
+                let f = libc::openat(
+                    parent,
+                    name,
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o644,
+                );
+                if f >= 0 {
+                    libc::close(f);
+                }
+                f >= 0
+            } else {
+                libc::mkdirat(parent, name, 0o755) == 0
+            };
+            if !made {
+                fail(fds, Stage::Target, index);
+            }
+            if op.record {
+                let mut rec = [0u8; 8];
+                rec[..4].copy_from_slice(&index.to_ne_bytes());
+                rec[4..].copy_from_slice(&(end as u32).to_ne_bytes());
+                libc::write(fds.stubs, rec.as_ptr().cast(), rec.len());
+            }
+            fd = open_in_root(rootfd, op.target.as_ptr().cast());
+        }
+        op.target[end] = saved;
+        if fd < 0 {
+            fail(fds, Stage::Target, index);
+        }
+        libc::close(parent);
+        parent = fd;
+        start = end + 1;
+    }
+    parent
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+unsafe fn make_readonly(rootfd: c_int, target: *const c_char) -> bool {
+    // Re-resolve so the descriptor names the new mount, not the directory under it.
+    let fd = open_in_root(rootfd, target);
+    if fd < 0 {
+        return false;
+    }
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let r = libc::syscall(
+        libc::SYS_mount_setattr,
+        fd,
+        c"".as_ptr(),
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        &attr as *const MountAttr,
+        std::mem::size_of::<MountAttr>(),
+    );
+    libc::close(fd);
+    r == 0
+}
+
+unsafe fn run_op(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) {
+    if let Action::Symlink { to } = &op.action {
+        // Symlinks only go into the fresh /dev tmpfs, whose parent exists.
+        if libc::symlinkat(to.as_ptr(), rootfd, op.target.as_ptr().cast()) != 0
+            && errno() != libc::EEXIST
+        {
+            fail(fds, Stage::Symlink, index);
+        }
+        return;
+    }
+    let fd = open_target(rootfd, op, index, fds);
+    if fd < 0 {
+        return; // Create::Never and absent
+    }
+    let Action::Mount {
+        src,
+        fstype,
+        flags,
+        data,
+        alt,
+        readonly,
+        optional,
+    } = &op.action
+    else {
+        libc::close(fd);
+        return;
+    };
+    let mut buf = [0u8; 32];
+    let target = fd_path(fd, &mut buf);
+    let cptr = |c: &Option<CString>| c.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+    let mut ok = libc::mount(cptr(src), target, cptr(fstype), *flags, cptr(data).cast()) == 0;
+    let mut ro = *readonly;
+    if !ok {
+        ok = match alt {
+            Some(Alt::Data(d)) => {
+                libc::mount(cptr(src), target, cptr(fstype), *flags, d.as_ptr().cast()) == 0
+            }
+            Some(Alt::RBindReadonly(host)) => {
+                ro = true;
+                libc::mount(
+                    host.as_ptr(),
+                    target,
+                    ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    ptr::null(),
+                ) == 0
+            }
+            None => false,
+        };
+    }
+    libc::close(fd);
+    if !ok {
+        if *optional {
+            return;
+        }
+        fail(fds, Stage::Mount, index);
+    }
+    if ro && !make_readonly(rootfd, op.target.as_ptr().cast()) {
+        fail(fds, Stage::Readonly, index);
+    }
+}
+
+/// A child that enters a user namespace (maps written by the parent) and
+/// changes the owner and mode of prepared paths; used to give extracted
+/// layer files their container ids when kiln is unprivileged.
+///
+/// # Safety
+/// Must only be called in a freshly forked child.
+pub(crate) unsafe fn userns_child(fds: Fds, task: &UsernsTask, userns: bool) -> ! {
+    close_all_except(fds.keep());
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong);
+    if userns {
+        if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+            fail(&fds, Stage::UserNs, 0);
+        }
+        let b = [1u8];
+        libc::write(fds.sync_w, b.as_ptr().cast(), 1);
+        let mut go = [0u8];
+        if libc::read(fds.go_r, go.as_mut_ptr().cast(), 1) != 1 || go[0] != 1 {
+            libc::_exit(127);
+        }
+    }
+    let list = match task {
+        UsernsTask::ProbeOverlay { target, opts } => {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                fail(&fds, Stage::Unshare, 0);
+            }
+            if libc::mount(
+                ptr::null(),
+                c"/".as_ptr(),
+                ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                ptr::null(),
+            ) != 0
+            {
+                fail(&fds, Stage::MakePrivate, 0);
+            }
+            let ov = c"overlay".as_ptr();
+            if libc::mount(ov, target.as_ptr(), ov, 0, opts.as_ptr().cast()) != 0 {
+                fail(&fds, Stage::MountRoot, 0);
+            }
+            libc::_exit(0)
+        }
+        UsernsTask::Chown(list) => list,
+        UsernsTask::Exec { argv, argv_ptrs } => {
+            let env: [*const c_char; 1] = [ptr::null()];
+            if let Some(prog) = argv.first() {
+                libc::execve(prog.as_ptr(), argv_ptrs.as_ptr(), env.as_ptr());
+            }
+            fail(&fds, Stage::Exec, 0);
+        }
+    };
+    for (i, (path, uid, gid, mode)) in list.iter().enumerate() {
+        if libc::lchown(path.as_ptr(), *uid, *gid) != 0 {
+            fail(&fds, Stage::Chown, i as u32);
+        }
+        if let Some(m) = mode {
+            if libc::chmod(path.as_ptr(), *m as libc::mode_t) != 0 {
+                fail(&fds, Stage::Chown, i as u32);
+            }
+        }
+    }
+    libc::_exit(0)
+}
+
+/// Work done inside a user namespace with kiln's id map.
+pub(crate) enum UsernsTask {
+    /// `lchown` each path, then `chmod` it when a mode is given (chown
+    /// clears setuid bits, so the mode goes last).
+    Chown(Vec<(CString, u32, u32, Option<u32>)>),
+    /// Exec a host program (for example `rm -rf` of a tree whose files
+    /// belong to subordinate ids); `argv_ptrs` ends with a null pointer.
+    Exec {
+        argv: Vec<CString>,
+        argv_ptrs: Vec<*const c_char>,
+    },
+    /// Mount overlayfs with these options in a new mount namespace.
+    ProbeOverlay { target: CString, opts: CString },
+}

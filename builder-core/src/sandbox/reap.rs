@@ -1,0 +1,172 @@
+//! The parent's reading side of a run: the step's output, setup failure
+//! records, created mount points and the wait status arrive over pipes; and
+//! the created mount points are removed afterwards.
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use super::{IdMap, OutputSink, Stream, Warning};
+
+#[derive(Default)]
+pub(super) struct Collected {
+    pub failure: Option<(u32, i32, u32)>,
+    pub stubs: Vec<(u32, u32)>,
+    pub status: Option<i32>,
+}
+
+pub(super) struct Streams {
+    pub out: Option<OwnedFd>,
+    pub err: Option<OwnedFd>,
+    pub fail: Option<OwnedFd>,
+    pub stub: Option<OwnedFd>,
+    pub status: Option<OwnedFd>,
+}
+
+impl Streams {
+    /// Reads every pipe until all writers are gone.
+    pub fn pump(&mut self, sink: &mut dyn OutputSink) -> Collected {
+        let mut c = Collected::default();
+        let (mut fail_buf, mut stub_buf, mut status_buf) = (Vec::new(), Vec::new(), Vec::new());
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let slots = [&self.out, &self.err, &self.fail, &self.stub, &self.status];
+            let mut pfds: Vec<libc::pollfd> = slots
+                .iter()
+                .map(|s| libc::pollfd {
+                    fd: s.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            if pfds.iter().all(|p| p.fd < 0) {
+                break;
+            }
+            // SAFETY: pfds is a valid array of pollfd for its length.
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+            if r < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            for (i, p) in pfds.iter().enumerate() {
+                if p.fd < 0 || p.revents == 0 {
+                    continue;
+                }
+                // SAFETY: reading into our buffer from a pipe we own.
+                let n = unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let data = buf.get(..n.max(0) as usize).unwrap_or_default();
+                if n <= 0 {
+                    match i {
+                        0 => self.out = None,
+                        1 => self.err = None,
+                        2 => self.fail = None,
+                        3 => self.stub = None,
+                        _ => self.status = None,
+                    }
+                    continue;
+                }
+                match i {
+                    0 => sink.output(Stream::Stdout, data),
+                    1 => sink.output(Stream::Stderr, data),
+                    2 => fail_buf.extend_from_slice(data),
+                    3 => stub_buf.extend_from_slice(data),
+                    _ => status_buf.extend_from_slice(data),
+                }
+            }
+        }
+        let word = |b: &[u8], i: usize| -> u32 {
+            b.get(i..i + 4)
+                .and_then(|s| s.try_into().ok())
+                .map_or(0, u32::from_ne_bytes)
+        };
+        if fail_buf.len() >= 12 {
+            c.failure = Some((
+                word(&fail_buf, 0),
+                word(&fail_buf, 4) as i32,
+                word(&fail_buf, 8),
+            ));
+        }
+        c.stubs = stub_buf
+            .chunks_exact(8)
+            .map(|r| (word(r, 0), word(r, 4)))
+            .collect();
+        if status_buf.len() >= 4 {
+            c.status = Some(word(&status_buf, 0) as i32);
+        }
+        c
+    }
+}
+
+/// Removes the mount points the step needed but the root lacked: deepest
+/// first, only when still empty, never through a symlink.
+pub(super) fn remove_stubs(
+    base: &Path,
+    targets: &[String],
+    stubs: &[(u32, u32)],
+    idmap: &IdMap,
+    warnings: &mut Vec<Warning>,
+) {
+    let mut denied = Vec::new();
+    let mut paths: Vec<&str> = stubs
+        .iter()
+        .filter_map(|&(i, len)| targets.get(i as usize)?.get(..len as usize))
+        .collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    paths.dedup();
+    for rel in paths {
+        let mut cur = base.to_path_buf();
+        let mut safe = true;
+        let parts: Vec<&str> = rel.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            cur.push(part);
+            if i + 1 < parts.len()
+                && !fs::symlink_metadata(&cur)
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false)
+            {
+                safe = false;
+                break;
+            }
+        }
+        let Ok(meta) = fs::symlink_metadata(&cur).map_err(|_| ()) else {
+            continue;
+        };
+        if !safe {
+            continue;
+        }
+        let r = if meta.is_dir() {
+            fs::remove_dir(&cur)
+        } else if meta.is_file() && meta.len() == 0 {
+            fs::remove_file(&cur)
+        } else {
+            continue;
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && idmap.needs_userns() => {
+                // The parent directory belongs to another container id: only
+                // container root inside the user namespace may remove it.
+                denied.push((rel, cur));
+            }
+            Err(e) if e.raw_os_error() != Some(libc::ENOTEMPTY) => {
+                warnings.push(Warning::StubLeft {
+                    path: rel.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+    for (rel, path) in denied {
+        if let Err(e) = super::userns::remove_in_userns(idmap, &path) {
+            warnings.push(Warning::StubLeft {
+                path: rel.to_owned(),
+                reason: e.to_string(),
+            });
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Short-lived helpers inside a user namespace with kiln's id map: giving
+//! extracted files their container owners and removing trees whose files
+//! belong to subordinate ids.
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::child::{self, Fds, Stage, UsernsTask};
+use super::idmap::userns_hint;
+use super::plan::{cstr, handshake, io_err, pipe};
+use super::{IdMap, SandboxError};
+
+/// Runs `task` inside a new user namespace with `idmap`'s maps.
+pub(crate) fn run_in_userns(idmap: &IdMap, task: &UsernsTask) -> Result<(), SandboxError> {
+    let (fail_r, fail_w) = pipe()?;
+    let (sync_r, sync_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let fds = Fds {
+        stdin: -1,
+        stdout: -1,
+        stderr: -1,
+        error: fail_w.as_raw_fd(),
+        stubs: -1,
+        status: -1,
+        sync_w: sync_w.as_raw_fd(),
+        go_r: go_r.as_raw_fd(),
+    };
+    // SAFETY: the child only runs `userns_child` (async-signal-safe calls on
+    // memory prepared above) and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io_err("forking", Path::new("-"))(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly forked child.
+        unsafe { child::userns_child(fds, task, idmap.needs_userns()) }
+    }
+    drop((fail_w, sync_w, go_r));
+    let map_result = handshake(idmap, pid, &sync_r, &go_w);
+    drop(go_w);
+    let mut rec = [0u8; 12];
+    // SAFETY: reading into a stack buffer from our pipe; EOF means success.
+    let n = unsafe { libc::read(fail_r.as_raw_fd(), rec.as_mut_ptr().cast(), rec.len()) };
+    let mut wstatus = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut wstatus, 0) };
+    map_result?;
+    let word = |i: usize| {
+        rec.get(i..i + 4)
+            .and_then(|s| s.try_into().ok())
+            .map_or(0, u32::from_ne_bytes)
+    };
+    if n == 12 {
+        let err = io::Error::from_raw_os_error(word(4) as i32);
+        if Stage::from_u32(word(0)) == Some(Stage::UserNs) {
+            return Err(SandboxError::UserNamespace {
+                errno: err,
+                hint: userns_hint(),
+            });
+        }
+        let what = match task {
+            UsernsTask::Chown(list) => list
+                .get(word(8) as usize)
+                .map_or_else(String::new, |(p, ..)| {
+                    format!("changing owner of {}", p.to_string_lossy())
+                }),
+            UsernsTask::Exec { argv, .. } => format!("running {:?}", argv.first()),
+            UsernsTask::ProbeOverlay { .. } => "mounting a test overlay".into(),
+        };
+        return Err(SandboxError::Setup {
+            stage: what,
+            errno: err,
+        });
+    }
+    if !libc::WIFEXITED(wstatus) || libc::WEXITSTATUS(wstatus) != 0 {
+        return Err(SandboxError::Setup {
+            stage: "in the user namespace helper".into(),
+            errno: io::Error::other(format!("wait status {wstatus}")),
+        });
+    }
+    Ok(())
+}
+
+/// Changes owners (container ids) and modes of host paths from inside a user
+/// namespace with `idmap`, where the unprivileged user may do so.
+pub(crate) fn chown_in_userns(
+    idmap: &IdMap,
+    list: &[(PathBuf, u32, u32, Option<u32>)],
+) -> Result<(), SandboxError> {
+    let list = list
+        .iter()
+        .map(|(p, u, g, m)| Ok((cstr(p.as_os_str().as_bytes(), "path")?, *u, *g, *m)))
+        .collect::<Result<Vec<_>, SandboxError>>()?;
+    run_in_userns(idmap, &UsernsTask::Chown(list))
+}
+
+/// Removes a directory tree, entering the user namespace when its files may
+/// belong to subordinate ids the unprivileged user cannot delete.
+pub fn remove_tree(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
+    if !path.exists() && fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    if !idmap.needs_userns() {
+        return fs::remove_dir_all(path).map_err(io_err("removing", path));
+    }
+    let argv = vec![
+        cstr(b"/bin/rm", "rm")?,
+        cstr(b"-rf", "rm")?,
+        cstr(b"--", "rm")?,
+        cstr(path.as_os_str().as_bytes(), "path")?,
+    ];
+    let argv_ptrs = argv
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
+}
+
+/// Removes one empty directory or file as container root (`rm -d`).
+pub(crate) fn remove_in_userns(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
+    let argv = vec![
+        cstr(b"/bin/rm", "rm")?,
+        cstr(b"-df", "rm")?,
+        cstr(b"--", "rm")?,
+        cstr(path.as_os_str().as_bytes(), "path")?,
+    ];
+    let argv_ptrs = argv
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
+}
+
+/// Checks that kernel overlayfs can be mounted the way steps mount it
+/// (inside the user namespace when unprivileged), using empty directories
+/// created under `scratch`.
+pub fn probe_overlay(idmap: &IdMap, scratch: &Path) -> Result<(), SandboxError> {
+    let dirs = ["l", "u", "w", "m"].map(|d| scratch.join(d));
+    for d in &dirs {
+        fs::create_dir_all(d).map_err(io_err("creating", d))?;
+    }
+    let [l, u, w, m] = &dirs;
+    let mut opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        l.display(),
+        u.display(),
+        w.display()
+    );
+    if idmap.needs_userns() {
+        opts.push_str(",userxattr");
+    }
+    let task = UsernsTask::ProbeOverlay {
+        target: cstr(m.as_os_str().as_bytes(), "path")?,
+        opts: cstr(opts.as_bytes(), "options")?,
+    };
+    let r = run_in_userns(idmap, &task);
+    let _ = remove_tree(idmap, scratch);
+    r
+}

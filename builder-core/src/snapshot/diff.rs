@@ -1,0 +1,328 @@
+//! The diff of a step: walk only the overlay upper directory and describe
+//! each change as an [`Entry`], the way BuildKit's overlay differ and
+//! containerd's archive writer do (unchanged copied-up directories are left
+//! out, whiteouts only for paths that exist below, parents of changes
+//! included).
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::{io_err, SnapshotError};
+use crate::fsentry::{Content, Entry, Kind};
+use crate::sandbox::IdMap;
+
+pub(super) fn is_whiteout(m: &Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match rustix::fs::lgetxattr(path, name, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Some(buf);
+            }
+            Err(rustix::io::Errno::RANGE) => buf.resize(buf.len() * 4, 0),
+            Err(_) => return None,
+        }
+    }
+}
+
+pub(super) fn is_opaque(path: &Path) -> bool {
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|k| xattr(path, k).as_deref() == Some(b"y"))
+}
+
+/// Looks paths up in the read-only layers as overlayfs would show them.
+pub(super) struct Lower<'a> {
+    pub(super) layers: &'a [PathBuf],
+}
+
+impl Lower<'_> {
+    /// The full path and metadata of `rel` in the merged lower layers.
+    pub(super) fn lookup(&self, rel: &Path) -> Option<(PathBuf, Metadata)> {
+        let comps: Vec<_> = rel.components().collect();
+        'layers: for layer in self.layers {
+            let mut cur = layer.clone();
+            let mut opaque_above = false;
+            for (i, c) in comps.iter().enumerate() {
+                cur.push(c);
+                let m = fs::symlink_metadata(&cur).ok();
+                let last = i + 1 == comps.len();
+                match m {
+                    // Below an opaque directory the lower layers are hidden.
+                    None if opaque_above => return None,
+                    None => continue 'layers,
+                    Some(m) if is_whiteout(&m) => return None,
+                    Some(m) if last => return Some((cur, m)),
+                    Some(m) if !m.is_dir() => return None,
+                    Some(_) => opaque_above |= is_opaque(&cur),
+                }
+            }
+            if opaque_above {
+                return None;
+            }
+        }
+        None
+    }
+}
+
+/// Looks `rel` up in the overlay view of `upper` over `lowers` (topmost
+/// first), as the step saw it.
+pub(super) fn merged_lookup(
+    upper: &Path,
+    lowers: &[PathBuf],
+    rel: &Path,
+) -> Option<(PathBuf, Metadata)> {
+    let mut layers = Vec::with_capacity(lowers.len() + 1);
+    layers.push(upper.to_path_buf());
+    layers.extend_from_slice(lowers);
+    Lower { layers: &layers }.lookup(rel)
+}
+
+/// BuildKit's `sameDirent`: same type, mode, owner, device and capabilities;
+/// for non-directories also size and mtime (content when both mtimes lack
+/// nanoseconds).
+pub(super) fn same(lower: &Path, lm: &Metadata, upper: &Path, um: &Metadata) -> bool {
+    if lm.mode() != um.mode()
+        || lm.uid() != um.uid()
+        || lm.gid() != um.gid()
+        || lm.rdev() != um.rdev()
+    {
+        return false;
+    }
+    if xattr(lower, "security.capability") != xattr(upper, "security.capability") {
+        return false;
+    }
+    if lm.is_dir() {
+        return true;
+    }
+    if lm.size() != um.size() || lm.mtime() != um.mtime() {
+        return false;
+    }
+    if lm.mtime_nsec() != 0 || um.mtime_nsec() != 0 {
+        return lm.mtime_nsec() == um.mtime_nsec();
+    }
+    if lm.file_type().is_symlink() {
+        return fs::read_link(lower).ok() == fs::read_link(upper).ok();
+    }
+    same_content(lower, upper).unwrap_or(false)
+}
+
+fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let (mut fa, mut fb) = (fs::File::open(a)?, fs::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 32768], vec![0u8; 32768]);
+    loop {
+        let na = read_full(&mut fa, &mut ba)?;
+        let nb = read_full(&mut fb, &mut bb)?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let r = f.read(&mut buf[n..])?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    Ok(n)
+}
+
+pub(super) fn entry(
+    rel: &Path,
+    full: &Path,
+    m: &Metadata,
+    idmap: &IdMap,
+) -> Result<Entry, SnapshotError> {
+    let ft = m.file_type();
+    let kind = if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_symlink() {
+        Kind::Symlink {
+            target: fs::read_link(full).map_err(io_err("reading link", full))?,
+        }
+    } else if ft.is_file() {
+        Kind::File {
+            content: Content::Path(full.to_owned()),
+            size: m.size(),
+        }
+    } else if ft.is_char_device() {
+        Kind::CharDevice {
+            major: rustix::fs::major(m.rdev()),
+            minor: rustix::fs::minor(m.rdev()),
+        }
+    } else if ft.is_block_device() {
+        Kind::BlockDevice {
+            major: rustix::fs::major(m.rdev()),
+            minor: rustix::fs::minor(m.rdev()),
+        }
+    } else if ft.is_fifo() {
+        Kind::Fifo
+    } else {
+        return Err(io_err("cannot put a socket in a layer:", full)(
+            std::io::ErrorKind::Unsupported.into(),
+        ));
+    };
+    let mut xattrs = BTreeMap::new();
+    if let Some(cap) = xattr(full, "security.capability") {
+        xattrs.insert("security.capability".to_owned(), cap);
+    }
+    Ok(Entry {
+        path: rel.to_owned(),
+        kind,
+        mode: m.mode() & 0o7777,
+        uid: idmap.container_uid(m.uid()),
+        gid: idmap.container_gid(m.gid()),
+        mtime: m.mtime(),
+        mtime_nanos: m.mtime_nsec() as u32,
+        xattrs,
+    })
+}
+
+pub(super) fn marker(rel: PathBuf, kind: Kind) -> Entry {
+    Entry {
+        path: rel,
+        kind,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        mtime_nanos: 0,
+        xattrs: BTreeMap::new(),
+    }
+}
+
+struct Walk<'a> {
+    upper: &'a Path,
+    lower: Lower<'a>,
+    idmap: &'a IdMap,
+    out: Vec<Entry>,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, rel: &Path, under_opaque: bool) -> Result<(), SnapshotError> {
+        let full = self.upper.join(rel);
+        let mut names: Vec<_> = fs::read_dir(&full)
+            .map_err(io_err("reading", &full))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err("reading", &full))?;
+        names.sort();
+        for name in names {
+            let rel = rel.join(&name);
+            let full = self.upper.join(&rel);
+            let m = fs::symlink_metadata(&full).map_err(io_err("reading", &full))?;
+            if is_whiteout(&m) {
+                if !under_opaque && self.lower.lookup(&rel).is_some() {
+                    self.out.push(marker(rel, Kind::Whiteout));
+                }
+                continue;
+            }
+            let below = if under_opaque {
+                None
+            } else {
+                self.lower.lookup(&rel)
+            };
+            let opaque =
+                m.is_dir() && below.as_ref().is_some_and(|(_, lm)| lm.is_dir()) && is_opaque(&full);
+            let unchanged = !opaque
+                && below
+                    .as_ref()
+                    .is_some_and(|(lp, lm)| same(lp, lm, &full, &m));
+            if !unchanged {
+                self.out.push(entry(&rel, &full, &m, self.idmap)?);
+            }
+            if opaque {
+                self.out.push(marker(rel.clone(), Kind::Opaque));
+            }
+            if m.is_dir() {
+                self.dir(&rel, under_opaque || opaque || below.is_none())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Diffs an overlay upper directory against its lower layers (topmost
+/// first). Entries come sorted by path, a directory before its opaque
+/// marker; every changed entry's parent directories are included; hard links
+/// within the upper directory point at the first path of their inode;
+/// owners are container ids.
+pub fn diff_upper(
+    upper: &Path,
+    lowers: &[PathBuf],
+    idmap: &IdMap,
+) -> Result<Vec<Entry>, SnapshotError> {
+    let mut w = Walk {
+        upper,
+        lower: Lower { layers: lowers },
+        idmap,
+        out: Vec::new(),
+    };
+    w.dir(Path::new(""), false)?;
+    finish(w.out, upper, idmap)
+}
+
+/// Adds parents of changes, sorts, and turns repeated inodes into hard links.
+pub(super) fn finish(
+    mut out: Vec<Entry>,
+    upper: &Path,
+    idmap: &IdMap,
+) -> Result<Vec<Entry>, SnapshotError> {
+    // Parents of changes, as containerd's archive writer adds them.
+    let mut have: std::collections::HashSet<PathBuf> = out
+        .iter()
+        .filter(|e| e.kind == Kind::Dir)
+        .map(|e| e.path.clone())
+        .collect();
+    let mut parents = Vec::new();
+    for e in &out {
+        let mut p = e.path.parent();
+        while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
+            if have.insert(dir.to_owned()) {
+                let full = upper.join(dir);
+                let m = fs::symlink_metadata(&full).map_err(io_err("reading", &full))?;
+                parents.push(entry(dir, &full, &m, idmap)?);
+            }
+            p = dir.parent();
+        }
+    }
+    out.extend(parents);
+    out.sort_by(|a, b| {
+        a.path
+            .cmp(&b.path)
+            .then_with(|| (a.kind == Kind::Opaque).cmp(&(b.kind == Kind::Opaque)))
+    });
+    // Hard links: the first path (in layer order) of an inode carries the data.
+    let mut first: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    for e in &mut out {
+        if let Kind::File {
+            content: Content::Path(p),
+            ..
+        } = &e.kind
+        {
+            let m = fs::symlink_metadata(p).map_err(io_err("reading", p))?;
+            if m.nlink() > 1 {
+                match first.get(&(m.dev(), m.ino())) {
+                    Some(t) => e.kind = Kind::Hardlink { target: t.clone() },
+                    None => {
+                        first.insert((m.dev(), m.ino()), e.path.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}

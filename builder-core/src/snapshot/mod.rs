@@ -1,0 +1,380 @@
+//! Layer snapshots: each layer extracted once into the store and shared by
+//! every build; a step's root is overlayfs of those directories under a fresh
+//! upper directory, whose contents [`Workspace::diff`] turns into the layer's
+//! [`Entry`](crate::fsentry::Entry) values.
+mod copy;
+mod diff;
+mod extract;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::fsentry::Entry;
+use crate::sandbox::{self, IdMap, Rootfs, SandboxError};
+
+pub use copy::diff_copy;
+pub use diff::diff_upper;
+
+/// How a step's root filesystem is assembled from the layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootfsMode {
+    /// Kernel overlayfs (`userxattr` inside a user namespace).
+    #[default]
+    KernelOverlay,
+    /// A full copy of the layers; the diff compares it with them.
+    Copy,
+}
+
+/// Error from the snapshot store, extraction or the diff.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A file system operation on the store failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A layer tarball is malformed or tries to escape its root.
+    #[error("layer {diff_id}: {path}: {reason}")]
+    BadLayer {
+        /// The layer's diff id.
+        diff_id: String,
+        /// The member's path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A diff id that cannot name a store directory.
+    #[error("invalid diff id {0:?} (expected sha256:<64 hex digits>)")]
+    BadDiffId(String),
+    /// Only overlay workspaces can become snapshots directly.
+    #[error("a copy-fallback workspace cannot be committed; extract the layer instead")]
+    CommitUnsupported,
+    /// Changing owners inside the user namespace failed.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> SnapshotError + 'a {
+    move |source| SnapshotError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Something the caller should show the user about a snapshot operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotWarning {
+    /// A layer member could not be reproduced exactly (a device node or an
+    /// owner the unprivileged user cannot create).
+    Skipped {
+        /// The member's path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The layer store: `<root>/snapshots/v1/layers/<algorithm>/<hex>/`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    idmap: IdMap,
+    mode: RootfsMode,
+}
+
+impl Store {
+    /// Opens (creating) the store below `root` for a process with `idmap`
+    /// (root and unprivileged stores differ in ownership and xattr names, so
+    /// use one store per user).
+    pub fn open(root: &Path, idmap: IdMap) -> Result<Store, SnapshotError> {
+        let dir = root.join("snapshots").join("v1");
+        for sub in ["layers", "tmp", "work", "trash"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
+        }
+        Ok(Store {
+            dir,
+            idmap,
+            mode: RootfsMode::KernelOverlay,
+        })
+    }
+
+    /// Tries a kernel overlay mount the way steps do it and picks
+    /// [`RootfsMode::Copy`] when it is refused; returns the kernel's
+    /// refusal, if any, for the caller to report.
+    pub fn detect_mode(&mut self) -> Result<Option<SandboxError>, SnapshotError> {
+        let probe = self.unique(&self.dir.join("tmp"), "probe")?;
+        match sandbox::probe_overlay(&self.idmap, &probe) {
+            Ok(()) => {
+                self.mode = RootfsMode::KernelOverlay;
+                Ok(None)
+            }
+            Err(e @ SandboxError::UserNamespace { .. }) => Err(e.into()),
+            Err(e) => {
+                self.mode = RootfsMode::Copy;
+                Ok(Some(e))
+            }
+        }
+    }
+
+    /// Deletes what [`Workspace::discard`] and failed extractions left;
+    /// safe to call from a background thread while builds run.
+    pub fn empty_trash(&self) -> Result<(), SnapshotError> {
+        let trash = self.dir.join("trash");
+        let entries = fs::read_dir(&trash).map_err(io_err("reading", &trash))?;
+        for e in entries.flatten() {
+            sandbox::remove_tree(&self.idmap, &e.path())?;
+        }
+        Ok(())
+    }
+
+    /// Chooses how workspaces are assembled.
+    pub fn set_mode(&mut self, mode: RootfsMode) {
+        self.mode = mode;
+    }
+
+    /// How workspaces are assembled.
+    pub fn mode(&self) -> RootfsMode {
+        self.mode
+    }
+
+    /// The id map the store was opened with.
+    pub fn idmap(&self) -> &IdMap {
+        &self.idmap
+    }
+
+    /// The directory that holds (or will hold) the layer `diff_id`.
+    pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, SnapshotError> {
+        let (algo, hex) = diff_id
+            .split_once(':')
+            .ok_or_else(|| SnapshotError::BadDiffId(diff_id.into()))?;
+        let ok = matches!(algo, "sha256" | "sha512")
+            && !hex.is_empty()
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(SnapshotError::BadDiffId(diff_id.into()));
+        }
+        Ok(self.dir.join("layers").join(algo).join(hex))
+    }
+
+    /// True when the layer is already extracted.
+    pub fn has_layer(&self, diff_id: &str) -> bool {
+        self.layer_dir(diff_id).map(|d| d.is_dir()).unwrap_or(false)
+    }
+
+    /// Extracts the layer (a gzip, zstd or plain tar stream; the caller has
+    /// verified `diff_id`) unless it is already in the store. Extraction goes
+    /// to a temporary directory that is renamed into place when complete.
+    pub fn ensure_layer(
+        &self,
+        diff_id: &str,
+        blob: &mut dyn Read,
+    ) -> Result<(PathBuf, Vec<SnapshotWarning>), SnapshotError> {
+        let dest = self.layer_dir(diff_id)?;
+        if dest.is_dir() {
+            return Ok((dest, Vec::new()));
+        }
+        let tmp = self.unique(&self.dir.join("tmp"), "layer")?;
+        let result = extract::extract(blob, &tmp, diff_id, &self.idmap);
+        let warnings = match result {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = sandbox::remove_tree(&self.idmap, &tmp);
+                return Err(e);
+            }
+        };
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+        }
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = sandbox::remove_tree(&self.idmap, &tmp);
+            if !dest.is_dir() {
+                return Err(io_err("renaming into", &dest)(e));
+            }
+        }
+        Ok((dest, warnings))
+    }
+
+    /// A fresh upper and work directory over the layers `diff_ids` (bottom
+    /// first, as in an image config), all of which must be in the store.
+    pub fn workspace(&self, diff_ids: &[String]) -> Result<Workspace, SnapshotError> {
+        let mut lowers = Vec::new();
+        for id in diff_ids.iter().rev() {
+            let d = self.layer_dir(id)?;
+            if !d.is_dir() {
+                return Err(io_err("finding layer", &d)(
+                    std::io::ErrorKind::NotFound.into(),
+                ));
+            }
+            lowers.push(d);
+        }
+        let dir = self.unique(&self.dir.join("work"), "ws")?;
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        for p in [&upper, &work] {
+            fs::create_dir(p).map_err(io_err("creating", p))?;
+        }
+        let ws = Workspace {
+            lowers,
+            upper,
+            work,
+            dir,
+            idmap: self.idmap.clone(),
+            mode: self.mode,
+        };
+        if self.mode == RootfsMode::Copy {
+            if let Err(e) = copy::assemble(&ws.lowers, &ws.upper, &self.idmap) {
+                let _ = ws.remove();
+                return Err(e);
+            }
+        }
+        Ok(ws)
+    }
+
+    /// Turns a finished overlay workspace into the snapshot of its layer
+    /// without extracting the layer tarball again: the upper directory
+    /// already is in the store's format (0/0 whiteouts, opaque xattrs).
+    /// Call it after the layer has been written from [`Workspace::diff`]
+    /// (whose entries point into the upper directory). Copy workspaces
+    /// cannot be committed; extract the written layer with
+    /// [`Store::ensure_layer`] instead.
+    pub fn commit(&self, ws: Workspace, diff_id: &str) -> Result<PathBuf, SnapshotError> {
+        let dest = self.layer_dir(diff_id)?;
+        if ws.mode != RootfsMode::KernelOverlay {
+            let _ = ws.remove();
+            return Err(SnapshotError::CommitUnsupported);
+        }
+        if !dest.is_dir() {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            }
+            if let Err(e) = fs::rename(&ws.upper, &dest) {
+                if !dest.is_dir() {
+                    let _ = ws.remove();
+                    return Err(io_err("renaming into", &dest)(e));
+                }
+            }
+        }
+        ws.remove()?;
+        Ok(dest)
+    }
+
+    fn unique(&self, base: &Path, prefix: &str) -> Result<PathBuf, SnapshotError> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let p = base.join(format!(
+                "{prefix}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            match fs::create_dir(&p) {
+                Ok(()) => return Ok(p),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("creating", &p)(e)),
+            }
+        }
+    }
+}
+
+/// One step's writable layer over read-only snapshots.
+#[derive(Debug)]
+pub struct Workspace {
+    /// Layer directories, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// The writable directory: overlay's upper directory, or the whole
+    /// copied root in [`RootfsMode::Copy`].
+    pub upper: PathBuf,
+    /// overlayfs's work directory.
+    pub work: PathBuf,
+    /// How the root is assembled.
+    pub mode: RootfsMode,
+    dir: PathBuf,
+    idmap: IdMap,
+}
+
+impl Workspace {
+    /// The root filesystem to give [`sandbox::run`].
+    pub fn rootfs(&self) -> Rootfs {
+        match self.mode {
+            RootfsMode::KernelOverlay => Rootfs::Overlay {
+                lowers: self.lowers.clone(),
+                upper: self.upper.clone(),
+                work: self.work.clone(),
+            },
+            RootfsMode::Copy => Rootfs::Dir(self.upper.clone()),
+        }
+    }
+
+    /// Reads a regular file of the merged root (the writable directory over
+    /// the layers) from the host, for example `etc/passwd` to resolve `USER`
+    /// names; `None` when the path is absent, deleted or not a regular file.
+    /// Symlinks are not followed.
+    pub fn read_file(&self, rel: &Path) -> Result<Option<Vec<u8>>, SnapshotError> {
+        let rel: PathBuf = rel
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
+        let found = match self.mode {
+            RootfsMode::Copy => {
+                let p = self.upper.join(&rel);
+                fs::symlink_metadata(&p).ok().map(|m| (p, m))
+            }
+            RootfsMode::KernelOverlay => diff::merged_lookup(&self.upper, &self.lowers, &rel),
+        };
+        match found {
+            Some((p, m)) if m.is_file() => fs::read(&p).map(Some).map_err(io_err("reading", &p)),
+            _ => Ok(None),
+        }
+    }
+
+    /// What the step changed, as sorted layer entries (regular files point
+    /// into the upper directory, so read them before [`Workspace::remove`]).
+    pub fn diff(&self) -> Result<Vec<Entry>, SnapshotError> {
+        match self.mode {
+            RootfsMode::KernelOverlay => diff_upper(&self.upper, &self.lowers, &self.idmap),
+            RootfsMode::Copy => diff_copy(&self.upper, &self.lowers, &self.idmap),
+        }
+    }
+
+    /// Deletes the upper and work directories.
+    pub fn remove(self) -> Result<(), SnapshotError> {
+        Ok(sandbox::remove_tree(&self.idmap, &self.dir)?)
+    }
+
+    /// Moves the workspace into the store's trash at once (a rename);
+    /// [`Store::empty_trash`] deletes it later, off the build's critical
+    /// path (deleting many files can take seconds, e.g. on ext4 mounted
+    /// with `discard`).
+    pub fn discard(self) -> Result<(), SnapshotError> {
+        let Some(trash) = self
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("trash"))
+        else {
+            return self.remove();
+        };
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_default();
+        match fs::rename(&self.dir, trash.join(name)) {
+            Ok(()) => Ok(()),
+            Err(_) => self.remove(),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Layer extraction into the store, overlay roots and the upper-dir diff,
+//! run for real as root and (through scripts/test) as `kiln-test`.
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use builder_core::fsentry::{Entry, Kind};
+use builder_core::sandbox::Spec;
+use builder_core::snapshot::{RootfsMode, SnapshotError, Store};
+use common::*;
+
+fn header(kind: tar::EntryType, mode: u32, uid: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(uid);
+    h.set_gid(uid);
+    h.set_mtime(1_700_000_000);
+    h.set_size(0);
+    h
+}
+
+struct Layer(tar::Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Layer {
+        Layer(tar::Builder::new(Vec::new()))
+    }
+    fn dir(mut self, path: &str, mode: u32, uid: u64) -> Layer {
+        let mut h = header(tar::EntryType::Directory, mode, uid);
+        self.0.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+    fn file(mut self, path: &str, data: &str, mode: u32, uid: u64) -> Layer {
+        let mut h = header(tar::EntryType::Regular, mode, uid);
+        h.set_size(data.len() as u64);
+        self.0.append_data(&mut h, path, data.as_bytes()).unwrap();
+        self
+    }
+    fn link(mut self, kind: tar::EntryType, path: &str, target: &str) -> Layer {
+        let mut h = header(kind, 0o777, 0);
+        self.0.append_link(&mut h, path, target).unwrap();
+        self
+    }
+    fn tree(mut self, dir: &Path) -> Layer {
+        self.0.follow_symlinks(false);
+        self.0.mode(tar::HeaderMode::Deterministic);
+        self.0.append_dir_all(".", dir).unwrap();
+        self
+    }
+    fn bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+    fn gzip(self) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&self.bytes()).unwrap();
+        e.finish().unwrap()
+    }
+}
+
+const L1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const L2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+const L3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+fn store(name: &str) -> (Scratch, Store) {
+    let dir = scratch(name);
+    let s = Store::open(&dir.join("store"), idmap()).unwrap();
+    (dir, s)
+}
+
+fn base_layers(dir: &Path, s: &Store) {
+    let bb = dir.join("bb");
+    busybox_root(&bb);
+    let l1 = Layer::new()
+        .tree(&bb)
+        .dir("data", 0o755, 0)
+        .file("data/a", "a\n", 0o644, 0)
+        .file("data/b", "b\n", 0o644, 0)
+        .dir("data/dir", 0o755, 0)
+        .file("data/dir/x", "x\n", 0o644, 0)
+        .dir("d2", 0o700, 0)
+        .file("d2/y", "y\n", 0o644, 0)
+        .file("owned", "o\n", 0o4755, 1000)
+        .dir("e", 0o755, 0)
+        .file("e/inner", "i\n", 0o644, 0)
+        .file("hl1", "h\n", 0o644, 0)
+        .link(tar::EntryType::Link, "hl2", "hl1")
+        .link(tar::EntryType::Symlink, "link", "data/a");
+    s.ensure_layer(L1, &mut &l1.gzip()[..]).unwrap();
+    let l2 = Layer::new()
+        .file("data/.wh.b", "", 0o644, 0)
+        .file("d2/.wh..wh..opq", "", 0o644, 0)
+        .file("d2/z", "z\n", 0o644, 0);
+    let zst = zstd::encode_all(&l2.bytes()[..], 1).unwrap();
+    s.ensure_layer(L2, &mut &zst[..]).unwrap();
+}
+
+#[test]
+fn snapshot_extracts_whiteouts_opaque_owners_and_links() {
+    let (dir, s) = store("extract");
+    base_layers(&dir, &s);
+    let l1 = s.layer_dir(L1).unwrap();
+    let l2 = s.layer_dir(L2).unwrap();
+    let owned = std::fs::symlink_metadata(l1.join("owned")).unwrap();
+    let map = idmap();
+    assert_eq!(
+        (owned.uid(), owned.gid()),
+        (map.host_uid(1000).unwrap(), map.host_gid(1000).unwrap())
+    );
+    assert_eq!(owned.mode() & 0o7777, 0o4755);
+    assert_eq!(
+        std::fs::symlink_metadata(l1.join("hl1")).unwrap().ino(),
+        std::fs::symlink_metadata(l1.join("hl2")).unwrap().ino()
+    );
+    assert_eq!(
+        std::fs::read_link(l1.join("link")).unwrap(),
+        Path::new("data/a")
+    );
+    assert_eq!(
+        std::fs::symlink_metadata(l1.join("d2")).unwrap().mode() & 0o7777,
+        0o700
+    );
+    let wh = std::fs::symlink_metadata(l2.join("data/b")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    let key = if map.needs_userns() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    };
+    let mut buf = [0u8; 4];
+    let n = rustix::fs::lgetxattr(l2.join("d2"), key, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"y");
+    // Extracted once: a second call does not touch the directory.
+    assert!(s.has_layer(L1));
+    s.ensure_layer(L1, &mut &b"not a tar"[..]).unwrap();
+    let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
+    ws.remove().unwrap();
+    let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
+    std::fs::write(ws.upper.join("junk"), "x").unwrap();
+    ws.discard().unwrap();
+    let trash = dir.join("store/snapshots/v1/trash");
+    assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 1);
+    s.empty_trash().unwrap();
+    assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 0);
+    builder_core::sandbox::remove_tree(&map, &dir).unwrap();
+    assert!(!dir.exists());
+}
+
+#[test]
+fn snapshot_refuses_escaping_members() {
+    let (_dir, s) = store("escape");
+    let mut h = header(tar::EntryType::Regular, 0o644, 0);
+    h.as_old_mut().name[..9].copy_from_slice(b"../evil\0\0");
+    h.set_cksum();
+    let mut raw = h.as_bytes().to_vec();
+    raw.extend_from_slice(&[0u8; 1024]);
+    let err = s.ensure_layer(L1, &mut &raw[..]).unwrap_err();
+    assert!(matches!(err, SnapshotError::BadLayer { .. }), "{err}");
+    assert!(!s.has_layer(L1));
+    let through_link = Layer::new()
+        .link(tar::EntryType::Symlink, "a", "/tmp")
+        .file("a/pwned", "x", 0o644, 0)
+        .bytes();
+    let err = s.ensure_layer(L2, &mut &through_link[..]).unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    assert!(!Path::new("/tmp/pwned").exists());
+    assert!(s.layer_dir("sha256:../../x").is_err());
+}
+
+fn find<'a>(d: &'a [Entry], p: &str) -> Option<&'a Entry> {
+    d.iter().find(|e| e.path == Path::new(p))
+}
+
+#[test]
+fn snapshot_diff_matches_what_the_step_changed() {
+    diff_case("diff-ov", RootfsMode::KernelOverlay);
+}
+
+#[test]
+fn snapshot_copy_fallback_diff_matches_what_the_step_changed() {
+    diff_case("diff-copy", RootfsMode::Copy);
+}
+
+#[test]
+fn snapshot_diff_deleting_base_files_writes_whiteouts() {
+    whiteout_case("wh-ov", RootfsMode::KernelOverlay);
+}
+
+#[test]
+fn snapshot_copy_fallback_diff_writes_whiteouts() {
+    whiteout_case("wh-copy", RootfsMode::Copy);
+}
+
+#[test]
+fn snapshot_detects_that_kernel_overlay_works_here() {
+    let (_dir, mut s) = store("probe");
+    assert!(s.detect_mode().unwrap().is_none());
+    assert_eq!(s.mode(), RootfsMode::KernelOverlay);
+}
+
+fn diff_case(name: &str, mode: RootfsMode) {
+    let (dir, mut s) = store(name);
+    s.set_mode(mode);
+    base_layers(&dir, &s);
+    let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
+    let mut spec = Spec::new(ws.rootfs(), vec![]);
+    let (st, out, err) = sh(
+        &mut spec,
+        "set -e; test ! -e /data/b; test ! -e /d2/y; cat /d2/z; \
+         echo new > /new; ln /new /new2; echo more >> /data/a; rm /data/dir/x; \
+         rm -r /data/dir; echo f > /data/dir; rm -rf /d2; mkdir /d2; touch /d2/q; \
+         chmod 600 /owned; chown 7:7 /hl1; ln -sf other /link; rm /d2/q; mkdir /d2/sub; \
+         rm -r /e; echo f > /e; rm /e; mkdir /e",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "z\n");
+    assert_eq!(
+        ws.read_file(Path::new("/new")).unwrap().as_deref(),
+        Some(&b"new\n"[..])
+    );
+    assert_eq!(
+        ws.read_file(Path::new("d2/z")).unwrap(),
+        None,
+        "hidden by the opaque dir"
+    );
+    assert_eq!(ws.read_file(Path::new("data/b")).unwrap(), None, "whiteout");
+    assert!(ws
+        .read_file(Path::new("etc/passwd"))
+        .unwrap()
+        .unwrap()
+        .starts_with(b"root:x:0:0"));
+    let d = ws.diff().unwrap();
+    let paths: Vec<String> = d
+        .iter()
+        .map(|e| format!("{}:{:?}", e.path.display(), std::mem::discriminant(&e.kind)))
+        .collect();
+    let mut sorted = d.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        d.iter().map(|e| e.path.clone()).collect::<Vec<_>>(),
+        "entries not sorted"
+    );
+    assert!(
+        matches!(find(&d, "new").unwrap().kind, Kind::File { size: 4, .. }),
+        "{paths:?}"
+    );
+    assert_eq!(
+        find(&d, "new2").unwrap().kind,
+        Kind::Hardlink {
+            target: "new".into()
+        }
+    );
+    assert!(matches!(
+        find(&d, "data/a").unwrap().kind,
+        Kind::File { size: 7, .. }
+    ));
+    assert!(
+        matches!(find(&d, "data/dir").unwrap().kind, Kind::File { .. }),
+        "dir→file: {paths:?}"
+    );
+    assert!(find(&d, "data/dir/x").is_none(), "{paths:?}");
+    assert!(
+        find(&d, "data/b").is_none(),
+        "already deleted below: {paths:?}"
+    );
+    // /d2 was removed and recreated: an opaque directory after its Dir entry.
+    // With overlay: an opaque directory after its Dir entry; with the copy
+    // fallback: the directory and a whiteout for each old child.
+    let d2: Vec<&Entry> = d.iter().filter(|e| e.path == Path::new("d2")).collect();
+    if mode == RootfsMode::KernelOverlay {
+        assert_eq!(d2.len(), 2, "{paths:?}");
+        assert_eq!((&d2[0].kind, &d2[1].kind), (&Kind::Dir, &Kind::Opaque));
+    } else {
+        assert_eq!(d2.len(), 1, "{paths:?}");
+        assert_eq!(
+            find(&d, "d2/z").map(|e| &e.kind),
+            Some(&Kind::Whiteout),
+            "{paths:?}"
+        );
+    }
+    assert!(
+        find(&d, "d2/sub").is_some() && find(&d, "d2/q").is_none(),
+        "{paths:?}"
+    );
+    // A directory replaced by a file and back: the old child stays hidden.
+    assert_eq!(ws.read_file(Path::new("e/inner")).unwrap(), None);
+    if mode == RootfsMode::KernelOverlay {
+        let e: Vec<&Kind> = d
+            .iter()
+            .filter(|x| x.path == Path::new("e"))
+            .map(|x| &x.kind)
+            .collect();
+        assert_eq!(e, [&Kind::Dir, &Kind::Opaque], "{paths:?}");
+    } else {
+        assert_eq!(
+            find(&d, "e/inner").map(|x| &x.kind),
+            Some(&Kind::Whiteout),
+            "{paths:?}"
+        );
+    }
+    let owned = find(&d, "owned").unwrap();
+    assert_eq!((owned.mode, owned.uid, owned.gid), (0o600, 1000, 1000));
+    let hl1 = find(&d, "hl1").unwrap();
+    assert_eq!((hl1.uid, hl1.gid), (7, 7));
+    assert_eq!(
+        find(&d, "link").unwrap().kind,
+        Kind::Symlink {
+            target: "other".into()
+        }
+    );
+    // Parents of changes are present; untouched base entries, the step's
+    // /etc files and mount points are not.
+    assert_eq!(find(&d, "data").unwrap().kind, Kind::Dir);
+    for absent in ["etc", "etc/hosts", "proc", "dev", "sys", "bin", "hl2"] {
+        assert!(find(&d, absent).is_none(), "{absent} in diff: {paths:?}");
+    }
+    ws.remove().unwrap();
+}
+
+fn whiteout_case(name: &str, mode: RootfsMode) {
+    let (dir, mut s) = store(name);
+    s.set_mode(mode);
+    base_layers(&dir, &s);
+    let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
+    let mut spec = Spec::new(ws.rootfs(), vec![]);
+    let (st, _, err) = sh(
+        &mut spec,
+        "rm /data/a /hl2 && rm -r /data/dir && rm /bin/ls",
+    );
+    assert!(st.success(), "{err}");
+    let d = ws.diff().unwrap();
+    for p in ["data/a", "hl2", "data/dir", "bin/ls"] {
+        assert_eq!(
+            find(&d, p).map(|e| &e.kind),
+            Some(&Kind::Whiteout),
+            "{p}: {d:?}"
+        );
+    }
+    assert_eq!(d.len(), 6, "{d:?}"); // 4 whiteouts + the parents data/ and bin/
+    if mode == RootfsMode::Copy {
+        assert!(matches!(
+            s.commit(ws, L3),
+            Err(SnapshotError::CommitUnsupported)
+        ));
+        return;
+    }
+    // The upper directory becomes the next step's lower layer as it is.
+    s.commit(ws, L3).unwrap();
+    let next = s.workspace(&[L1.into(), L2.into(), L3.into()]).unwrap();
+    let mut spec = Spec::new(next.rootfs(), vec![]);
+    let (st, out, err) = sh(
+        &mut spec,
+        "ls /data; test -e /bin/ls || echo no-ls; cat /hl1",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "no-ls\nh\n");
+    next.remove().unwrap();
+}
