@@ -7,7 +7,7 @@
 //! matter when a miss is explained.
 use std::collections::BTreeMap;
 
-use builder_core::cache::{CacheIndex, CacheResult, KeyBuilder, KeyChain};
+use builder_core::cache::{CacheIndex, CacheResult, KeyChain};
 use builder_core::store::Store;
 use criterion::{criterion_group, criterion_main, Criterion};
 
