@@ -6,6 +6,7 @@
 //! thread; steps are named by a [`StepId`] the engine hands out, unique
 //! within one build.
 mod adapter;
+mod output;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use adapter::BlobProgress;
+pub use output::StepOutput;
 
 /// A step's number within one build (BuildKit's `#N`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
