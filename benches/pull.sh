@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Times `kiln debug pull` of debian:bookworm from a loopback Distribution
-# registry into an empty OCI layout against `skopeo copy` of the same image,
-# and prints the ratio (target: kiln/skopeo <= 1.5).
+# Times `kiln pull` of debian:bookworm from a loopback Distribution registry
+# into an empty store against `skopeo copy` of the same image into an OCI
+# directory, and prints the ratio (target: kiln/skopeo <= 1.5).
 # Needs: docker-registry, skopeo, and the conformance registry storage
 # (../shared/conformance/registry or $KILN_CONFORMANCE_REGISTRY).
 set -euo pipefail
@@ -49,7 +49,7 @@ kiln_times=() skopeo_times=()
 for i in $(seq "$runs"); do
     rm -rf "$tmp/k" "$tmp/s"
     t0=$(now)
-    "$kiln" --registry-mirror "docker.io=127.0.0.1:$port" debug pull -q debian:bookworm "$tmp/k" >/dev/null
+    "$kiln" --root "$tmp/k" --registry-mirror "docker.io=127.0.0.1:$port" pull -q debian:bookworm >/dev/null
     t1=$(now)
     skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/library/debian:bookworm" "oci:$tmp/s:bookworm" >/dev/null
     t2=$(now)

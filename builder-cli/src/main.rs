@@ -13,12 +13,12 @@ mod render;
 #[derive(Parser)]
 #[command(name = "kiln", version, about)]
 struct Cli {
-    #[command(flatten)]
-    registry: cmd::registry_flags::RegistryFlags,
     /// The image store (default: $XDG_DATA_HOME/kiln, ~/.local/share/kiln,
     /// or /var/lib/kiln for root).
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    registry: cmd::registry_flags::RegistryFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,7 +34,9 @@ enum Command {
     Login(cmd::login::Args),
     /// Log out of a registry.
     Logout(cmd::logout::Args),
-    /// Push an image to one or more registry names.
+    /// Pull an image into the store and record its tag's digest.
+    Pull(cmd::pull::Args),
+    /// Push an image from the store (or an OCI layout) to registry names.
     Push(cmd::push::Args),
     /// List the images in the store.
     Images(cmd::images::Args),
@@ -65,11 +67,12 @@ fn main() -> ExitCode {
         Command::Debug(DebugCommand::Pull(args)) => cmd::debug_pull::run(args, &cli.registry),
         Command::Login(args) => cmd::login::run(args, &cli.registry),
         Command::Logout(args) => cmd::logout::run(args),
-        Command::Push(args) => cmd::push::run(args, &cli.registry),
         Command::Images(args) => cmd::images::run(cli.root, args),
         Command::Rmi(args) => cmd::rmi::run(cli.root, args),
         Command::Inspect(args) => cmd::inspect::run(cli.root, args),
         Command::Prune(args) => cmd::prune::run(cli.root, args),
+        Command::Pull(args) => cmd::pull::run(cli.root, args, &cli.registry),
+        Command::Push(args) => cmd::push::run(cli.root, args, &cli.registry),
     };
     match result {
         Ok(code) => code,

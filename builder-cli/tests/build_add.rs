@@ -307,3 +307,65 @@ fn real_consumers_read_the_outputs() {
     let out = tool("podman", &inspect);
     assert!(out.contains("GREETING=hi"), "{out}");
 }
+
+#[test]
+fn podman_runs_a_docker_archive_kiln_built() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::copy("/bin/busybox", w.join("busybox"))
+        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
+    std::fs::write(
+        w.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nENV GREETING=hello\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"-c\"]\nCMD [\"echo $GREETING from kiln\"]\n",
+    )
+    .unwrap();
+    let docker_tar = w.join("docker.tar");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            w.join("store").to_str().unwrap(),
+            "-t",
+            "kiln-test/runs:v1",
+            "-o",
+            &format!("type=docker,dest={}", docker_tar.display()),
+            w.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let proot = w.join("podman-root");
+    let prun = w.join("podman-run");
+    let base = [
+        "--root",
+        proot.to_str().unwrap(),
+        "--runroot",
+        prun.to_str().unwrap(),
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ];
+    let docker_path = docker_tar.display().to_string();
+    let mut load: Vec<&str> = base.to_vec();
+    load.extend(["load", "-i", &docker_path]);
+    tool("podman", &load);
+    // Explicit limits: podman's defaults for root exceed the hard limits of
+    // some CI containers, and then runc refuses to start anything.
+    let mut run: Vec<&str> = base.to_vec();
+    run.extend([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "kiln-test/runs:v1",
+    ]);
+    let out = tool("podman", &run);
+    assert_eq!(out.trim(), "hello from kiln");
+}

@@ -87,26 +87,6 @@ fn missing_source_is_an_error_naming_it_and_the_line() {
 }
 
 #[test]
-fn run_is_refused_clearly_until_the_sandbox_is_wired() {
-    let work = tempfile::tempdir().unwrap();
-    let df = work.path().join("Dockerfile");
-    std::fs::write(&df, "FROM scratch\nRUN true\n").unwrap();
-    let (ok, _, err) = kiln(
-        &[
-            "build",
-            "--root",
-            work.path().join("store").to_str().unwrap(),
-            "-f",
-            df.to_str().unwrap(),
-            work.path().to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(!ok);
-    assert!(err.contains("RUN"), "{err}");
-}
-
-#[test]
 fn chown_by_name_uses_the_stage_passwd_and_group() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");

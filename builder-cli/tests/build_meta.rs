@@ -216,3 +216,43 @@ fn output_compression_zstd() {
     let blob = std::fs::read(out.join("blobs/sha256").join(hex)).unwrap();
     assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
 }
+
+#[test]
+fn iidfile_metadata_file_and_tags_in_the_store() {
+    let work = tempfile::tempdir().unwrap();
+    tree(
+        work.path(),
+        &[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "data")],
+    );
+    let store = work.path().join("store");
+    let iid = work.path().join("iid");
+    let meta = work.path().join("meta.json");
+    let (ok, out, err) = kiln(
+        &[
+            "build",
+            "--root",
+            store.to_str().unwrap(),
+            "-t",
+            "kiln-test/tagged:v2",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            work.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let digest = std::fs::read_to_string(&iid).unwrap();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(out.trim(), digest);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.digest"], digest.as_str());
+    // The store names the image; `kiln images` lists it.
+    let (ok, listing, err) = kiln(&["images", "--root", store.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+    assert!(listing.contains("kiln-test/tagged"), "{listing}");
+}

@@ -146,9 +146,16 @@ fn login_push_pull_logout() {
 #[test]
 fn push_rejects_unknown_sources() {
     let work = tempfile::tempdir().unwrap();
-    let out = kiln(work.path(), &["push", "myimage", "127.0.0.1:1/x:y"], "");
+    let root = work.path().join("store");
+    let root = root.to_str().unwrap();
+    let out = kiln(
+        work.path(),
+        &["--root", root, "push", "myimage", "127.0.0.1:1/x:y"],
+        "",
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("oci-layout://"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("myimage") && err.contains("store"), "{err}");
     let out = kiln(
         work.path(),
         &[

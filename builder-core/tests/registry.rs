@@ -5,62 +5,16 @@
 mod registry_support;
 
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
-use std::time::Duration;
 
-use builder_core::registry::credentials::Credentials;
 use builder_core::registry::sink::read_blob;
 use builder_core::registry::{
-    BlobOutcome, BlobSink, Client, ClientOptions, Credential, Digest, Error, Event, NoProgress,
-    OciDir, Platform, Progress, PullPolicy, Reference,
+    BlobOutcome, BlobSink, Client, Credential, Digest, Error, NoProgress, OciDir, Platform,
+    PullPolicy,
 };
 use registry_support::{
-    blob_files, make_image, noise, proxy::Proxy, token::TokenServer, Auth, Registry, Tls,
+    blob_files, make_image, noise, options, proxy::Proxy, r, skopeo, skopeo_inspect,
+    token::TokenServer, Auth, Recorder, Registry, Tls,
 };
-
-/// Records what happened to each blob.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(Digest, BlobOutcome)>>, Mutex<usize>);
-
-impl Progress for Recorder {
-    fn event(&self, e: Event<'_>) {
-        match e {
-            Event::BlobDone { digest, outcome } => {
-                self.0.lock().unwrap().push((digest.clone(), outcome))
-            }
-            Event::Retrying { .. } => *self.1.lock().unwrap() += 1,
-            _ => {}
-        }
-    }
-}
-
-impl Recorder {
-    fn outcomes(&self) -> Vec<BlobOutcome> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, o)| o.clone())
-            .collect()
-    }
-}
-
-/// Client options that read no credentials from the machine.
-fn options(dir: &std::path::Path) -> ClientOptions {
-    ClientOptions {
-        credentials: Credentials {
-            auth_file: None,
-            docker_config: dir.join("config.json"),
-            containers_auth: None,
-        },
-        backoff: Duration::from_millis(20),
-        ..ClientOptions::default()
-    }
-}
-
-fn r(s: &str) -> Reference {
-    Reference::parse(s).unwrap()
-}
 
 #[test]
 fn anonymous_push_then_pull_round_trip_with_chunks_mounts_and_offline_repull() {
@@ -198,35 +152,18 @@ fn skopeo_reads_what_kiln_pushed() {
     let name = format!("{}/skopeo/check:1", reg.host());
     let digest = client.push(&image, &[r(&name)], &src, &NoProgress).unwrap();
 
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = skopeo_inspect(&[&format!("docker://{name}")]);
     assert_eq!(info["Digest"], digest.to_string());
     assert_eq!(info["Layers"].as_array().unwrap().len(), 2);
     assert_eq!(info["Architecture"], "amd64");
 
     let dir = work.path().join("copied");
-    let out = std::process::Command::new("skopeo")
-        .args([
-            "copy",
-            "--src-tls-verify=false",
-            &format!("docker://{name}"),
-            &format!("oci:{}:copied", dir.display()),
-        ])
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("oci:{}:copied", dir.display()),
+    ]);
     for l in &image.layers {
         assert!(
             dir.join("blobs/sha256").join(l.digest.hex()).is_file(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use builder_core::build::output::{manifest, store_image};
 use builder_core::build::resolve::StoreResolver;
+use builder_core::build::run::SandboxRunner;
 use builder_core::build::{self, BuildError, BuildOptions, NamedContext, Platform};
 use builder_core::export::{self, Dest, ExportOptions, ExportReport, OutputSpec};
 use builder_core::registry::Client;
@@ -74,7 +75,9 @@ fn key_value(flag: &str, text: &str) -> Result<(String, String), String> {
 
 fn render(err: &BuildError, source: &str, name: &str) -> String {
     match err.line {
-        Some(line) => parser::render_snippet(source, name, line, 1, &err.message),
+        Some(line) => {
+            parser::render_snippet(source, name, line, err.column.unwrap_or(1), &err.message)
+        }
         None => format!("error: {}", err.message),
     }
 }
@@ -188,8 +191,20 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         client: Some(client),
         pull: args.pull,
     };
-    let image = build::build(&df, &opts, &store, &mut resolver, None)
-        .map_err(|e| render(&e, &df_text, &df_name))?;
+    let mut runner = SandboxRunner::new(
+        &store,
+        ctx.root(),
+        scratch.path(),
+        args.network.as_deref() == Some("none"),
+        compression,
+        source_date_epoch,
+    )
+    .map_err(|e| format!("error: {e}"))?;
+    let result = build::build(&df, &opts, &store, &mut resolver, Some(&mut runner));
+    for w in &runner.warnings {
+        eprintln!("warning: {w}");
+    }
+    let image = result.map_err(|e| render(&e, &df_text, &df_name))?;
     let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
 
     let names: Vec<String> = args

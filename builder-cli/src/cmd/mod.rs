@@ -11,6 +11,7 @@ pub mod login;
 pub mod logout;
 pub mod progress;
 pub mod prune;
+pub mod pull;
 pub mod push;
 pub mod registry_flags;
 pub mod rmi;

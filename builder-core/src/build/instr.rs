@@ -220,7 +220,8 @@ impl Engine<'_> {
             Instruction::Run(run) => {
                 let mut env = resolved.env.clone();
                 env.extend(resolved.proxy_env.iter().cloned());
-                self.run(state, run, resolved.mounts, env).map_err(at)?
+                self.run(state, stage, run, resolved.mounts, env)
+                    .map_err(at)?
             }
         }
         Ok(())
@@ -320,21 +321,86 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// A host directory holding the filesystem `RUN --mount=from=` names:
+    /// a named directory context as it is, else the stage's or image's
+    /// layers flattened into the build's scratch directory.
+    fn mount_root(
+        &mut self,
+        state: &StageState,
+        stage: usize,
+        from: &str,
+    ) -> Result<std::path::PathBuf, String> {
+        if let Some(super::NamedContext::Dir(d)) = self.opts.named_contexts.get(from) {
+            return Ok(d.clone());
+        }
+        let layers = if self.opts.named_contexts.contains_key(from) {
+            self.image(from, &state.platform.clone())?.2
+        } else {
+            match self.stages.resolve_from(from).map_err(|k| k.to_string())? {
+                StageRef::Stage(j) => {
+                    if j >= stage {
+                        return Err(format!(
+                            "cannot mount stage {from:?}, it needs to be defined before the current stage"
+                        ));
+                    }
+                    self.build_stage(j).map_err(|e| e.message)?;
+                    self.built
+                        .get(&j)
+                        .map(|s| s.layers.clone())
+                        .unwrap_or_default()
+                }
+                StageRef::Image(reference) => self.image(&reference, &state.platform.clone())?.2,
+            }
+        };
+        let key = layers
+            .iter()
+            .map(|l| l.digest.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let dir = self.opts.scratch.join(format!(
+            "mount-{}",
+            super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
+        ));
+        if !dir.is_dir() {
+            let tmp = dir.with_extension("tmp");
+            std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            let mut report = crate::export::FlattenReport::default();
+            for l in &layers {
+                let f = std::fs::File::open(&l.path)
+                    .map_err(|e| format!("{}: {e}", l.path.display()))?;
+                let reader = crate::layer::decompressing_reader(std::io::BufReader::new(f))
+                    .map_err(|e| format!("{}: {e}", l.path.display()))?;
+                crate::export::apply_layer(&tmp, reader, &mut report)
+                    .map_err(|e| format!("{}: {e}", l.digest))?;
+            }
+            std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        Ok(dir)
+    }
+
     fn run(
         &mut self,
         state: &mut StageState,
+        stage: usize,
         run: instructions::Run,
         mounts: Vec<instructions::Mount>,
         env: Vec<(String, String)>,
     ) -> Result<(), String> {
-        let argv = match &run.cmd {
-            CommandLine::Exec(v) => v.clone(),
-            CommandLine::Shell(s) => {
-                let mut sh = state.config.shell();
-                sh.push(s.clone());
-                sh
-            }
-        };
+        let shell = state.config.config.shell.clone().unwrap_or_default();
+        let invocation = state
+            .scope
+            .run_invocation(&run, &shell)
+            .map_err(|k| k.to_string())?;
+        let argv = invocation.args.clone();
+        let mut mount_roots = Vec::new();
+        for m in &mounts {
+            let root = if m.kind == instructions::MountType::Bind && !m.from.is_empty() {
+                Some(self.mount_root(state, stage, &m.from)?)
+            } else {
+                None
+            };
+            mount_roots.push(root);
+        }
         let request = RunRequest {
             layers: state.layers.clone(),
             argv: argv.clone(),
@@ -343,7 +409,8 @@ impl Engine<'_> {
             workdir: state.config.config.working_dir.clone(),
             network: run.network,
             mounts,
-            files: run.files.clone(),
+            mount_roots,
+            script: invocation.script.clone(),
         };
         let Some(runner) = self.runner.as_deref_mut() else {
             return Err(
@@ -353,7 +420,7 @@ impl Engine<'_> {
         };
         let layer = runner.run(&request)?;
         let time = self.history_time();
-        let msg = format!("RUN {} # buildkit", argv.join(" "));
+        let msg = invocation.created_by;
         match layer {
             Some(blob) => {
                 state

@@ -22,6 +22,7 @@ pub mod mode;
 pub mod output;
 pub mod pattern;
 pub mod resolve;
+pub mod run;
 
 pub use config::ImageConfig;
 pub use engine::build;
@@ -133,8 +134,11 @@ pub struct RunRequest {
     pub network: crate::instructions::NetworkMode,
     /// `RUN --mount`s, expanded and typed.
     pub mounts: Vec<crate::instructions::Mount>,
-    /// Heredoc bodies of the RUN.
-    pub files: Vec<crate::instructions::InlineFile>,
+    /// For each mount, the host directory its `source` is relative to when
+    /// it names another stage or image (`from=`); None for the context.
+    pub mount_roots: Vec<Option<PathBuf>>,
+    /// A `#!` heredoc to provide as `/dev/pipes/NAME` (mode 0755, read-only).
+    pub script: Option<crate::instructions::InlineFile>,
 }
 
 /// The built target: its config and layers (base layers untouched first).
@@ -155,6 +159,8 @@ pub struct BuiltImage {
 pub struct BuildError {
     /// The Dockerfile line of the failing instruction.
     pub line: Option<usize>,
+    /// Column of the instruction's keyword on `line`.
+    pub column: Option<usize>,
     /// Last line of the instruction.
     pub end_line: Option<usize>,
     /// What went wrong.
@@ -166,6 +172,7 @@ impl BuildError {
     pub fn general(message: impl Into<String>) -> Self {
         BuildError {
             line: None,
+            column: None,
             end_line: None,
             message: message.into(),
         }
@@ -175,6 +182,7 @@ impl BuildError {
     pub fn at(span: &crate::parser::Span, message: impl Into<String>) -> Self {
         BuildError {
             line: Some(span.start_line),
+            column: Some(span.start_col.max(1)),
             end_line: Some(span.end_line),
             message: message.into(),
         }

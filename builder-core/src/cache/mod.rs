@@ -17,12 +17,12 @@
 //! changing them invalidates no layer.
 //!
 //! [`transfer`] exports and imports caches: an OCI layout directory
-//! (`type=local`) or a registry reference (`type=registry`).
+//! (`type=local`) or a registry reference (`type=registry`); blobs move
+//! through the store's own `registry::BlobSink` impl, verified on commit.
 mod chain;
 mod explain;
 mod index;
 mod key;
-mod sink;
 pub mod transfer;
 
 use std::path::PathBuf;
@@ -31,7 +31,6 @@ pub use chain::KeyChain;
 pub use explain::{InputChange, MissExplanation};
 pub use index::{CacheIndex, CacheResult, CachedLayer, CACHE_DIR, ROOT_OWNER};
 pub use key::{CacheKey, InputsRecord, KeyBuilder, PROXY_ARGS};
-pub use sink::StoreSink;
 
 use crate::digest::Digest;
 

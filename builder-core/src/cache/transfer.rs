@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::index::StepKeys;
-use super::{CacheError, CacheIndex, CacheKey, CacheResult, InputsRecord, StoreSink};
+use super::{CacheError, CacheIndex, CacheKey, CacheResult, InputsRecord};
 use crate::digest::Digest;
 use crate::image::{media, Descriptor, Manifest};
 use crate::registry::{self, BlobSink, Client, OciDir, Platform, Reference};
@@ -237,22 +237,10 @@ fn manifest_for(bundle: &[u8], blobs: &[Descriptor]) -> Result<(Vec<u8>, Descrip
     Ok((bytes, config))
 }
 
-fn reg_digest(d: &Digest) -> Result<registry::Digest, CacheError> {
-    d.to_string()
-        .parse()
-        .map_err(|e: registry::Error| CacheError::Corrupt(e.to_string()))
-}
-
-fn reg_descriptor(d: &Descriptor) -> Result<registry::Descriptor, CacheError> {
-    serde_json::to_value(d)
-        .and_then(serde_json::from_value)
-        .map_err(json_err("descriptor"))
-}
-
 fn copy_blob(
     from: &dyn BlobSink,
     to: &dyn BlobSink,
-    digest: &registry::Digest,
+    digest: &Digest,
     size: u64,
 ) -> Result<(), CacheError> {
     if to.has(digest) {
@@ -285,21 +273,13 @@ pub fn export_local(
 ) -> Result<ExportReport, CacheError> {
     let (bundle, blobs, entries) = collect(index, keys)?;
     let layout = OciDir::create(dir)?;
-    let store = StoreSink(index.store());
     for b in &blobs {
-        copy_blob(&store, &layout, &reg_digest(&b.digest)?, b.size)?;
+        copy_blob(index.store(), &layout, &b.digest, b.size)?;
     }
     let (manifest, _) = manifest_for(&bundle, &blobs)?;
     registry::sink::write_blob(&layout, &bundle)?;
     let md = registry::sink::write_blob(&layout, &manifest)?;
-    let desc = registry::Descriptor {
-        media_type: media::OCI_MANIFEST.to_string(),
-        digest: md.clone(),
-        size: manifest.len() as u64,
-        platform: None,
-        annotations: Default::default(),
-        urls: Vec::new(),
-    };
+    let desc = Descriptor::new(media::OCI_MANIFEST, md, manifest.len() as u64);
     layout.set_ref(tag.unwrap_or(DEFAULT_TAG), &desc)?;
     Ok(ExportReport {
         entries,
@@ -322,12 +302,16 @@ pub fn export_registry(
     let image = registry::PushImage {
         manifest: manifest.clone(),
         media_type: media::OCI_MANIFEST.to_string(),
-        config: reg_descriptor(&config)?,
-        layers: blobs.iter().map(reg_descriptor).collect::<Result<_, _>>()?,
+        config,
+        layers: blobs.clone(),
         sources: Vec::new(),
     };
-    let store = StoreSink(index.store());
-    client.push(&image, std::slice::from_ref(reference), &store, progress)?;
+    client.push(
+        &image,
+        std::slice::from_ref(reference),
+        index.store(),
+        progress,
+    )?;
     Ok(ExportReport {
         entries,
         blobs: blobs.len(),
@@ -394,9 +378,9 @@ pub fn import_local(
             .find(Some(DEFAULT_TAG))
             .or_else(|_| layout.find(None))?,
     };
-    let read = |d: &registry::Digest| -> Result<Vec<u8>, CacheError> {
+    let read = |d: &Digest| -> Result<Vec<u8>, CacheError> {
         let bytes = registry::sink::read_blob(&layout, d)?;
-        if &registry::Digest::of(&bytes) != d {
+        if &Digest::of(&bytes) != d {
             return Err(CacheError::Corrupt(format!(
                 "{}: blob {d} does not match its digest",
                 dir.display()
@@ -406,10 +390,9 @@ pub fn import_local(
     };
     let manifest = read(&desc.digest)?;
     let m = parse_manifest(&manifest, &dir.display().to_string())?;
-    let bundle = read(&reg_digest(&m.config.digest)?)?;
-    let store = StoreSink(index.store());
+    let bundle = read(&m.config.digest)?;
     for l in &m.layers {
-        copy_blob(&layout, &store, &reg_digest(&l.digest)?, l.size)?;
+        copy_blob(&layout, index.store(), &l.digest, l.size)?;
     }
     merge(index, &bundle, m.layers.len())
 }
@@ -425,13 +408,12 @@ pub fn import_registry(
     let pulled = client.resolve(reference, &Platform::host())?;
     let what = reference.to_string();
     let m = parse_manifest(&pulled.manifest, &what)?;
-    if registry::Digest::of(&pulled.config) != pulled.config_descriptor.digest {
+    if Digest::of(&pulled.config) != pulled.config_descriptor.digest {
         return Err(CacheError::Corrupt(format!(
             "{what}: cache bundle does not match its digest"
         )));
     }
-    let store = StoreSink(index.store());
-    client.download_all(&pulled.reference, &pulled.layers, &store, progress)?;
+    client.download_all(&pulled.reference, &pulled.layers, index.store(), progress)?;
     merge(index, &pulled.config, m.layers.len())
 }
 

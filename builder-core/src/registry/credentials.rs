@@ -299,7 +299,14 @@ fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<Vec<u8>> {
         .spawn()
         .map_err(|e| fail(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).map_err(|e| fail(e.to_string()))?;
+        // A helper may answer (e.g. "credentials not found") and exit without
+        // reading its input; its exit status and output say what happened.
+        match stdin.write_all(input) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(fail(e.to_string()))
+            }
+            _ => {}
+        }
     }
     let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {

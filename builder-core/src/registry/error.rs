@@ -14,8 +14,8 @@ pub enum Error {
         reason: String,
     },
     /// A digest that is not `sha256:` followed by 64 lowercase hex digits.
-    #[error("invalid digest {0:?}: expected sha256: and 64 lowercase hex digits")]
-    InvalidDigest(String),
+    #[error(transparent)]
+    InvalidDigest(#[from] crate::digest::DigestParseError),
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform {0:?}: expected os/arch[/variant]")]
     InvalidPlatform(String),
@@ -115,6 +115,10 @@ pub enum Error {
     /// A CA file without usable certificates, or a TLS setup failure.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// The content store failed (other than a digest mismatch, which is
+    /// [`Error::DigestMismatch`]).
+    #[error(transparent)]
+    Store(crate::store::StoreError),
     /// An OCI layout that lacks what was asked of it.
     #[error("{path}: {reason}")]
     Layout {

@@ -1,76 +1,40 @@
-//! The manifest formats a registry serves (OCI and Docker schema 2, images and
-//! indexes), just the fields kiln reads. Raw bytes are always kept beside the
-//! parsed form: digests are over the bytes, never over a re-serialisation.
-use std::collections::BTreeMap;
-
-use super::digest::Digest;
+//! What a registry serves, parsed into the image module's types
+//! ([`crate::image::Manifest`], [`crate::image::Index`]). What is the
+//! registry's own: working out a document's media type (Content-Type, its
+//! `mediaType`, or its shape), refusing Docker schema 1, and choosing an
+//! index entry by platform. Raw bytes are always kept beside the parsed form:
+//! digests are over the bytes, never over a re-serialisation.
 use super::error::Error;
 use super::platform::Platform;
+use crate::image::{media, Descriptor, Index, Manifest};
 
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Docker schema 2 image manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker schema 1 (refused).
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 /// Docker schema 1, signed (refused).
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
-/// OCI image config.
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Docker image config.
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// The `Accept` header for manifest requests: every format kiln reads.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// A content descriptor.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Descriptor {
-    /// The media type of the content.
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    /// Its digest.
-    pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
-    /// The platform (index entries only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    /// Alternative URLs (foreign layers); kept so manifests round-trip.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub urls: Vec<String>,
-}
-
-/// An image manifest (OCI or Docker schema 2).
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct ImageManifest {
-    /// The config blob.
-    pub config: Descriptor,
-    /// Layer blobs, base first.
-    pub layers: Vec<Descriptor>,
-}
-
-/// An image index or Docker manifest list.
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct Index {
-    /// One entry per platform (or attestation).
-    pub manifests: Vec<Descriptor>,
-}
-
 /// A manifest as served: either an image or an index of images.
+// A handful exist per pull, briefly; boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
-pub enum Manifest {
+pub enum ServedManifest {
     /// A single-platform image.
-    Image(ImageManifest),
-    /// A multi-platform index.
+    Image(Manifest),
+    /// A multi-platform index (or Docker manifest list).
     Index(Index),
+}
+
+/// Whether `media_type` names an index (OCI) or manifest list (Docker).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == media::OCI_INDEX || media_type == media::DOCKER_MANIFEST_LIST
+}
+
+/// Whether `media_type` names a single-platform image manifest.
+pub fn is_image(media_type: &str) -> bool {
+    media_type == media::OCI_MANIFEST || media_type == media::DOCKER_MANIFEST
 }
 
 #[derive(serde::Deserialize)]
@@ -91,7 +55,7 @@ pub fn parse(
     reference: &str,
     content_type: Option<&str>,
     bytes: &[u8],
-) -> Result<(String, Manifest), Error> {
+) -> Result<(String, ServedManifest), Error> {
     let bad = |reason: String| Error::BadManifest {
         reference: reference.to_string(),
         reason,
@@ -100,22 +64,14 @@ pub fn parse(
     let header = content_type
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
         .filter(|c| {
-            [
-                OCI_MANIFEST,
-                OCI_INDEX,
-                DOCKER_MANIFEST,
-                DOCKER_LIST,
-                DOCKER_SCHEMA1,
-                DOCKER_SCHEMA1_SIGNED,
-            ]
-            .contains(&c.as_str())
+            is_index(c) || is_image(c) || c == DOCKER_SCHEMA1 || c == DOCKER_SCHEMA1_SIGNED
         });
     let media_type = match (probe.media_type.clone(), header) {
         (Some(m), _) => m,
         (None, Some(h)) => h,
         (None, None) if probe.schema_version == 1 => DOCKER_SCHEMA1.to_string(),
-        (None, None) if probe.manifests.is_some() => OCI_INDEX.to_string(),
-        (None, None) if probe.layers.is_some() => OCI_MANIFEST.to_string(),
+        (None, None) if probe.manifests.is_some() => media::OCI_INDEX.to_string(),
+        (None, None) if probe.layers.is_some() => media::OCI_MANIFEST.to_string(),
         (None, None) => return Err(bad("no mediaType and neither layers nor manifests".into())),
     };
     if probe.schema_version == 1
@@ -124,14 +80,12 @@ pub fn parse(
     {
         return Err(Error::Schema1(reference.to_string()));
     }
-    let manifest = match media_type.as_str() {
-        OCI_INDEX | DOCKER_LIST => {
-            Manifest::Index(serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?)
-        }
-        OCI_MANIFEST | DOCKER_MANIFEST => {
-            Manifest::Image(serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?)
-        }
-        other => return Err(bad(format!("unsupported media type {other}"))),
+    let manifest = if is_index(&media_type) {
+        ServedManifest::Index(serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?)
+    } else if is_image(&media_type) {
+        ServedManifest::Image(serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?)
+    } else {
+        return Err(bad(format!("unsupported media type {media_type}")));
     };
     Ok((media_type, manifest))
 }
@@ -145,10 +99,9 @@ pub fn select<'a>(
     index
         .manifests
         .iter()
-        .filter(|d| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST)
+        .filter(|d| is_image(&d.media_type))
         .filter_map(|d| {
-            let p = d.platform.as_ref()?;
-            let p = Platform::new(&p.os, &p.architecture, &p.variant);
+            let p = Platform::from(d.platform.as_ref()?);
             platform.rank(&p).map(|r| (r, d))
         })
         .min_by_key(|(r, _)| *r)
@@ -159,7 +112,7 @@ pub fn select<'a>(
             available: index
                 .manifests
                 .iter()
-                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .filter_map(|d| d.platform.as_ref().map(|p| Platform::from(p).to_string()))
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -168,6 +121,9 @@ pub fn select<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::media::{
+        DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_CONFIG, OCI_MANIFEST,
+    };
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -183,7 +139,7 @@ mod tests {
         );
         let (mt, m) = parse("x", None, list.as_bytes()).unwrap();
         assert_eq!(mt, DOCKER_LIST);
-        let Manifest::Index(idx) = m else {
+        let ServedManifest::Index(idx) = m else {
             panic!("not an index")
         };
         let pick = |p: &str| select("x", &idx, &p.parse().unwrap()).map(|d| d.digest.to_string());

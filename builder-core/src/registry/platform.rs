@@ -62,19 +62,21 @@ impl Platform {
         }
     }
 
-    /// The platform kiln runs on (`linux/amd64` on x86-64 Linux).
+    /// The platform kiln runs on (`linux/amd64` on x86-64 Linux): the image
+    /// module's host platform, normalised.
     pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        Platform::new(std::env::consts::OS, arch, "")
+        Platform::from(&crate::image::Platform::host())
+    }
+
+    /// The same platform in the shape image configs and descriptors carry.
+    pub fn to_image(&self) -> crate::image::Platform {
+        crate::image::Platform {
+            architecture: self.architecture.clone(),
+            os: self.os.clone(),
+            os_version: None,
+            os_features: None,
+            variant: Some(self.variant.clone()).filter(|v| !v.is_empty()),
+        }
     }
 
     /// How well an image for `candidate` fits this platform: `None` when it
@@ -102,6 +104,12 @@ impl Platform {
             return Some(1);
         }
         None
+    }
+}
+
+impl From<&crate::image::Platform> for Platform {
+    fn from(p: &crate::image::Platform) -> Platform {
+        Platform::new(&p.os, &p.architecture, p.variant.as_deref().unwrap_or(""))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Progress of pulls and pushes, reported through a trait: the library never
 //! prints; the CLI decides how to show it.
-use super::digest::Digest;
+use crate::digest::Digest;
 
 /// What happened to one blob.
 #[derive(Clone, Debug, PartialEq, Eq)]

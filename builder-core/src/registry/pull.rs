@@ -2,18 +2,17 @@
 //! the config and layers concurrently into a [`BlobSink`], each verified
 //! before it is kept.
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use super::auth::pull_scope;
 use super::client::{status_error, Client, Request};
-use super::digest::Digest;
 use super::error::{Error, Result};
-use super::manifest::{self, Descriptor, ImageManifest, Manifest, MANIFEST_ACCEPT};
+use super::manifest::{self, ServedManifest, MANIFEST_ACCEPT};
 use super::platform::Platform;
 use super::progress::{BlobOutcome, Event, Progress};
 use super::reference::Reference;
 use super::sink::{read_blob, BlobSink};
+use crate::digest::{Digest, DigestWriter};
+use crate::image::{Descriptor, Manifest};
 
 /// An image resolved (and, after [`Client::pull`], stored).
 #[derive(Clone, Debug)]
@@ -24,6 +23,8 @@ pub struct PulledImage {
     pub manifest_digest: Digest,
     /// Digest of the index the manifest was picked from, if any.
     pub index_digest: Option<Digest>,
+    /// That index as served (media type and bytes), if any.
+    pub index: Option<ServedIndex>,
     /// The manifest's media type (OCI or Docker schema 2).
     pub media_type: String,
     /// The manifest's bytes, exactly as served.
@@ -39,15 +40,30 @@ pub struct PulledImage {
 impl PulledImage {
     /// A descriptor of the manifest itself.
     pub fn manifest_descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.manifest_digest.clone(),
-            size: self.manifest.len() as u64,
-            platform: None,
-            annotations: Default::default(),
-            urls: Vec::new(),
+        Descriptor::new(
+            &self.media_type,
+            self.manifest_digest.clone(),
+            self.manifest.len() as u64,
+        )
+    }
+
+    /// A descriptor of what the reference names: the index when it named
+    /// one, else the manifest. This is what a tag is recorded as.
+    pub fn top_descriptor(&self) -> Descriptor {
+        match (&self.index_digest, &self.index) {
+            (Some(d), Some(i)) => Descriptor::new(&i.media_type, d.clone(), i.bytes.len() as u64),
+            _ => self.manifest_descriptor(),
         }
     }
+}
+
+/// An image index (or Docker manifest list) exactly as the registry served it.
+#[derive(Clone, Debug)]
+pub struct ServedIndex {
+    /// Its media type.
+    pub media_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// When a tag is asked about again.
@@ -129,28 +145,36 @@ impl Client {
         let top = self.get_manifest(reference, &reference.object(), reference.digest.as_ref())?;
         let (mut media_type, parsed) =
             manifest::parse(&name, top.content_type.as_deref(), &top.bytes)?;
-        let (fetched, image, index_digest) = match parsed {
-            Manifest::Image(m) => (top, m, None),
-            Manifest::Index(index) => {
+        let (fetched, image, index) = match parsed {
+            ServedManifest::Image(m) => (top, m, None),
+            ServedManifest::Index(index) => {
                 let pick = manifest::select(&name, &index, platform)?.clone();
                 let child =
                     self.get_manifest(reference, &pick.digest.to_string(), Some(&pick.digest))?;
                 let (mt, m) = manifest::parse(&name, child.content_type.as_deref(), &child.bytes)?;
-                let Manifest::Image(m) = m else {
+                let ServedManifest::Image(m) = m else {
                     return Err(Error::BadManifest {
                         reference: name,
                         reason: "index entry is an index".into(),
                     });
                 };
-                media_type = mt;
-                (child, m, Some(top.digest))
+                let index = (
+                    top.digest,
+                    ServedIndex {
+                        media_type: std::mem::replace(&mut media_type, mt),
+                        bytes: top.bytes,
+                    },
+                );
+                (child, m, Some(index))
             }
         };
+        let (index_digest, index) = index.unzip();
         let config = self.get_small_blob(reference, &image.config)?;
         Ok(PulledImage {
             reference: reference.with_digest(fetched.digest.clone()),
             manifest_digest: fetched.digest,
             index_digest,
+            index,
             media_type,
             manifest: fetched.bytes,
             config_descriptor: image.config.clone(),
@@ -206,15 +230,7 @@ impl Client {
                 reason: "pull_by_digest needs name@sha256:...".into(),
             })?;
         if let Some(image) = local_image(reference, &digest, platform, sink)? {
-            if image.layers.iter().all(|l| sink.has(&l.digest)) {
-                for l in &image.layers {
-                    progress.event(Event::BlobDone {
-                        digest: &l.digest,
-                        outcome: BlobOutcome::AlreadyPresent,
-                    });
-                }
-                return Ok(image);
-            }
+            // Blobs the sink holds are reported present, not fetched.
             self.store_image(&image, sink, progress)?;
             return Ok(image);
         }
@@ -224,8 +240,9 @@ impl Client {
     /// What a build calls for a base image: a pinned reference, or a tag
     /// whose digest the caller `recorded` earlier, is served from `sink` when
     /// possible; otherwise (or with [`PullPolicy::Always`] for a tag) the
-    /// registry is asked. The caller records the returned `manifest_digest`
-    /// (or `index_digest`) for the tag.
+    /// registry is asked. The caller records what the tag resolved to
+    /// ([`PulledImage::top_descriptor`]); [`super::pull_into_store`] does
+    /// this for the content store.
     pub fn ensure(
         &self,
         reference: &Reference,
@@ -268,45 +285,19 @@ impl Client {
         sink: &dyn BlobSink,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        let workers = self.opts.parallel.clamp(1, blobs.len().max(1));
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    if failed.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let Some(desc) = blobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        return;
-                    };
-                    if sink.has(&desc.digest) {
-                        progress.event(Event::BlobDone {
-                            digest: &desc.digest,
-                            outcome: BlobOutcome::AlreadyPresent,
-                        });
-                        continue;
-                    }
-                    if let Err(e) = self.download(reference, desc, &mut StoreSink(sink), progress) {
-                        failed.store(true, Ordering::Relaxed);
-                        first_error
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_or_insert(e);
-                        return;
-                    }
-                    progress.event(Event::BlobDone {
-                        digest: &desc.digest,
-                        outcome: BlobOutcome::Downloaded,
-                    });
-                });
-            }
-        });
-        match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        super::parallel::for_each(blobs, self.opts.parallel, |desc| {
+            let outcome = if sink.has(&desc.digest) {
+                BlobOutcome::AlreadyPresent
+            } else {
+                self.download(reference, desc, &mut SinkTarget(sink), progress)?;
+                BlobOutcome::Downloaded
+            };
+            progress.event(Event::BlobDone {
+                digest: &desc.digest,
+                outcome,
+            });
+            Ok(())
+        })
     }
 
     /// One blob from the first endpoint that serves it whole and correct.
@@ -436,25 +427,28 @@ fn local_image(
     let name = reference.to_string();
     let bytes = read_blob(sink, digest)?;
     let (mut media_type, parsed) = manifest::parse(&name, None, &bytes)?;
-    let (manifest_digest, bytes, image, index_digest): (
+    let (manifest_digest, manifest_bytes, image, index): (
         Digest,
         Vec<u8>,
-        ImageManifest,
-        Option<Digest>,
+        Manifest,
+        Option<ServedIndex>,
     ) = match parsed {
-        Manifest::Image(m) => (digest.clone(), bytes, m, None),
-        Manifest::Index(index) => {
+        ServedManifest::Image(m) => (digest.clone(), bytes, m, None),
+        ServedManifest::Index(index) => {
             let pick = manifest::select(&name, &index, platform)?;
             if !sink.has(&pick.digest) {
                 return Ok(None);
             }
             let child = read_blob(sink, &pick.digest)?;
             let (mt, m) = manifest::parse(&name, None, &child)?;
-            let Manifest::Image(m) = m else {
+            let ServedManifest::Image(m) = m else {
                 return Ok(None);
             };
-            media_type = mt;
-            (pick.digest.clone(), child, m, Some(digest.clone()))
+            let index = ServedIndex {
+                media_type: std::mem::replace(&mut media_type, mt),
+                bytes,
+            };
+            (pick.digest.clone(), child, m, Some(index))
         }
     };
     if !sink.has(&image.config.digest) {
@@ -464,9 +458,10 @@ fn local_image(
     Ok(Some(PulledImage {
         reference: reference.with_digest(manifest_digest.clone()),
         manifest_digest,
-        index_digest,
+        index_digest: index.as_ref().map(|_| digest.clone()),
+        index,
         media_type,
-        manifest: bytes,
+        manifest: manifest_bytes,
         config_descriptor: image.config.clone(),
         config,
         layers: image.layers,
@@ -478,9 +473,9 @@ trait Target {
     fn begin(&mut self) -> Result<Box<dyn super::sink::BlobWriter + '_>>;
 }
 
-struct StoreSink<'a>(&'a dyn BlobSink);
+struct SinkTarget<'a>(&'a dyn BlobSink);
 
-impl Target for StoreSink<'_> {
+impl Target for SinkTarget<'_> {
     fn begin(&mut self) -> Result<Box<dyn super::sink::BlobWriter + '_>> {
         self.0.begin()
     }
@@ -491,23 +486,16 @@ struct VecSink<'a>(&'a mut Vec<u8>);
 impl Target for VecSink<'_> {
     fn begin(&mut self) -> Result<Box<dyn super::sink::BlobWriter + '_>> {
         self.0.clear();
-        Ok(Box::new(VecWriter {
-            buf: self.0,
-            hasher: Default::default(),
-        }))
+        Ok(Box::new(VecWriter(DigestWriter::new(self.0))))
     }
 }
 
-struct VecWriter<'a> {
-    buf: &'a mut Vec<u8>,
-    hasher: super::digest::Hasher,
-}
+/// A small blob collected in memory, checked like one written to a store.
+struct VecWriter<'a>(DigestWriter<&'a mut Vec<u8>>);
 
 impl Write for VecWriter<'_> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        self.hasher.update(b);
-        Ok(b.len())
+        self.0.write(b)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -516,18 +504,14 @@ impl Write for VecWriter<'_> {
 
 impl super::sink::BlobWriter for VecWriter<'_> {
     fn written(&self) -> u64 {
-        self.buf.len() as u64
+        self.0.size()
     }
     fn commit(self: Box<Self>, digest: &Digest, size: u64) -> Result<()> {
-        let actual = self.hasher.finish();
-        let got = self.buf.len();
-        if got as u64 != size || &actual != digest {
-            self.buf.clear();
-            return Err(Error::DigestMismatch {
-                digest: digest.to_string(),
-                reason: format!("got {got} bytes hashing to {actual}, expected {size} bytes"),
-            });
+        let (buf, actual, got) = self.0.finish();
+        let checked = super::sink::check(digest, size, &actual, got);
+        if checked.is_err() {
+            buf.clear();
         }
-        Ok(())
+        checked
     }
 }

@@ -2,17 +2,15 @@
 //! from a sibling repository when possible, monolithic or chunked uploads),
 //! then the manifest under each destination tag.
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use super::auth::{pull_scope, push_scope};
 use super::client::{status_error, Body, Client, Request};
-use super::digest::Digest;
 use super::error::{Error, Result};
-use super::manifest::Descriptor;
 use super::progress::{BlobOutcome, Event, Progress};
 use super::reference::Reference;
 use super::sink::BlobSink;
+use crate::digest::Digest;
+use crate::image::Descriptor;
 
 /// An image to push: its manifest bytes and the blobs they name.
 #[derive(Clone, Debug)]
@@ -58,23 +56,66 @@ impl Client {
                 }
             }
             self.push_blobs(dest, &blobs, &sources, sink, progress)?;
-            let object = dest.tag.clone().unwrap_or_else(|| digest.to_string());
-            let path = format!("/v2/{}/manifests/{object}", dest.repository);
-            let mut req = Request::new("PUT", path.clone(), vec![push_scope(&dest.repository)]);
-            req.headers.push(("Content-Type", image.media_type.clone()));
-            req.body = Body::Bytes(&image.manifest);
-            let host = dest.api_host();
-            let resp = self.send(host, &req)?;
-            if !(200..300).contains(&resp.status()) {
-                return Err(status_error(&format!("{host}{path}"), resp));
-            }
-            progress.event(Event::ManifestPushed {
-                reference: &dest.to_string(),
-                digest: &digest,
-            });
+            self.put_manifest(dest, &image.media_type, &image.manifest, progress)?;
             pushed.push(dest.clone());
         }
         Ok(digest)
+    }
+
+    /// Pushes a multi-platform image: each of `images` (the index's entries)
+    /// by digest to every destination's repository, then the index itself,
+    /// byte for byte, under each destination. Returns the index's digest.
+    pub fn push_index(
+        &self,
+        index: &[u8],
+        media_type: &str,
+        images: &[PushImage],
+        destinations: &[Reference],
+        sink: &dyn BlobSink,
+        progress: &dyn Progress,
+    ) -> Result<Digest> {
+        let by_digest: Vec<Reference> = destinations
+            .iter()
+            .map(|d| Reference {
+                tag: None,
+                digest: None,
+                ..d.clone()
+            })
+            .collect();
+        for image in images {
+            self.push(image, &by_digest, sink, progress)?;
+        }
+        for dest in destinations {
+            self.put_manifest(dest, media_type, index, progress)?;
+        }
+        Ok(Digest::of(index))
+    }
+
+    /// PUTs manifest (or index) `bytes` under `dest`'s tag, or its digest
+    /// when `dest` has no tag.
+    fn put_manifest(
+        &self,
+        dest: &Reference,
+        media_type: &str,
+        bytes: &[u8],
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let digest = Digest::of(bytes);
+        let object = dest.tag.clone().unwrap_or_else(|| digest.to_string());
+        let path = format!("/v2/{}/manifests/{object}", dest.repository);
+        let mut req = Request::new("PUT", path.clone(), vec![push_scope(&dest.repository)]);
+        req.headers.push(("Content-Type", media_type.to_string()));
+        req.body = Body::Bytes(bytes);
+        let host = dest.api_host();
+        let resp = self.send(host, &req)?;
+        if !(200..300).contains(&resp.status()) {
+            return Err(status_error(&format!("{host}{path}"), resp));
+        }
+        progress.event(Event::ManifestPushed {
+            reference: &dest.to_string(),
+            digest: &digest,
+        });
+        Ok(())
     }
 
     fn push_blobs(
@@ -85,40 +126,14 @@ impl Client {
         sink: &dyn BlobSink,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        let workers = self.opts.parallel.clamp(1, blobs.len().max(1));
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    if failed.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let Some(desc) = blobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        return;
-                    };
-                    match self.push_blob(dest, desc, sources, sink, progress) {
-                        Ok(outcome) => progress.event(Event::BlobDone {
-                            digest: &desc.digest,
-                            outcome,
-                        }),
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            first_error
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        super::parallel::for_each(blobs, self.opts.parallel, |desc| {
+            let outcome = self.push_blob(dest, desc, sources, sink, progress)?;
+            progress.event(Event::BlobDone {
+                digest: &desc.digest,
+                outcome,
+            });
+            Ok(())
+        })
     }
 
     fn push_blob(

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::digest::Digest;
 use super::error::Error;
+use crate::digest::Digest;
 
 /// The registry Docker Hub's names live in.
 pub const DOCKER_HUB: &str = "docker.io";

@@ -6,9 +6,10 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::digest::{Digest, Hasher};
 use super::error::{Error, Result};
-use super::manifest::Descriptor;
+use crate::digest::{Digest, DigestWriter};
+use crate::image::media::ANNOTATION_REF_NAME as REF_NAME;
+use crate::image::Descriptor;
 
 /// A content-addressed blob store.
 pub trait BlobSink: Sync {
@@ -129,7 +130,13 @@ impl OciDir {
         let found: Vec<&Descriptor> = match tag {
             Some(t) => all
                 .iter()
-                .filter(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(t))
+                .filter(|d| {
+                    d.annotations
+                        .as_ref()
+                        .and_then(|a| a.get(REF_NAME))
+                        .map(String::as_str)
+                        == Some(t)
+                })
                 .collect(),
             None => all.iter().collect(),
         };
@@ -152,7 +159,9 @@ impl OciDir {
         let mut index = self.index()?;
         let mut d = descriptor.clone();
         d.platform = None;
-        d.annotations.insert(REF_NAME.to_string(), tag.to_string());
+        d.annotations
+            .get_or_insert_with(Default::default)
+            .insert(REF_NAME.to_string(), tag.to_string());
         let entry = serde_json::to_value(&d).map_err(|source| Error::Json {
             what: "descriptor".into(),
             source,
@@ -182,9 +191,6 @@ impl OciDir {
         atomic_write(&self.root.join("index.json"), &bytes)
     }
 }
-
-/// The annotation OCI layouts name their images with.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -220,11 +226,12 @@ impl BlobSink for OciDir {
         ));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok(Box::new(OciWriter {
-            file: Some(io::BufWriter::with_capacity(256 * 1024, file)),
+            file: Some(DigestWriter::new(io::BufWriter::with_capacity(
+                256 * 1024,
+                file,
+            ))),
             tmp,
             dir,
-            hasher: Hasher::default(),
-            written: 0,
         }))
     }
 
@@ -241,23 +248,17 @@ impl BlobSink for OciDir {
 }
 
 struct OciWriter {
-    file: Option<io::BufWriter<File>>,
+    file: Option<DigestWriter<io::BufWriter<File>>>,
     tmp: PathBuf,
     dir: PathBuf,
-    hasher: Hasher,
-    written: u64,
 }
 
 impl Write for OciWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self
-            .file
+        self.file
             .as_mut()
-            .ok_or_else(|| io::Error::other("blob writer closed"))?;
-        let n = file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
+            .ok_or_else(|| io::Error::other("blob writer closed"))?
+            .write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         match self.file.as_mut() {
@@ -269,27 +270,16 @@ impl Write for OciWriter {
 
 impl BlobWriter for OciWriter {
     fn written(&self) -> u64 {
-        self.written
+        self.file.as_ref().map_or(0, |f| f.size())
     }
 
     fn commit(mut self: Box<Self>, digest: &Digest, size: u64) -> Result<()> {
-        let actual = std::mem::take(&mut self.hasher).finish();
-        if self.written != size {
-            return Err(Error::DigestMismatch {
-                digest: digest.to_string(),
-                reason: format!("expected {size} bytes, got {}", self.written),
-            });
-        }
-        if &actual != digest {
-            return Err(Error::DigestMismatch {
-                digest: digest.to_string(),
-                reason: format!("content hashes to {actual}"),
-            });
-        }
         let file = self
             .file
             .take()
             .ok_or_else(|| Error::io(&self.tmp, io::Error::other("closed")))?;
+        let (file, actual, written) = file.finish();
+        check(digest, size, &actual, written)?;
         let file = file
             .into_inner()
             .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
@@ -300,9 +290,27 @@ impl BlobWriter for OciWriter {
     }
 }
 
+/// The error for content of `written` bytes hashing to `actual` where a
+/// descriptor promised `size` bytes with `digest`.
+pub(crate) fn check(digest: &Digest, size: u64, actual: &Digest, written: u64) -> Result<()> {
+    if written != size {
+        return Err(Error::DigestMismatch {
+            digest: digest.to_string(),
+            reason: format!("expected {size} bytes, got {written}"),
+        });
+    }
+    if actual != digest {
+        return Err(Error::DigestMismatch {
+            digest: digest.to_string(),
+            reason: format!("content hashes to {actual}"),
+        });
+    }
+    Ok(())
+}
+
 impl Drop for OciWriter {
     fn drop(&mut self) {
-        if self.file.take().is_some() || self.tmp.exists() {
+        if self.tmp.exists() {
             let _ = fs::remove_file(&self.tmp);
         }
     }
@@ -331,14 +339,7 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 1, "only the good blob remains");
 
-        let desc = Descriptor {
-            media_type: "x".into(),
-            digest: d.clone(),
-            size: 5,
-            platform: None,
-            annotations: Default::default(),
-            urls: vec![],
-        };
+        let desc = Descriptor::new("x", d.clone(), 5);
         sink.set_ref("v1", &desc).unwrap();
         sink.set_ref("v1", &desc).unwrap();
         assert_eq!(sink.manifests().unwrap().len(), 1);

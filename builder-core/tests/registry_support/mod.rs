@@ -13,9 +13,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use builder_core::registry::manifest::{DOCKER_CONFIG, DOCKER_MANIFEST};
+use builder_core::image::media::{DOCKER_CONFIG, DOCKER_MANIFEST};
 use builder_core::registry::sink::write_blob;
-use builder_core::registry::{Descriptor, Digest, OciDir, PushImage};
+use std::sync::Mutex;
+
+use builder_core::registry::credentials::Credentials;
+use builder_core::registry::{
+    BlobOutcome, ClientOptions, Descriptor, Digest, Event, OciDir, Platform, Progress, PushImage,
+    Reference,
+};
+use builder_core::store::Store;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -244,20 +251,8 @@ pub fn make_image(layout: &OciDir, layers: &[&[(&str, &[u8])]], tag: &str) -> Pu
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     for files in layers {
-        let mut tar = tar::Builder::new(Vec::new());
-        for (name, data) in files.iter() {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(0);
-            h.set_cksum();
-            tar.append_data(&mut h, name, *data).expect("tar append");
-        }
-        let tar = tar.into_inner().expect("tar finish");
-        diff_ids.push(Digest::of(&tar).to_string());
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).expect("gzip");
-        let gz = gz.finish().expect("gzip finish");
+        let (gz, diff_id) = layer(files);
+        diff_ids.push(diff_id.to_string());
         let d = write_blob(layout, &gz).expect("write layer");
         descs.push(desc(
             "application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -295,14 +290,7 @@ pub fn make_image(layout: &OciDir, layers: &[&[(&str, &[u8])]], tag: &str) -> Pu
 }
 
 pub fn desc(media_type: &str, digest: Digest, size: usize) -> Descriptor {
-    Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size: size as u64,
-        platform: None,
-        annotations: Default::default(),
-        urls: vec![],
-    }
+    Descriptor::new(media_type, digest, size as u64)
 }
 
 /// Bytes that do not compress, so a layer has a predictable large size.
@@ -343,4 +331,112 @@ pub fn conformance_storage() -> Option<PathBuf> {
         panic!("conformance registry storage missing (expected ../shared/conformance/registry)");
     }
     found
+}
+
+/// Records what happened to each blob.
+#[derive(Default)]
+pub struct Recorder(pub Mutex<Vec<(Digest, BlobOutcome)>>, pub Mutex<usize>);
+
+impl Progress for Recorder {
+    fn event(&self, e: Event<'_>) {
+        match e {
+            Event::BlobDone { digest, outcome } => {
+                self.0.lock().unwrap().push((digest.clone(), outcome))
+            }
+            Event::Retrying { .. } => *self.1.lock().unwrap() += 1,
+            _ => {}
+        }
+    }
+}
+
+impl Recorder {
+    pub fn outcomes(&self) -> Vec<BlobOutcome> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+}
+
+/// Client options that read no credentials from the machine.
+pub fn options(dir: &std::path::Path) -> ClientOptions {
+    ClientOptions {
+        credentials: Credentials {
+            auth_file: None,
+            docker_config: dir.join("config.json"),
+            containers_auth: None,
+        },
+        backoff: Duration::from_millis(20),
+        ..ClientOptions::default()
+    }
+}
+
+pub fn r(s: &str) -> Reference {
+    Reference::parse(s).unwrap()
+}
+
+/// A gzip tar layer holding `files`: (bytes, diff_id).
+pub fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, name, *data).expect("tar append");
+    }
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    (gz.finish().unwrap(), Digest::of(&tar))
+}
+
+/// Builds a one-layer OCI image for `arch` straight into the store and
+/// returns its manifest's descriptor (with the platform, for an index).
+pub fn store_image(store: &Store, arch: &str, files: &[(&str, &[u8])]) -> Descriptor {
+    let (gz, diff_id) = layer(files);
+    let ld = store.put_bytes(&gz).unwrap();
+    let config = serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "history": [{"created_by": "test"}],
+    });
+    let cd = store
+        .put_json(builder_core::image::media::OCI_CONFIG, &config)
+        .unwrap();
+    let manifest = builder_core::image::Manifest::oci(
+        cd,
+        vec![Descriptor::new(
+            builder_core::image::media::OCI_LAYER_GZIP,
+            ld,
+            gz.len() as u64,
+        )],
+    );
+    let mut md = store
+        .put_json(builder_core::image::media::OCI_MANIFEST, &manifest)
+        .unwrap();
+    md.platform = Some(Platform::new("linux", arch, "").to_image());
+    md
+}
+
+/// Runs skopeo with `args`, failing the test (with its stderr) if it fails.
+pub fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo").args(args).output().expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `skopeo inspect --tls-verify=false ARGS…` as JSON.
+pub fn skopeo_inspect(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["inspect", "--tls-verify=false"];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&skopeo(&all)).expect("skopeo inspect JSON")
 }

@@ -1,0 +1,310 @@
+//! RUN through the sandbox: the stage's layers become overlay snapshots
+//! (each extracted once into the store), the step runs in fresh
+//! namespaces, and what it changed becomes the next layer.
+use std::path::{Path, PathBuf};
+
+use super::{LayerBlob, RunExecutor, RunRequest};
+use crate::instructions::{MountType, NetworkMode};
+use crate::layer::{CompressionOptions, LayerOptions};
+use crate::sandbox::{self, CollectOutput, IdMap, Mount, MountKind, Network, Rootfs, Spec};
+use crate::snapshot::{self, RootfsMode};
+use crate::store::Store;
+
+/// Lines of a failing step's output shown in the error.
+const TAIL_LINES: usize = 20;
+
+/// Runs RUN steps in the sandbox.
+pub struct SandboxRunner<'a> {
+    store: &'a Store,
+    snapshots: snapshot::Store,
+    idmap: IdMap,
+    context: PathBuf,
+    scratch: PathBuf,
+    counter: usize,
+    network: Network,
+    layer_options: LayerOptions,
+    /// Things to tell the user (id mapping limits, skipped layer members).
+    pub warnings: Vec<String>,
+}
+
+impl<'a> SandboxRunner<'a> {
+    /// A runner over `store`, binding `--mount`s from `context`, keeping
+    /// its temporary files in `scratch`; `network_none` is the build's
+    /// `--network=none`.
+    pub fn new(
+        store: &'a Store,
+        context: &Path,
+        scratch: &Path,
+        network_none: bool,
+        compression: CompressionOptions,
+        source_date_epoch: Option<i64>,
+    ) -> Result<Self, String> {
+        let (idmap, warnings) = IdMap::detect();
+        let dir = store.cache_dir("snapshots").map_err(|e| e.to_string())?;
+        let mut snapshots =
+            snapshot::Store::open(&dir, idmap.clone()).map_err(|e| e.to_string())?;
+        let mut notes: Vec<String> = warnings.iter().map(|w| format!("{w:?}")).collect();
+        if let Some(refusal) = snapshots.detect_mode().map_err(|e| e.to_string())? {
+            notes.push(format!(
+                "overlayfs refused ({refusal}); RUN steps use a copy of the root"
+            ));
+        }
+        Ok(SandboxRunner {
+            store,
+            snapshots,
+            idmap,
+            context: context.to_path_buf(),
+            scratch: scratch.to_path_buf(),
+            counter: 0,
+            network: if network_none {
+                Network::None
+            } else {
+                Network::Host
+            },
+            layer_options: LayerOptions {
+                compression,
+                source_date_epoch,
+            },
+            warnings: notes,
+        })
+    }
+
+    fn mounts(&mut self, req: &RunRequest) -> Result<Vec<Mount>, String> {
+        let mut out = Vec::new();
+        if let Some(script) = &req.script {
+            // A `#!` heredoc runs as /dev/pipes/NAME, as BuildKit mounts it.
+            let dir = self.scratch.join(format!("pipes-{}", self.counter));
+            self.counter += 1;
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let file = dir.join(&script.name);
+            std::fs::write(&file, &script.data).map_err(|e| format!("{}: {e}", file.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            out.push(Mount {
+                target: "/dev/pipes".into(),
+                kind: MountKind::Bind {
+                    src: dir,
+                    readonly: true,
+                },
+                keep_created_target: false,
+            });
+        }
+        for (i, m) in req.mounts.iter().enumerate() {
+            let target = if m.target.starts_with('/') {
+                m.target.clone()
+            } else {
+                format!("{}/{}", req.workdir.trim_end_matches('/'), m.target)
+            };
+            let kind = match m.kind {
+                MountType::Bind => {
+                    let root = match req.mount_roots.get(i) {
+                        Some(Some(r)) => r.clone(),
+                        _ => self.context.clone(),
+                    };
+                    let src = resolve_in(&root, &m.source)?;
+                    if m.read_only {
+                        MountKind::Bind {
+                            src,
+                            readonly: true,
+                        }
+                    } else {
+                        MountKind::BindScratch { src }
+                    }
+                }
+                MountType::Cache => {
+                    let id = if m.id.is_empty() {
+                        m.target.clone()
+                    } else {
+                        m.id.clone()
+                    };
+                    let name = format!(
+                        "run-cache-{}",
+                        super::images::sha256_digest(id.as_bytes()).trim_start_matches("sha256:")
+                    );
+                    let dir = self.store.cache_dir(&name).map_err(|e| e.to_string())?;
+                    MountKind::Bind {
+                        src: dir,
+                        readonly: false,
+                    }
+                }
+                MountType::Tmpfs => MountKind::Tmpfs {
+                    size: (m.size_limit > 0).then_some(m.size_limit as u64),
+                },
+                MountType::Secret | MountType::Ssh => {
+                    return Err("RUN --mount=type=secret and type=ssh are not supported yet".into())
+                }
+            };
+            out.push(Mount {
+                target,
+                kind,
+                keep_created_target: true,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A context path resolved inside the context root (symlinks cannot lead
+/// out of it).
+fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    let mut cur = root.to_path_buf();
+    let mut hops = 0;
+    let mut pending: Vec<String> = rel
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .rev()
+        .map(String::from)
+        .collect();
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            if cur != root {
+                cur.pop();
+            }
+            continue;
+        }
+        let next = cur.join(&part);
+        match std::fs::symlink_metadata(&next) {
+            Ok(md) if md.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 255 {
+                    return Err(format!("{rel}: too many levels of symbolic links"));
+                }
+                let t =
+                    std::fs::read_link(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+                let t = t.to_string_lossy().to_string();
+                if t.starts_with('/') {
+                    cur = root.to_path_buf();
+                }
+                for s in t.split('/').filter(|s| !s.is_empty() && *s != ".").rev() {
+                    pending.push(s.to_string());
+                }
+            }
+            _ => cur = next,
+        }
+    }
+    Ok(cur)
+}
+
+impl Drop for SandboxRunner<'_> {
+    fn drop(&mut self) {
+        // Discarded workspaces were renamed away during the build; delete
+        // them now, off the steps' critical path.
+        let _ = self.snapshots.empty_trash();
+    }
+}
+
+impl RunExecutor for SandboxRunner<'_> {
+    fn run(&mut self, req: &RunRequest) -> Result<Option<LayerBlob>, String> {
+        let mut diff_ids = Vec::new();
+        for l in &req.layers {
+            let mut f =
+                std::fs::File::open(&l.path).map_err(|e| format!("{}: {e}", l.path.display()))?;
+            let (_, warnings) = self
+                .snapshots
+                .ensure_layer(&l.diff_id, &mut f)
+                .map_err(|e| e.to_string())?;
+            self.warnings
+                .extend(warnings.iter().map(|w| format!("{w:?}")));
+            diff_ids.push(l.diff_id.clone());
+        }
+        let ws = self
+            .snapshots
+            .workspace(&diff_ids)
+            .map_err(|e| e.to_string())?;
+        let result = self.run_in(&ws, req);
+        let layer = match result {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ws.discard();
+                return Err(e);
+            }
+        };
+        match &layer {
+            Some(blob) if ws.mode == RootfsMode::KernelOverlay => {
+                self.snapshots
+                    .commit(ws, &blob.diff_id)
+                    .map_err(|e| e.to_string())?;
+            }
+            _ => ws.discard().map_err(|e| e.to_string())?,
+        }
+        Ok(layer)
+    }
+}
+
+impl SandboxRunner<'_> {
+    fn run_in(
+        &mut self,
+        ws: &snapshot::Workspace,
+        req: &RunRequest,
+    ) -> Result<Option<LayerBlob>, String> {
+        let read = |p: &str| -> Result<Option<String>, String> {
+            Ok(ws
+                .read_file(Path::new(p))
+                .map_err(|e| e.to_string())?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()))
+        };
+        let user = sandbox::resolve_user(
+            &req.user,
+            read("etc/passwd")?.as_deref(),
+            read("etc/group")?.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        let rootfs: Rootfs = ws.rootfs();
+        let mut spec = Spec::new(rootfs, req.argv.clone());
+        spec.env = req.env.clone();
+        if !spec.env.iter().any(|e| e.starts_with("PATH=")) {
+            spec.env.push(format!("PATH={}", sandbox::DEFAULT_PATH));
+        }
+        spec.cwd = if req.workdir.is_empty() {
+            "/".into()
+        } else {
+            req.workdir.clone()
+        };
+        spec.uid = user.uid;
+        spec.gid = user.gid;
+        spec.additional_gids = user.additional_gids;
+        spec.network = match req.network {
+            NetworkMode::Host => Network::Host,
+            NetworkMode::None => Network::None,
+            NetworkMode::Default => self.network,
+        };
+        spec.mounts = self.mounts(req)?;
+        let mut out = CollectOutput::default();
+        let outcome = sandbox::run(&spec, &self.idmap, &mut out).map_err(|e| e.to_string())?;
+        self.warnings
+            .extend(outcome.warnings.iter().map(|w| format!("{w:?}")));
+        if !outcome.status.success() {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+            let how = match outcome.status {
+                sandbox::ExitStatus::Code(c) => format!("exit code: {c}"),
+                sandbox::ExitStatus::Signal(s) => format!("killed by signal {s}"),
+            };
+            return Err(format!(
+                "process {:?} did not complete successfully: {how}{}",
+                req.argv.join(" "),
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n{tail}")
+                }
+            ));
+        }
+        let entries = ws.diff().map_err(|e| e.to_string())?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let layer = crate::layer::write_layer(self.store, entries, &self.layer_options)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(LayerBlob {
+            path: self.store.blob_path(&layer.descriptor.digest),
+            digest: layer.descriptor.digest.to_string(),
+            diff_id: layer.diff_id.to_string(),
+            size: layer.descriptor.size,
+            media_type: layer.descriptor.media_type.clone(),
+        }))
+    }
+}
