@@ -1,45 +1,13 @@
-//! Progress for the registry commands. `kiln debug pull` renders through
-//! the build renderers (`--progress`), as one step whose blobs come from
-//! the registry's own events via the library's adapter; `kiln push` keeps
-//! its one-line-per-blob [`Printer`].
+//! Progress for the registry commands (`kiln pull`, `kiln push`,
+//! `kiln debug pull`): rendered by the build renderers (`--progress`) as one
+//! `[internal]` step whose blobs come from the registry's own events through
+//! the library's adapter.
 use std::time::Instant;
 
 use builder_core::progress::{BlobProgress, Event, Reporter, StepId, StepPlace, StepResult};
-use builder_core::registry::{BlobOutcome, Event as RegistryEvent, Progress};
+use builder_core::registry::Progress;
 
 use crate::render::{ProgressMode, Renderer};
-
-/// Prints blob outcomes unless quiet.
-pub struct Printer {
-    /// Print nothing.
-    pub quiet: bool,
-}
-
-impl Progress for Printer {
-    fn event(&self, event: RegistryEvent<'_>) {
-        if self.quiet {
-            return;
-        }
-        match event {
-            RegistryEvent::BlobDone { digest, outcome } => {
-                let short = &digest.hex()[..12];
-                let what = match outcome {
-                    BlobOutcome::Downloaded => "downloaded".to_string(),
-                    BlobOutcome::AlreadyPresent => "already present".to_string(),
-                    BlobOutcome::Uploaded => "pushed".to_string(),
-                    BlobOutcome::Exists => "already exists".to_string(),
-                    BlobOutcome::Mounted { from } => format!("mounted from {from}"),
-                };
-                eprintln!("{short}: {what}");
-            }
-            RegistryEvent::Retrying { what, error } => eprintln!("retrying {what}: {error}"),
-            RegistryEvent::ManifestPushed { reference, digest } => {
-                eprintln!("{reference}: digest {digest}")
-            }
-            _ => {}
-        }
-    }
-}
 
 /// Runs `work` as one `[internal] TEXT` step rendered per `mode`, handing
 /// it a registry progress sink wired to the renderer.
