@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod render;
 
 /// kiln: build container images from Dockerfiles without a daemon.
 #[derive(Parser)]

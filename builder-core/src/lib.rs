@@ -16,17 +16,22 @@
 //! * [`registry`]: pulling base images from and pushing results to OCI registries.
 //! * [`sandbox`]: runs a RUN step's process in fresh namespaces (knows no Dockerfile).
 //! * [`snapshot`]: layers extracted once into the store, overlay rootfs, upper-dir diff.
+//! * [`progress`], [`graph`], [`cache`]: build events for renderers, the step
+//!   DAG and its parallel scheduler, and the layer cache keyed by instruction hash.
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod cache;
 pub mod context;
 pub mod digest;
 pub mod export;
 pub mod fsentry;
+pub mod graph;
 pub mod image;
 pub mod instructions;
 pub mod layer;
 pub mod parser;
+pub mod progress;
 pub mod registry;
 pub mod sandbox;
 pub mod shell;

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use builder_core::registry::{Client, OciDir, Platform, Reference};
 
-use super::progress::Printer;
+use super::progress::internal_step;
 use super::registry_flags::RegistryFlags;
+use crate::render::ProgressMode;
 
 /// Flags of `kiln debug pull`.
 #[derive(clap::Args)]
@@ -18,9 +19,12 @@ pub struct Args {
     /// The platform to pick from an index (default: the host's).
     #[arg(long)]
     pub platform: Option<String>,
-    /// Print nothing but the manifest digest.
+    /// Print nothing but the manifest digest (and errors).
     #[arg(short, long)]
     pub quiet: bool,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
 }
 
 /// Runs the subcommand.
@@ -32,14 +36,15 @@ pub fn run(args: Args, flags: &RegistryFlags) -> Result<ExitCode, String> {
     };
     let layout = OciDir::create(&args.dir).map_err(|e| e.to_string())?;
     let client = Client::new(flags.client_options()?).map_err(|e| e.to_string())?;
-    let pulled = client
-        .pull(
-            &reference,
-            &platform,
-            &layout,
-            &Printer { quiet: args.quiet },
-        )
-        .map_err(|e| format!("kiln debug pull: {e}"))?;
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    };
+    let pulled = internal_step(mode, &format!("pull {reference}"), |progress| {
+        client.pull(&reference, &platform, &layout, progress)
+    })
+    .map_err(|e| format!("kiln debug pull: {e}"))?;
     let tag = reference
         .tag
         .clone()

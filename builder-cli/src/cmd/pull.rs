@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use builder_core::registry::{pull_into_store, Client, Platform, PullPolicy, Reference};
 use builder_core::store::Store;
 
-use super::progress::Printer;
+use super::progress::internal_step;
 use super::registry_flags::RegistryFlags;
+use crate::render::ProgressMode;
 
 /// Flags of `kiln pull`.
 #[derive(clap::Args)]
@@ -21,9 +22,12 @@ pub struct Args {
     /// asking the registry again.
     #[arg(long)]
     pub if_missing: bool,
-    /// Print nothing but the manifest digest.
+    /// Print nothing but the manifest digest (and errors).
     #[arg(short, long)]
     pub quiet: bool,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
 }
 
 /// Runs the subcommand.
@@ -41,14 +45,14 @@ pub fn run(root: Option<PathBuf>, args: Args, flags: &RegistryFlags) -> Result<E
     let root = root.unwrap_or_else(Store::default_root);
     let store = Store::open(&root).map_err(|e| format!("opening store: {e}"))?;
     let client = Client::new(flags.client_options()?).map_err(|e| e.to_string())?;
-    let pulled = pull_into_store(
-        &client,
-        &store,
-        &reference,
-        &platform,
-        policy,
-        &Printer { quiet: args.quiet },
-    )
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    };
+    let pulled = internal_step(mode, &format!("pull {reference}"), |progress| {
+        pull_into_store(&client, &store, &reference, &platform, policy, progress)
+    })
     .map_err(|e| format!("kiln pull: {e}"))?;
     if !args.quiet {
         eprintln!(

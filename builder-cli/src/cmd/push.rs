@@ -9,8 +9,10 @@ use builder_core::registry::sink::read_blob;
 use builder_core::registry::{push_from_store, Client, OciDir, PushImage, Reference};
 use builder_core::store::{normalize_name, Store};
 
-use super::progress::Printer;
+use super::progress::internal_step;
 use super::registry_flags::RegistryFlags;
+use crate::render::ProgressMode;
+use builder_core::registry::Progress;
 
 /// Flags of `kiln push`.
 #[derive(clap::Args)]
@@ -20,9 +22,12 @@ pub struct Args {
     /// Where to push it (`registry/repository:tag`); repeatable. Default:
     /// the store name SOURCE gives.
     pub destinations: Vec<String>,
-    /// Print nothing but errors.
+    /// Print nothing but the digest (and errors).
     #[arg(short, long)]
     pub quiet: bool,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
 }
 
 /// Splits `oci-layout://PATH[:TAG]`; `None` for anything else.
@@ -44,7 +49,12 @@ pub fn run(root: Option<PathBuf>, args: Args, flags: &RegistryFlags) -> Result<E
         .map(|d| Reference::parse(d).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let client = Client::new(flags.client_options()?).map_err(|e| e.to_string())?;
-    let printer = Printer { quiet: args.quiet };
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    };
+    let text = format!("push {}", args.source);
     let digest = match parse_layout_source(&args.source) {
         Some((path, tag)) => {
             if destinations.is_empty() {
@@ -53,7 +63,9 @@ pub fn run(root: Option<PathBuf>, args: Args, flags: &RegistryFlags) -> Result<E
                     args.source
                 ));
             }
-            push_layout(&client, &path, tag.as_deref(), &destinations, &printer)?
+            internal_step(mode, &text, |progress| {
+                push_layout(&client, &path, tag.as_deref(), &destinations, progress)
+            })?
         }
         None => {
             let root = root.unwrap_or_else(Store::default_root);
@@ -61,8 +73,10 @@ pub fn run(root: Option<PathBuf>, args: Args, flags: &RegistryFlags) -> Result<E
             if destinations.is_empty() {
                 destinations.push(default_destination(&store, &args.source)?);
             }
-            push_from_store(&client, &store, &args.source, &destinations, &printer)
-                .map_err(|e| format!("kiln push: {e}"))?
+            internal_step(mode, &text, |progress| {
+                push_from_store(&client, &store, &args.source, &destinations, progress)
+                    .map_err(|e| format!("kiln push: {e}"))
+            })?
         }
     };
     println!("{digest}");
@@ -88,7 +102,7 @@ fn push_layout(
     path: &str,
     tag: Option<&str>,
     destinations: &[Reference],
-    printer: &Printer,
+    progress: &dyn Progress,
 ) -> Result<builder_core::digest::Digest, String> {
     let layout = OciDir::open_existing(path.as_ref()).map_err(|e| e.to_string())?;
     let desc = layout.find(tag).map_err(|e| e.to_string())?;
@@ -108,6 +122,6 @@ fn push_layout(
         sources: Vec::new(),
     };
     client
-        .push(&push, destinations, &layout, printer)
+        .push(&push, destinations, &layout, progress)
         .map_err(|e| format!("kiln push: {e}"))
 }
