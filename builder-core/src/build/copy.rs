@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use super::fsview::{base, clean, dir_entry, join, parent, FsView, Node, Origin};
 use super::mode::ModeSpec;
-use super::pattern::{go_match, has_wildcards, PatternList};
 use crate::context::IgnoreRules;
 use crate::fsentry::{Content, Entry, Kind};
 
@@ -74,7 +73,7 @@ pub struct CopyOptions {
     /// Time for entries the copy creates itself (directories, heredocs).
     pub created_time: i64,
     /// `--exclude` patterns.
-    pub exclude: PatternList,
+    pub exclude: IgnoreRules,
     /// `--parents`.
     pub parents: bool,
 }
@@ -149,6 +148,22 @@ impl LayerBuilder {
     }
 }
 
+/// True when `name` contains `*`, `?` or `[` outside an escape (BuildKit's
+/// containsWildcards).
+pub fn has_wildcards(name: &str) -> bool {
+    let b = name.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'*' | b'?' | b'[' => return true,
+            b'\\' => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Expands COPY source wildcards against a source tree the way fsutil's
 /// ResolveWildcards does: the part before the first wildcard component is
 /// the base, the rest is matched against every path below it.
@@ -179,7 +194,7 @@ fn walk_match(
     }
     for name in src.read_dir(&dir)? {
         let r = join(rel, &name);
-        if go_match(pattern, &r) {
+        if crate::context::gomatch::go_match(pattern, &r).unwrap_or(false) {
             out.push(join(base_path, &r));
             continue;
         }
@@ -294,7 +309,7 @@ fn copy_node(
     overwrite_meta: bool,
     opts: &CopyOptions,
 ) -> Result<(), String> {
-    let excluded = !rel.is_empty() && !opts.exclude.is_empty() && opts.exclude.matches(rel);
+    let excluded = !rel.is_empty() && opts.exclude.decide(rel).excluded;
     if excluded && !opts.exclude.has_exceptions() {
         return Ok(());
     }
@@ -494,5 +509,35 @@ impl SourceFs for HostDir {
             }
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_as_buildkit_sees_them() {
+        assert!(has_wildcards("*.txt"));
+        assert!(has_wildcards("a/?.md"));
+        assert!(has_wildcards("[ab].txt"));
+        assert!(!has_wildcards("plain/name.txt"));
+        assert!(!has_wildcards("a\\*b"));
+    }
+
+    #[test]
+    fn sources_resolve_against_a_tree() {
+        let mut v = FsView::new();
+        for p in ["a.txt", "b.txt", "c.md", "d/e.txt", "d/f.md"] {
+            v.apply([(
+                super::super::fsview::bytes_entry(p, b"x", 0o644, 0),
+                Origin::Entry,
+            )]);
+        }
+        assert_eq!(resolve_sources(&v, "*.txt").unwrap(), ["a.txt", "b.txt"]);
+        assert_eq!(resolve_sources(&v, "d/*.md").unwrap(), ["d/f.md"]);
+        assert_eq!(resolve_sources(&v, "*/e.txt").unwrap(), ["d/e.txt"]);
+        assert!(resolve_sources(&v, "*.none").unwrap().is_empty());
+        assert_eq!(resolve_sources(&v, "missing").unwrap(), ["missing"]);
     }
 }

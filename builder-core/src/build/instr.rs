@@ -3,13 +3,13 @@ use std::collections::BTreeMap;
 
 use super::config::Healthcheck;
 use super::copy::{
-    copy_path, copy_with_parents, resolve_sources, CopyOptions, LayerBuilder, SourceFs,
+    copy_path, copy_with_parents, has_wildcards, resolve_sources, CopyOptions, LayerBuilder,
+    SourceFs,
 };
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
 use super::images::materialize;
 use super::mode::{resolve_chown, ModeSpec};
-use super::pattern::{has_wildcards, PatternList};
 use super::{BuildError, RunRequest};
 use crate::fsentry::{Content, Kind};
 use crate::instructions::{self, Command, CommandLine, Instruction, SourcesAndDest, StageRef};
@@ -460,7 +460,8 @@ impl Engine<'_> {
             chown,
             mode: chmod,
             created_time: self.created_time(),
-            exclude: PatternList::new(&req.exclude),
+            exclude: crate::context::IgnoreRules::from_patterns(&req.exclude)
+                .map_err(|e| format!("--exclude: {e}"))?,
             parents,
         };
 
