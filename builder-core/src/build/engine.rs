@@ -5,7 +5,7 @@
 //! which base, and feeds each one's commands to [`Engine::dispatch`].
 use std::collections::BTreeMap;
 
-use super::config::{rfc3339, ImageConfig};
+use super::config::ImageConfig;
 use super::copy::HostDir;
 use super::fsview::FsView;
 use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob};
@@ -133,7 +133,9 @@ pub fn build<'a>(
             labels.insert(k.clone(), v.clone());
         }
     }
-    state.config.created = opts.source_date_epoch.map(rfc3339);
+    state.config.created = opts
+        .source_date_epoch
+        .map(|t| crate::image::format_rfc3339(t, 0));
     state.config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.clone()).collect();
     Ok(BuiltImage {
         config: state.config,
@@ -144,7 +146,9 @@ pub fn build<'a>(
 
 impl Engine<'_> {
     pub(super) fn history_time(&self) -> Option<String> {
-        self.opts.source_date_epoch.map(rfc3339)
+        self.opts
+            .source_date_epoch
+            .map(|t| crate::image::format_rfc3339(t, 0))
     }
 
     /// Builds stage `index` (and, on demand, what it depends on).
