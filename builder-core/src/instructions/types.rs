@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use crate::parser::Span;
 
-use super::mount::Mount;
-
 /// A command line of RUN, CMD, ENTRYPOINT or HEALTHCHECK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandLine {
@@ -191,9 +189,12 @@ pub struct ArgDecl {
 pub enum Instruction {
     /// `RUN`.
     Run(Run),
-    /// `CMD`.
+    /// `CMD`. `CMD []` is an empty list in the image config, not `null`.
     Cmd(CommandLine),
-    /// `ENTRYPOINT`.
+    /// `ENTRYPOINT`. An empty exec form (`ENTRYPOINT []`) means "no
+    /// entrypoint" (`null` in the image config); in shell form the shell is
+    /// prefixed even to an empty command, as for CMD (see
+    /// [`with_shell`](super::with_shell)).
     Entrypoint(CommandLine),
     /// `COPY`.
     Copy(Copy),
@@ -260,13 +261,4 @@ pub struct Command {
     pub span: Span,
     /// Its text as written.
     pub original: String,
-}
-
-/// A typed RUN with its mounts parsed after expansion.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedRun {
-    /// The RUN as parsed (command unexpanded, as BuildKit runs it).
-    pub run: Run,
-    /// The `--mount`s, expanded and typed, defaults applied.
-    pub mounts: Vec<Mount>,
 }

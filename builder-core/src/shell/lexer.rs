@@ -11,6 +11,13 @@ use super::ShellError;
 /// exhausting the thread's stack. Real Dockerfiles nest two or three levels.
 const MAX_NESTING: usize = 200;
 
+/// The smallest size limit of one expansion's result, in bytes. Linux
+/// refuses a single environment string over 128 KiB, so no working
+/// Dockerfile value comes near it; the limit grows with the input for large
+/// heredoc bodies. It stops `${v//}` replacements nested inside each other
+/// from growing the result exponentially.
+const MIN_RESULT_LIMIT: usize = 256 * 1024;
+
 /// BuildKit's shell-word lexer with its options.
 ///
 /// The defaults (all options off) are what BuildKit uses for instruction
@@ -171,6 +178,7 @@ struct Scanner<'a> {
     raw_escapes: bool,
     words_buf: String,
     depth: usize,
+    limit: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
@@ -192,6 +200,7 @@ impl<'a> Scanner<'a> {
             raw_escapes: opts.raw_escapes,
             words_buf: String::new(),
             depth: 0,
+            limit: MIN_RESULT_LIMIT.max(word.len().saturating_mul(2)),
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         }
@@ -255,6 +264,9 @@ impl<'a> Scanner<'a> {
                 '$' => {
                     let tmp = self.process_dollar()?;
                     result.push_str(&tmp);
+                    if result.len() > self.limit {
+                        return Err(pattern::too_large(self.limit));
+                    }
                     words.add_string(&mut self.words_buf, &tmp);
                 }
                 '<' => {
@@ -351,6 +363,9 @@ impl<'a> Scanner<'a> {
                 Some('$') => {
                     let v = self.process_dollar()?;
                     result.push_str(&v);
+                    if result.len() > self.limit {
+                        return Err(pattern::too_large(self.limit));
+                    }
                 }
                 Some(_) => {
                     let Some(mut ch) = self.next() else { continue };
@@ -544,7 +559,13 @@ impl<'a> Scanner<'a> {
                 if self.opts.skip_unset_env && value.is_none() {
                     return Ok(format!("${{{name}/{pat}/{replacement}}}"));
                 }
-                pattern::replace(&pat, &value.unwrap_or_default(), &replacement, replace_all)
+                pattern::replace(
+                    &pat,
+                    &value.unwrap_or_default(),
+                    &replacement,
+                    replace_all,
+                    self.limit,
+                )
             }
             _ => Err(format!("unsupported modifier ({modifier}) in substitution")),
         }

@@ -5,7 +5,6 @@
 //! greedy one the longest, and `*`/`?` do not match a newline. We match the
 //! same way with a small backtracking matcher that remembers failed states,
 //! so it runs in time proportional to pattern length × value length.
-use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {
@@ -43,24 +42,72 @@ fn compile(pattern: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// The error for an expansion that grows past the lexer's size limit.
+pub(super) fn too_large(limit: usize) -> String {
+    format!("expansion result exceeds {limit} bytes")
+}
+
 fn invalid(pattern: &str, e: String) -> String {
     format!("invalid pattern ({pattern}) in substitution: {e}")
 }
 
+/// Matcher states (token index, value index) already explored: one bit
+/// each. A state explored by a search that found no match cannot complete,
+/// whatever the start, so the bits are shared between starts.
+struct Visited {
+    bits: Vec<u64>,
+    width: usize,
+    /// States set since the last [`Visited::forget_recent`].
+    recent: Vec<usize>,
+}
+
+impl Visited {
+    fn new(toks: usize, value: usize) -> Self {
+        let width = value + 1;
+        let n = (toks + 1).saturating_mul(width);
+        Visited {
+            bits: vec![0; n.div_ceil(64)],
+            width,
+            recent: Vec::new(),
+        }
+    }
+
+    /// Marks a state; false when it was already marked.
+    fn insert(&mut self, ti: usize, vi: usize) -> bool {
+        let i = ti * self.width + vi;
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        match self.bits.get_mut(word) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                self.recent.push(i);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A successful search also marked states that do complete: unmark
+    /// everything since the last success.
+    fn forget_recent(&mut self) {
+        for i in self.recent.drain(..) {
+            if let Some(w) = self.bits.get_mut(i / 64) {
+                *w &= !(1u64 << (i % 64));
+            }
+        }
+    }
+}
+
 /// The end of the preferred match of `toks` starting exactly at `start`.
-///
-/// `failed` holds states known not to complete; a state's outcome does not
-/// depend on where the match started, so callers share it between starts.
 fn match_at(
     toks: &[Tok],
     value: &[char],
     start: usize,
     greedy: bool,
-    failed: &mut HashSet<(usize, usize)>,
+    failed: &mut Visited,
 ) -> Option<usize> {
     let mut stack = vec![(0usize, start)];
     while let Some((ti, vi)) = stack.pop() {
-        if !failed.insert((ti, vi)) {
+        if !failed.insert(ti, vi) {
             continue;
         }
         let Some(tok) = toks.get(ti) else {
@@ -104,21 +151,27 @@ fn find(
     value: &[char],
     from: usize,
     greedy: bool,
-    failed: &mut HashSet<(usize, usize)>,
+    failed: &mut Visited,
 ) -> Option<(usize, usize)> {
-    (from..=value.len()).find_map(|s| match_at(toks, value, s, greedy, failed).map(|e| (s, e)))
+    let found =
+        (from..=value.len()).find_map(|s| match_at(toks, value, s, greedy, failed).map(|e| (s, e)));
+    if found.is_some() {
+        failed.forget_recent();
+    } else {
+        failed.recent.clear();
+    }
+    found
 }
 
 /// `${v#p}` / `${v##p}`: drop the shortest (longest) prefix matching `p`.
 pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
     let toks = compile(pattern).map_err(|e| invalid(pattern, e))?;
     let chars: Vec<char> = value.chars().collect();
-    Ok(
-        match match_at(&toks, &chars, 0, greedy, &mut HashSet::new()) {
-            Some(end) => chars.get(end..).unwrap_or_default().iter().collect(),
-            None => value.to_string(),
-        },
-    )
+    let mut visited = Visited::new(toks.len(), chars.len());
+    Ok(match match_at(&toks, &chars, 0, greedy, &mut visited) {
+        Some(end) => chars.get(end..).unwrap_or_default().iter().collect(),
+        None => value.to_string(),
+    })
 }
 
 /// Reverses a pattern keeping each `\x` pair in order, so that a suffix
@@ -156,12 +209,13 @@ pub(super) fn replace(
     value: &str,
     replacement: &str,
     all: bool,
+    limit: usize,
 ) -> Result<String, String> {
     let toks = compile(pattern).map_err(|e| invalid(pattern, e))?;
     let chars: Vec<char> = value.chars().collect();
     let slice =
         |a: usize, b: usize| -> String { chars.get(a..b).unwrap_or_default().iter().collect() };
-    let mut failed = HashSet::new();
+    let mut failed = Visited::new(toks.len(), chars.len());
     if !all {
         return Ok(match find(&toks, &chars, 0, true, &mut failed) {
             Some((s, e)) => format!("{}{}{}", slice(0, s), replacement, slice(e, chars.len())),
@@ -178,11 +232,12 @@ pub(super) fn replace(
         let Some((s, e)) = find(&toks, &chars, pos, true, &mut failed) else {
             break;
         };
-        // The successful search visited states that did not fail.
-        failed.clear();
         out.push_str(&slice(last_end, s));
         if e > last_end || s == 0 {
             expand_template(&mut out, replacement, &slice(s, e));
+        }
+        if out.len() > limit {
+            return Err(too_large(limit));
         }
         last_end = e;
         let width = usize::from(pos < chars.len());
@@ -288,13 +343,29 @@ mod tests {
 
     #[test]
     fn replace_all_with_empty_pattern_and_group_zero() {
-        assert_eq!(replace("", "ab", "-", true).unwrap(), "-a-b-");
-        assert_eq!(replace("b", "abcb", "[$0]", true).unwrap(), "a[b]c[b]");
-        assert_eq!(replace("b", "ab", "$$", true).unwrap(), "a$");
-        assert_eq!(replace("b", "ab", "$x", true).unwrap(), "a");
-        assert_eq!(replace("b", "ab", "$", true).unwrap(), "a$");
+        assert_eq!(replace("", "ab", "-", true, 1 << 20).unwrap(), "-a-b-");
+        assert_eq!(
+            replace("b", "abcb", "[$0]", true, 1 << 20).unwrap(),
+            "a[b]c[b]"
+        );
+        assert_eq!(replace("b", "ab", "$$", true, 1 << 20).unwrap(), "a$");
+        assert_eq!(replace("b", "ab", "$x", true, 1 << 20).unwrap(), "a");
+        assert_eq!(replace("b", "ab", "$", true, 1 << 20).unwrap(), "a$");
         // A single replacement takes the text verbatim.
-        assert_eq!(replace("b", "ab", "$0", false).unwrap(), "a$0");
+        assert_eq!(replace("b", "ab", "$0", false, 1 << 20).unwrap(), "a$0");
+    }
+
+    #[test]
+    fn replace_all_respects_the_limit() {
+        let e = replace("", &"x".repeat(100), "yyyy", true, 300).unwrap_err();
+        assert!(e.contains("exceeds 300 bytes"), "{e}");
+        // Memo bits of a successful search are dropped: every match is found.
+        assert_eq!(replace("a?", "abab", "-", true, 1 << 20).unwrap(), "--");
+        assert_eq!(replace("a*", "abab", "-", true, 1 << 20).unwrap(), "-");
+        assert_eq!(
+            replace("?", "abc", "$0$0", true, 1 << 20).unwrap(),
+            "aabbcc"
+        );
     }
 
     #[test]

@@ -236,3 +236,20 @@ fn leading_byte_order_mark_is_dropped() {
     assert_eq!(ok("\u{feff}x"), "x");
     assert_eq!(ok("x\u{feff}"), "x\u{feff}");
 }
+
+#[test]
+fn nested_replacement_growth_is_bounded() {
+    // Each `${SP///...}` puts its replacement between every character, so
+    // nesting multiplies the size; the limit turns that into an error.
+    let mut bomb = "x".to_string();
+    for _ in 0..12 {
+        bomb = format!("${{SP///{bomb}}}");
+    }
+    let started = std::time::Instant::now();
+    let e = err(&bomb);
+    assert!(e.contains("expansion result exceeds 262144 bytes"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A large input may expand to twice its size.
+    let big = "$NAME".repeat(100_000);
+    assert_eq!(ok(&big).len(), 400_000);
+}
