@@ -209,3 +209,19 @@ fn context_from_a_tar_on_stdin() {
     let fs = files(&out);
     assert_eq!(describe(&fs["f"]), "file 0644 0:0 \"from the tar\\n\"");
 }
+
+#[test]
+fn hard_links_in_the_context_stay_links_within_one_copy() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("d/a", "shared\n")]);
+    std::fs::hard_link(ctx.join("d/a"), ctx.join("d/b")).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY d /d\nCOPY d/b /single\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(describe(&fs["d/a"]), "file 0644 0:0 \"shared\\n\"");
+    assert_eq!(describe(&fs["d/b"]), "hardlink 0:0 -> d/a");
+    // Alone in its own COPY, the file is a plain file.
+    assert_eq!(describe(&fs["single"]), "file 0644 0:0 \"shared\\n\"");
+}

@@ -25,6 +25,11 @@ pub trait SourceFs {
     fn read_dir(&self, path: &str) -> Result<Vec<String>, String>;
     /// Resolves symlinks inside the tree's root.
     fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String>;
+    /// The (device, inode) of a regular file with more than one link, so a
+    /// copy can keep hard links as links (as fsutil's copy does).
+    fn inode(&self, _path: &str) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 impl SourceFs for FsView {
@@ -84,6 +89,8 @@ pub struct LayerBuilder {
     /// The stage's filesystem with this instruction's changes applied.
     pub view: FsView,
     changed: BTreeSet<String>,
+    /// First destination of each multiply-linked source inode.
+    inodes: std::collections::HashMap<(u64, u64), String>,
 }
 
 impl LayerBuilder {
@@ -92,6 +99,7 @@ impl LayerBuilder {
         LayerBuilder {
             view,
             changed: BTreeSet::new(),
+            inodes: std::collections::HashMap::new(),
         }
     }
 
@@ -352,7 +360,24 @@ fn copy_node(
             }
         }
         _ => {
-            let new = apply_meta(node.entry, target, opts, true);
+            let mut new = apply_meta(node.entry, target, opts, true);
+            if matches!(new.kind, Kind::File { .. }) {
+                if let Some(key) = src.inode(src_path) {
+                    match layer.inodes.get(&key) {
+                        // Still the file this copy wrote: link to it.
+                        Some(first) if first != target && layer.changed.contains(first) => {
+                            new.kind = Kind::Hardlink {
+                                target: PathBuf::from(first),
+                            };
+                            layer.put(new, Origin::Entry);
+                            return Ok(());
+                        }
+                        _ => {
+                            layer.inodes.insert(key, target.to_string());
+                        }
+                    }
+                }
+            }
             layer.put(new, node.origin);
         }
     }
@@ -459,6 +484,12 @@ impl SourceFs for HostDir {
             },
             origin: Origin::Entry,
         }))
+    }
+
+    fn inode(&self, path: &str) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::symlink_metadata(self.root.join(path)).ok()?;
+        (md.is_file() && md.nlink() > 1).then(|| (md.dev(), md.ino()))
     }
 
     fn read_dir(&self, path: &str) -> Result<Vec<String>, String> {
