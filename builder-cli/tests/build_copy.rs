@@ -87,6 +87,50 @@ fn missing_source_is_an_error_naming_it_and_the_line() {
 }
 
 #[test]
+fn copy_sees_the_context_as_the_reference_walk_leaves_it() {
+    // docker 20.10 skips an excluded directory unless an exception's text
+    // starts with its path: `!*/inner*` does not bring back `sub/inner.txt`,
+    // and `COPY sub` then finds nothing.
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            (".dockerignore", "*\n!keep*\nsub\n!*/inner*\n!dir/file\n"),
+            ("keep.txt", "k"),
+            ("drop.txt", "d"),
+            ("sub/inner.txt", "i"),
+            ("dir/file1", "f"),
+        ],
+    );
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY . /all/\nADD dir /d\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let names: Vec<&String> = fs.keys().collect();
+    // `dir` is entered for `!dir/file` and kept, though empty.
+    assert_eq!(names, ["all", "all/dir", "all/keep.txt", "d"]);
+
+    std::fs::write(&df, "FROM scratch\nCOPY sub /s\n").unwrap();
+    let out = work.path().join("out2.tar");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("\"/sub\" not found"), "{err}");
+}
+
+#[test]
 fn chown_by_name_uses_the_stage_passwd_and_group() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");

@@ -93,6 +93,27 @@ ONBUILD RUN echo later
 }
 
 #[test]
+fn label_flag_without_value_is_an_empty_label() {
+    // docker's CLI turns `--label key` into key="" (and a later flag wins
+    // over the Dockerfile's LABEL of the same key).
+    let work = tempfile::tempdir().unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nLABEL bare=fromfile\n").unwrap();
+    let layout = build_to_layout(
+        work.path(),
+        &df,
+        work.path(),
+        &["--label", "bare", "--label", "other=", "--label", "third"],
+        &[],
+    );
+    let (_, _, config) = image(&layout);
+    assert_eq!(
+        config["config"]["Labels"],
+        json!({"bare": "", "other": "", "third": ""})
+    );
+}
+
+#[test]
 fn entrypoint_resets_an_inherited_cmd_and_shell_form_wraps() {
     let work = tempfile::tempdir().unwrap();
     let df = work.path().join("Dockerfile");

@@ -93,8 +93,9 @@ fn double_star() {
     // A trailing `**` is a prefix: everything below, not the directory.
     assert!(excluded("build/**", "build/out/x"));
     assert!(!excluded("build/**", "build"));
-    // A leading `**` with a plain rest is a suffix test.
-    assert!(excluded("**.bak", "deep/dir/x.bak"));
+    // `**` is `(.*/)?`: a leading one spans whole directories only.
+    assert!(!excluded("**.bak", "deep/dir/x.bak"));
+    assert!(excluded("**.bak", "deep/dir/.bak"));
 }
 
 #[test]
@@ -137,28 +138,32 @@ fn why_points_at_the_deciding_rule() {
 }
 
 #[test]
-fn pruning_follows_fsutil() {
-    // Literal exceptions: descend only where one lies inside.
+fn pruning_follows_the_reference_walk() {
+    // An excluded directory is entered only where an exception's text
+    // starts with its path; wildcards earn nothing.
     let r = rules("a\nb\n!a/keep");
     assert!(r.must_descend_excluded("a"));
     assert!(!r.must_descend_excluded("b"));
-    // A wildcard exception can match anywhere: always descend.
-    let r = rules("a\nb\n!**/keep");
-    assert!(r.must_descend_excluded("b"));
-    // fsutil counts `]` and `^` as pattern characters too.
-    assert!(rules("a\nb\n!a/x^y").must_descend_excluded("b"));
+    let r = rules("a\nb\n!**/keep\n!*/keep");
+    assert!(!r.must_descend_excluded("b"));
+    assert!(!r.visible("b/keep", false));
+    assert!(rules("**\n!*/keep").must_descend_excluded("*"));
     // No exceptions at all: never descend.
     assert!(!rules("a").must_descend_excluded("a"));
 }
 
 #[test]
-fn walk_uses_per_pattern_parent_results_like_fsutil() {
-    // patternmatcher's two entry points disagree here; BuildKit's walk
-    // (fsutil) uses the per-pattern parent results, and so do we.
+fn visible_checks_every_parent() {
     let r = rules("d\n!d/f\nd");
-    assert!(r.decide("d/f").excluded, "MatchesOrParentMatches");
-    let (dir, info) = r.decide_in_walk("d", &Default::default());
-    assert!(dir.excluded);
-    let (file, _) = r.decide_in_walk("d/f", &info);
-    assert!(!file.excluded, "MatchesUsingParentResults");
+    // The last rule matches `d/f` through its parent `d`.
+    assert!(r.decide("d/f").excluded);
+    assert!(!r.visible("d/f", false));
+    // `d` itself is entered and listed for the exception below it.
+    assert!(r.visible("d", true));
+    assert!(!r.visible("d", false));
+    let r = rules("docs\n!docs/keep/me.txt");
+    assert!(r.visible("docs/keep", true));
+    assert!(r.visible("docs/keep/me.txt", false));
+    assert!(!r.visible("docs/keep/other.txt", false));
+    assert!(r.visible("", true));
 }

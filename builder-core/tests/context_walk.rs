@@ -236,6 +236,85 @@ fn excluded_directory_is_entered_only_for_its_exceptions() {
 }
 
 #[test]
+fn wildcard_exceptions_do_not_reach_into_an_excluded_directory() {
+    // The reference (docker 20.10) enters an excluded directory only when
+    // an exception's text starts with that directory's path; `!**/keep`
+    // and `!*/keep*` never do, so nothing below `gen` or `vendor` is kept.
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "Dockerfile", "FROM scratch\n");
+    write(r, ".dockerignore", "**/gen\n!**/keep\nvendor\n!*/keep*\n");
+    write(r, "gen/keep/a", "x");
+    write(r, "x/gen/keep/b", "x");
+    write(r, "x/gen/c", "x");
+    write(r, "vendor/keep.txt", "x");
+    write(r, "top.txt", "x");
+    symlink("../top.txt", r.join("x/gen/keep/link")).unwrap();
+    let ctx = open(r);
+    assert_eq!(
+        paths(&walk(&ctx, None)),
+        [".dockerignore", "Dockerfile", "top.txt", "x"]
+    );
+    assert!(ctx.why("x/gen/keep/link").excluded);
+    assert!(ctx.why("vendor/keep.txt").excluded);
+    assert!(!ctx.why("x").excluded);
+}
+
+#[test]
+fn excluded_directory_entered_for_an_exception_is_listed_even_if_empty() {
+    // `**` then `!dir/file`: `dir` is entered (the exception is spelled out
+    // below it) and listed, though nothing inside is named `file`.
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "Dockerfile", "FROM scratch\n");
+    write(r, ".dockerignore", "**\n!dir/file\n");
+    write(r, "dir/file1", "x");
+    write(r, "dir/file2", "x");
+    write(r, "other/file", "x");
+    assert_eq!(paths(&walk(&open(r), None)), ["dir"]);
+}
+
+#[test]
+fn parent_rule_sees_only_the_parent_cut_to_its_length() {
+    // docker 20.10 tests a path's parents only at the pattern's own depth:
+    // `**/foo` (two elements) does not exclude `foo/bar` through `foo`.
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "Dockerfile", "FROM scratch\n");
+    write(r, ".dockerignore", "**/foo\n!foo/keep\n");
+    write(r, "foo/bar", "x");
+    write(r, "foo/keep", "x");
+    write(r, "x/foo/bar", "x");
+    assert_eq!(
+        paths(&walk(&open(r), None)),
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "foo",
+            "foo/bar",
+            "foo/keep",
+            "x"
+        ]
+    );
+}
+
+#[test]
+fn regex_characters_in_patterns_act_as_in_the_reference() {
+    // docker 20.10 copies `+ ( ) |` into its regular expression unescaped.
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "Dockerfile", "FROM scratch\n");
+    write(r, ".dockerignore", "a+b\n(p)\nx.y\n");
+    for f in ["aab", "a+b", "p", "(p)", "x.y", "xzy"] {
+        write(r, f, "x");
+    }
+    assert_eq!(
+        paths(&walk(&open(r), None)),
+        ["(p)", ".dockerignore", "Dockerfile", "a+b", "xzy"]
+    );
+}
+
+#[test]
 fn concurrent_walks_sharing_a_cache_stay_consistent() {
     let d = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();

@@ -98,7 +98,12 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     }
     let mut labels = BTreeMap::new();
     for l in &args.labels {
-        let (k, v) = key_value("--label", l)?;
+        // As docker's ConvertKVStringsToMap: a bare key has an empty value.
+        let (k, v) = if l.contains('=') || l.is_empty() {
+            key_value("--label", l)?
+        } else {
+            (l.clone(), String::new())
+        };
         labels.insert(k, v);
     }
     let mut named_contexts = BTreeMap::new();

@@ -402,23 +402,8 @@ impl HostDir {
     }
 
     fn visible(&self, path: &str, is_dir: bool) -> Result<bool, String> {
-        if path.is_empty() || !self.ignore.decide(path).excluded {
-            return Ok(true);
-        }
-        // An ignored directory is still there when an exception brings
-        // back something inside it.
-        if is_dir && self.ignore.has_exceptions() {
-            for name in self.raw_read_dir(path)? {
-                let child = join(path, &name);
-                let child_dir = std::fs::symlink_metadata(self.root.join(&child))
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false);
-                if self.visible(&child, child_dir)? {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        // The reference's walk decides, parents included.
+        Ok(self.ignore.visible(path, is_dir))
     }
 
     fn raw_read_dir(&self, path: &str) -> Result<Vec<String>, String> {

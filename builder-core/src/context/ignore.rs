@@ -1,5 +1,7 @@
-//! Reading a .dockerignore file and deciding what it excludes, as
-//! moby/patternmatcher's `ignorefile.ReadAll` and `PatternMatcher` do.
+//! Reading a .dockerignore file and deciding what it excludes, as the
+//! reference builder (BuildKit in docker 20.10) does: `ReadAll` as in
+//! BuildKit's dockerignore package, matching as docker 20.10's
+//! `pkg/fileutils` and walking as the fsutil it ships.
 use std::path::{Path, PathBuf};
 
 use super::pattern::{go_clean, Pattern};
@@ -46,11 +48,6 @@ pub struct Decision {
     /// Index into [`IgnoreRules::rules`] of the rule that decided, if any.
     pub rule: Option<usize>,
 }
-
-/// Per-pattern "matched this directory or one above it", carried down a
-/// walk as fsutil carries patternmatcher's `MatchInfo`.
-#[derive(Debug, Clone, Default)]
-pub struct ParentMatches(Vec<bool>);
 
 /// The ordered rules of one ignore file (empty when there is none).
 #[derive(Debug, Clone, Default)]
@@ -128,7 +125,7 @@ impl IgnoreRules {
         })
     }
 
-    /// Compiles patterns given directly, as patternmatcher's `New` does
+    /// Compiles patterns given directly, as fileutils' `NewPatternMatcher` does
     /// (no comment or leading-`/` handling: that is the file reader's job).
     pub fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<IgnoreRules, IgnoreError> {
         let mut rules = Vec::new();
@@ -155,9 +152,10 @@ impl IgnoreRules {
         self.rules.iter().any(|r| r.pattern.is_exclusion())
     }
 
-    /// patternmatcher's `MatchesOrParentMatches`: the last rule matching the
-    /// path or one of its parent directories decides. `path` is
-    /// context-relative with `/` separators.
+    /// docker 20.10's `PatternMatcher.Matches`: the last rule that matches
+    /// the path, or the path's leading directories cut to the rule's
+    /// number of elements, decides. This answers for the path alone; use
+    /// [`IgnoreRules::visible`] for whether a walk lists it.
     pub fn decide(&self, path: &str) -> Decision {
         let path = go_clean(path);
         let mut decision = Decision {
@@ -168,23 +166,12 @@ impl IgnoreRules {
             return decision;
         }
         let parents: Vec<&str> = match path.rfind('/') {
-            Some(i) => {
-                let parent = path.get(..i).unwrap_or("");
-                parent
-                    .match_indices('/')
-                    .map(|(j, _)| parent.get(..j).unwrap_or(""))
-                    .chain(std::iter::once(parent))
-                    .collect()
-            }
+            Some(i) => path.get(..i).unwrap_or("").split('/').collect(),
             None => Vec::new(),
         };
         for (i, rule) in self.rules.iter().enumerate() {
             let pat = &rule.pattern;
-            if pat.is_exclusion() != decision.excluded {
-                continue;
-            }
-            let hit = pat.matches(&path) || parents.iter().any(|p| pat.matches(p));
-            if hit {
+            if pat.matches_or_parent(&path, &parents) {
                 decision = Decision {
                     excluded: !pat.is_exclusion(),
                     rule: Some(i),
@@ -194,63 +181,53 @@ impl IgnoreRules {
         decision
     }
 
-    /// patternmatcher's `MatchesUsingParentResults`, the form fsutil's walk
-    /// uses: `parent` holds what each rule decided for the parent
-    /// directory. Returns the decision and the info to pass to children.
-    pub fn decide_in_walk(&self, path: &str, parent: &ParentMatches) -> (Decision, ParentMatches) {
-        let mut decision = Decision {
-            excluded: false,
-            rule: None,
-        };
-        let mut info = vec![false; self.rules.len()];
-        let chars: Vec<char> = path.chars().collect();
-        for (i, rule) in self.rules.iter().enumerate() {
-            let pat = &rule.pattern;
-            let mut hit = parent.0.get(i).copied().unwrap_or(false);
-            if !hit {
-                if pat.is_exclusion() != decision.excluded {
-                    continue;
-                }
-                hit = pat.matches_prepared(path, &chars);
-            }
-            if let Some(slot) = info.get_mut(i) {
-                *slot = hit;
-            }
-            if hit {
-                decision = Decision {
-                    excluded: !pat.is_exclusion(),
-                    rule: Some(i),
-                };
-            }
-        }
-        (decision, ParentMatches(info))
-    }
-
-    /// Whether the walk must still enter an excluded directory because an
-    /// exception might re-include something below it. Mirrors fsutil: when
-    /// some exception has wildcards before its tail, it always descends;
-    /// otherwise only if an exception's literal prefix lies inside `dir`.
+    /// Whether the walk enters an excluded directory, as the reference's
+    /// fsutil walk decides: only when some exception's text, followed by
+    /// `/`, starts with `dir/`. Wildcards get no special treatment, so
+    /// `!**/keep` or `!*/keep` never reach inside an excluded directory.
+    /// A directory entered this way is listed itself, with what its own
+    /// rules leave of its contents.
     pub fn must_descend_excluded(&self, dir: &str) -> bool {
-        let exceptions: Vec<&Pattern> = self
-            .rules
+        let dir_slash = format!("{dir}/");
+        self.rules
             .iter()
             .map(|r| &r.pattern)
             .filter(|p| p.is_exclusion())
-            .collect();
-        if exceptions.is_empty() {
-            return false;
+            .any(|p| format!("{}/", p.text()).starts_with(&dir_slash))
+    }
+
+    /// Whether a context-relative path is part of the context: the walk
+    /// reaches it (every parent directory is either not excluded or
+    /// entered by [`IgnoreRules::must_descend_excluded`]) and it is not
+    /// excluded itself, unless it is such a directory. `is_dir` tells
+    /// whether the path itself is a directory.
+    pub fn visible(&self, path: &str, is_dir: bool) -> bool {
+        self.deciding(path, is_dir).0
+    }
+
+    /// [`IgnoreRules::visible`] and the rule that decided it.
+    pub(crate) fn deciding(&self, path: &str, is_dir: bool) -> (bool, Option<usize>) {
+        let clean = go_clean(&format!("/{path}"));
+        let clean = clean.trim_start_matches('/');
+        if self.rules.is_empty() || clean.is_empty() {
+            return (true, None);
         }
-        let wild = exceptions.iter().any(|p| {
-            p.without_trailing_glob()
-                .contains(['*', '[', ']', '?', '^', '\\'])
-        });
-        if wild {
-            return true;
+        let mut rule = None;
+        let mut end = 0;
+        while end < clean.len() {
+            end = clean
+                .get(end + 1..)
+                .and_then(|rest| rest.find('/'))
+                .map_or(clean.len(), |i| end + 1 + i);
+            let prefix = clean.get(..end).unwrap_or(clean);
+            let d = self.decide(prefix);
+            rule = d.rule;
+            let dir = end < clean.len() || is_dir;
+            if d.excluded && !(dir && self.must_descend_excluded(prefix)) {
+                return (false, rule);
+            }
         }
-        let dir_slash = format!("{dir}/");
-        exceptions
-            .iter()
-            .any(|p| format!("{}/", p.without_trailing_glob()).starts_with(&dir_slash))
+        (true, rule)
     }
 
     /// Describes a rule as `FILE:LINE: TEXT` for `--why`.

@@ -2,7 +2,7 @@
 //! digests that decide cache hits.
 //!
 //! * [`source`]: directory, standard-input tar or archive file; Dockerfile lookup.
-//! * [`ignore`] and [`pattern`]: .dockerignore exactly as moby/patternmatcher.
+//! * [`ignore`] and [`pattern`]: .dockerignore exactly as docker 20.10 (the reference).
 //! * [`gomatch`]: Go's `filepath.Match`, for pattern syntax and COPY wildcards.
 //! * [`walk`]: the filtered listing with digests, in parallel.
 //! * [`resolve`]: COPY/ADD sources to context paths, never leaving the root.
@@ -145,7 +145,7 @@ impl BuildContext {
         let walker = walk::Walker::new(&self.ignore, options.hash, &old, now - 1_000_000_000);
         let dir = rustix::fs::Dir::read_from(&self.root_fd)
             .map_err(|e| ContextError::io(&self.root, e.into()))?;
-        let trees = walker.walk_dir(dir, b"", &Default::default())?;
+        let trees = walker.walk_dir(dir, b"")?;
         let root_digest = options
             .hash
             .then(|| walk::digest_of_children(0o755, &trees));
@@ -180,25 +180,12 @@ impl BuildContext {
     /// rule, deciding exactly as the walk does.
     pub fn why(&self, path: &str) -> Why {
         let clean = pattern::go_clean(&format!("/{path}"));
-        let clean = clean.trim_start_matches('/');
-        let mut info = ignore::ParentMatches::default();
-        let mut last = Decision {
-            excluded: false,
-            rule: None,
-        };
-        let mut prefix = String::new();
-        for comp in clean.split('/').filter(|c| !c.is_empty()) {
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(comp);
-            let (d, next) = self.ignore.decide_in_walk(&prefix, &info);
-            last = d;
-            info = next;
-        }
+        let is_dir = std::fs::symlink_metadata(self.root.join(clean.trim_start_matches('/')))
+            .is_ok_and(|m| m.is_dir());
+        let (visible, rule) = self.ignore.deciding(&clean, is_dir);
         Why {
-            excluded: last.excluded,
-            rule: last.rule.and_then(|i| self.ignore.describe(i)),
+            excluded: !visible,
+            rule: rule.and_then(|i| self.ignore.describe(i)),
         }
     }
 

@@ -1,61 +1,69 @@
-//! One .dockerignore pattern, matched the way moby/patternmatcher does.
+//! One .dockerignore pattern, matched as the reference builder (BuildKit
+//! in docker 20.10) matches it: docker's `pkg/fileutils` of that release.
 //!
-//! patternmatcher turns a pattern into one of four match kinds (exact,
-//! prefix, suffix, regular expression) and the kind changes what matches:
-//! `**file` is a plain suffix test (so it matches `xfile`), `dir/**` a
-//! prefix test (so it does not match `dir`). We reproduce the same
-//! classification and, for the regular-expression kind, match the same
-//! token sequence its translation produces, without a regex engine.
+//! Every pattern becomes a Go regular expression, built character by
+//! character: `**` is `(.*/)?` (or `.*` at the end), `*` is `[^/]*`, `?` is
+//! `[^/]`, `.` and `$` are escaped, `\x` stays an escape, and every other
+//! character is copied as is. So `+ ( ) | { } ^` keep their regex meaning
+//! (`a+b` matches `aab` but not `a+b`), and `[...]` is a regex class.
+//! Newer moby/patternmatcher escapes those and classifies patterns into
+//! exact/prefix/suffix kinds; the reference does neither (checked against
+//! docker 20.10.24: see docs/decisions.md).
 use super::gomatch::{self, BadPattern};
 
-/// How a compiled pattern is tested against a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
-    /// The path equals the pattern.
-    Exact,
-    /// The path starts with the pattern minus its trailing `**`.
-    Prefix(String),
-    /// The path ends with the pattern minus its leading `**`.
-    Suffix(String),
-    /// The path matches the token sequence in full.
-    Tokens(Vec<Tok>),
-}
-
-/// One element of patternmatcher's regular-expression translation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    /// A literal character.
-    Lit(char),
-    /// `*`: any run of characters other than `/` (`[^/]*`).
-    Star,
-    /// `?`: one character other than `/` (`[^/]`).
-    One,
-    /// A `**` followed by more pattern: `(.*/)?`.
-    Dirs,
-    /// A trailing `**` after other wildcards: `.*`.
-    Rest,
-    /// A bracket class.
-    Class {
-        /// `[^...]`.
-        negated: bool,
-        /// Inclusive ranges.
-        ranges: Vec<(char, char)>,
-    },
-}
-
 /// A compiled .dockerignore pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Pattern {
     /// The cleaned pattern text without its `!`.
     text: String,
     exclusion: bool,
-    kind: Kind,
+    /// How many `/`-separated elements the pattern has (fileutils' `dirs`).
+    elements: usize,
+    matcher: Matcher,
 }
 
+/// How a pattern is matched: the regular expression, or for the common
+/// patterns made only of literals, `*`, `?` and `**`, the same tokens
+/// matched directly (several times faster on a large context).
+#[derive(Debug, Clone)]
+enum Matcher {
+    Tokens(Vec<Tok>),
+    Regex(regex_lite::Regex),
+}
+
+/// One element of the regex translation of a simple pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    /// Literal text.
+    Lit(String),
+    /// `*`: `[^/]*`.
+    Star,
+    /// `?`: `[^/]`.
+    One,
+    /// A `**` with more pattern after it: `(.*/)?`.
+    Dirs,
+    /// A trailing `**`: `.*`.
+    Rest,
+}
+
+/// At most this many wildcards take the token path: its backtracking is
+/// exponential in them, the regex engine's time is not.
+const MAX_TOKEN_WILDCARDS: usize = 4;
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.text == other.text && self.exclusion == other.exclusion
+    }
+}
+
+impl Eq for Pattern {}
+
 impl Pattern {
-    /// Compiles one line as patternmatcher's `New` does: trims, cleans the
-    /// path, splits off `!`, and rejects what Go's `filepath.Match`
-    /// rejects. `None` for a line that is empty after trimming.
+    /// Compiles one line as fileutils' `NewPatternMatcher` does: trims,
+    /// cleans the path, splits off `!`, and rejects what Go's
+    /// `filepath.Match` rejects or what does not compile as a regular
+    /// expression (the reference fails such a build when it first matches).
+    /// `None` for a line that is empty after trimming.
     pub fn new(raw: &str) -> Result<Option<Pattern>, BadPattern> {
         let p = raw.trim();
         if p.is_empty() {
@@ -68,11 +76,15 @@ impl Pattern {
             None => (false, p),
         };
         gomatch::validate(&p)?;
-        let kind = compile(&p);
+        let matcher = match tokens(&p) {
+            Some(toks) => Matcher::Tokens(toks),
+            None => Matcher::Regex(regex_lite::Regex::new(&to_regex(&p)).map_err(|_| BadPattern)?),
+        };
         Ok(Some(Pattern {
+            elements: p.split('/').count(),
             text: p,
             exclusion,
-            kind,
+            matcher,
         }))
     }
 
@@ -89,46 +101,26 @@ impl Pattern {
     /// Tests a `/`-separated context-relative path against this pattern
     /// alone (no parent directories).
     pub fn matches(&self, path: &str) -> bool {
-        match &self.kind {
-            Kind::Tokens(toks) => {
-                let chars: Vec<char> = path.chars().collect();
-                match_toks(toks, &chars)
-            }
-            _ => self.matches_prepared(path, &[]),
+        match &self.matcher {
+            Matcher::Tokens(toks) => match_toks(toks, path),
+            Matcher::Regex(re) => re.is_match(path),
         }
     }
 
-    /// [`Pattern::matches`] with the path's characters already collected
-    /// (`chars` must be `path.chars()`), so a walk testing many patterns
-    /// against one path collects them once.
-    pub fn matches_prepared(&self, path: &str, chars: &[char]) -> bool {
-        match &self.kind {
-            Kind::Exact => path == self.text,
-            Kind::Prefix(p) => path.starts_with(p.as_str()),
-            Kind::Suffix(s) => {
-                path.ends_with(s.as_str()) || s.strip_prefix('/').is_some_and(|rest| path == rest)
-            }
-            Kind::Tokens(toks) => match_toks(toks, chars),
+    /// fileutils' `Matches` for one pattern: the path itself, or else its
+    /// leading directories cut to as many elements as the pattern has
+    /// (only that one parent: `**/d` does not see `d/f` through `d`).
+    /// `parents` are the path's parent directory's elements (empty at
+    /// the root).
+    pub fn matches_or_parent(&self, path: &str, parents: &[&str]) -> bool {
+        if self.matches(path) {
+            return true;
         }
-    }
-
-    /// patternmatcher's name for how this pattern is matched
-    /// (`exactMatch`, `prefixMatch`, `suffixMatch`, `regexpMatch`).
-    pub fn match_type(&self) -> &'static str {
-        match self.kind {
-            Kind::Exact => "exactMatch",
-            Kind::Prefix(_) => "prefixMatch",
-            Kind::Suffix(_) => "suffixMatch",
-            Kind::Tokens(_) => "regexpMatch",
+        if parents.is_empty() || self.elements > parents.len() {
+            return false;
         }
-    }
-
-    /// The pattern without a trailing `/**` or `/*`, which fsutil compares
-    /// against directory prefixes to decide whether a walk may prune.
-    pub fn without_trailing_glob(&self) -> &str {
-        let t = self.text.as_str();
-        let t = t.strip_suffix("/**").unwrap_or(t);
-        t.strip_suffix("/*").unwrap_or(t)
+        let cut = parents.get(..self.elements).unwrap_or(parents);
+        self.matches(&cut.join("/"))
     }
 }
 
@@ -160,168 +152,111 @@ pub fn go_clean(path: &str) -> String {
     }
 }
 
-/// patternmatcher's `shouldEscape`: regex metacharacters that are plain
-/// characters in a path pattern.
-fn plain_regex_meta(c: char) -> bool {
-    ".+()|{}$".contains(c)
-}
-
-fn compile(pattern: &str) -> Kind {
-    #[derive(PartialEq)]
-    enum Detected {
-        Exact,
-        Prefix,
-        Suffix,
-        Regex,
-    }
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut toks = Vec::new();
-    let mut detected = Detected::Exact;
-    let mut pos = 0;
-    let mut iteration = 0;
-    while let Some(&ch) = chars.get(pos) {
-        pos += 1;
-        if ch == '*' {
-            if chars.get(pos) == Some(&'*') {
-                pos += 1;
-                if chars.get(pos) == Some(&'/') {
-                    pos += 1;
+/// The regular expression fileutils' `compile` builds for a pattern
+/// (Unix separators), character for character.
+fn to_regex(pattern: &str) -> String {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                // `**/` is `**`.
+                if chars.peek() == Some(&'/') {
+                    chars.next();
                 }
-                if pos >= chars.len() {
-                    if detected == Detected::Exact {
-                        detected = Detected::Prefix;
-                    } else {
-                        toks.push(Tok::Rest);
-                        detected = Detected::Regex;
-                    }
+                if chars.peek().is_none() {
+                    re.push_str(".*");
                 } else {
-                    toks.push(Tok::Dirs);
-                    detected = Detected::Regex;
+                    re.push_str("(.*/)?");
                 }
-                if iteration == 0 {
-                    detected = Detected::Suffix;
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '.' | '$' => {
+                re.push('\\');
+                re.push(ch);
+            }
+            '\\' => {
+                // A trailing backslash is copied alone (and so escapes the
+                // closing `$`), as the reference does.
+                re.push('\\');
+                if let Some(next) = chars.next() {
+                    re.push(next);
                 }
-            } else {
-                toks.push(Tok::Star);
-                detected = Detected::Regex;
             }
-        } else if ch == '?' {
-            toks.push(Tok::One);
-            detected = Detected::Regex;
-        } else if plain_regex_meta(ch) {
-            toks.push(Tok::Lit(ch));
-        } else if ch == '\\' {
-            if let Some(&next) = chars.get(pos) {
-                pos += 1;
-                toks.push(Tok::Lit(next));
-                detected = Detected::Regex;
-            } else {
-                toks.push(Tok::Lit('\\'));
-            }
-        } else if ch == '[' {
-            // The pattern passed Go's syntax check, so the class is well
-            // formed; parse it with filepath.Match's rules.
-            detected = Detected::Regex;
-            let (tok, next) = parse_class(&chars, pos);
-            toks.push(tok);
-            pos = next;
-        } else {
-            if ch == ']' {
-                detected = Detected::Regex;
-            }
-            toks.push(Tok::Lit(ch));
+            _ => re.push(ch),
         }
-        iteration += 1;
     }
-    match detected {
-        Detected::Exact => Kind::Exact,
-        Detected::Prefix => {
-            let cut = pattern.len().saturating_sub(2);
-            Kind::Prefix(pattern.get(..cut).unwrap_or("").to_string())
-        }
-        Detected::Suffix => Kind::Suffix(pattern.get(2..).unwrap_or("").to_string()),
-        Detected::Regex => Kind::Tokens(toks),
-    }
+    re.push('$');
+    re
 }
 
-/// Parses a class starting just after `[`; returns the token and the
-/// position after the closing `]`.
-fn parse_class(chars: &[char], mut pos: usize) -> (Tok, usize) {
-    let mut negated = false;
-    if chars.get(pos) == Some(&'^') {
-        negated = true;
-        pos += 1;
+/// The tokens of a pattern that has no character with a regex meaning
+/// beyond what `to_regex` itself produces; `None` sends it to the regex.
+fn tokens(pattern: &str) -> Option<Vec<Tok>> {
+    if pattern.contains(['+', '(', ')', '|', '{', '}', '^', '[', ']', '\\']) {
+        return None;
     }
-    let mut ranges = Vec::new();
-    let esc = |pos: &mut usize| -> Option<char> {
-        if chars.get(*pos) == Some(&'\\') {
-            *pos += 1;
-        }
-        let c = chars.get(*pos).copied();
-        *pos += 1;
-        c
-    };
-    loop {
-        match chars.get(pos) {
-            None => break,
-            Some(']') if !ranges.is_empty() => {
-                pos += 1;
-                break;
+    let mut toks = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(ch) = chars.next() {
+        let tok = match ch {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                if chars.peek() == Some(&'/') {
+                    chars.next();
+                }
+                if chars.peek().is_none() {
+                    Tok::Rest
+                } else {
+                    Tok::Dirs
+                }
             }
-            _ => {}
-        }
-        let Some(lo) = esc(&mut pos) else { break };
-        let mut hi = lo;
-        if chars.get(pos) == Some(&'-') {
-            pos += 1;
-            if let Some(h) = esc(&mut pos) {
-                hi = h;
+            '*' => Tok::Star,
+            '?' => Tok::One,
+            c => {
+                if let Some(Tok::Lit(text)) = toks.last_mut() {
+                    text.push(c);
+                    continue;
+                }
+                Tok::Lit(c.to_string())
             }
-        }
-        ranges.push((lo, hi));
+        };
+        toks.push(tok);
     }
-    (Tok::Class { negated, ranges }, pos)
+    let wild = toks.iter().filter(|t| !matches!(t, Tok::Lit(_))).count();
+    (wild <= MAX_TOKEN_WILDCARDS).then_some(toks)
 }
 
-/// Full match of the token sequence against `s`, backtracking over stars.
-fn match_toks(toks: &[Tok], s: &[char]) -> bool {
+/// Full match of the tokens against `s`, as the regex would match.
+fn match_toks(toks: &[Tok], s: &str) -> bool {
     let Some((tok, rest)) = toks.split_first() else {
         return s.is_empty();
     };
+    let tail = |i: usize| s.get(i..).unwrap_or("");
     match tok {
-        Tok::Lit(c) => s.first() == Some(c) && match_toks(rest, s.get(1..).unwrap_or(&[])),
-        Tok::One => {
-            s.first().is_some_and(|c| *c != '/') && match_toks(rest, s.get(1..).unwrap_or(&[]))
+        Tok::Lit(text) => s.starts_with(text.as_str()) && match_toks(rest, tail(text.len())),
+        Tok::One => s
+            .chars()
+            .next()
+            .is_some_and(|c| c != '/' && match_toks(rest, tail(c.len_utf8()))),
+        // `[^/]*` stops at a `/`; `.*` at a newline (Go's `.`).
+        Tok::Star | Tok::Rest => {
+            let stop = if *tok == Tok::Star { '/' } else { '\n' };
+            let limit = s.find(stop).unwrap_or(s.len());
+            let head = s.get(..limit).unwrap_or("");
+            head.char_indices()
+                .map(|(i, _)| i)
+                .chain(std::iter::once(limit))
+                .any(|i| match_toks(rest, tail(i)))
         }
-        Tok::Class { negated, ranges } => {
-            s.first()
-                .is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
-                && match_toks(rest, s.get(1..).unwrap_or(&[]))
-        }
-        Tok::Star => {
-            // Try every split within the current element.
-            let limit = s.iter().position(|c| *c == '/').unwrap_or(s.len());
-            (0..=limit).any(|n| match_toks(rest, s.get(n..).unwrap_or(&[])))
-        }
-        Tok::Rest => {
-            // `.*` does not cross a newline in Go's regexp.
-            let limit = s.iter().position(|c| *c == '\n').unwrap_or(s.len());
-            (0..=limit).any(|n| match_toks(rest, s.get(n..).unwrap_or(&[])))
-        }
+        // `(.*/)?`: nothing, or any newline-free run ending in `/`.
         Tok::Dirs => {
-            if match_toks(rest, s) {
-                return true;
-            }
-            // `(.*/)?`: any newline-free run ending in `/`.
-            for (i, c) in s.iter().enumerate() {
-                if *c == '\n' {
-                    break;
-                }
-                if *c == '/' && match_toks(rest, s.get(i + 1..).unwrap_or(&[])) {
-                    return true;
-                }
-            }
-            false
+            match_toks(rest, s)
+                || s.char_indices()
+                    .take_while(|(_, c)| *c != '\n')
+                    .any(|(i, c)| c == '/' && match_toks(rest, tail(i + 1)))
         }
     }
 }
@@ -344,30 +279,72 @@ mod tests {
     }
 
     #[test]
-    fn kinds() {
-        assert_eq!(p("abc.def").kind, Kind::Exact);
-        assert_eq!(p("dir/**").kind, Kind::Prefix("dir/".into()));
-        assert_eq!(p("**/dir").kind, Kind::Suffix("/dir".into()));
-        assert_eq!(p("**").kind, Kind::Suffix(String::new()));
-        assert!(matches!(p("**/dir2/*").kind, Kind::Tokens(_)));
+    fn regex_translation() {
+        assert_eq!(to_regex("a.b"), r"^a\.b$");
+        assert_eq!(to_regex("**"), "^.*$");
+        assert_eq!(to_regex("**/x"), "^(.*/)?x$");
+        assert_eq!(to_regex("d/*?"), "^d/[^/]*[^/]$");
+        assert_eq!(to_regex(r"a\*"), r"^a\*$");
+        assert_eq!(to_regex("c++"), "^c++$");
     }
 
     #[test]
-    fn suffix_is_a_plain_suffix() {
-        assert!(p("**file").matches("dir/xfile"));
+    fn double_star() {
+        assert!(p("**").matches("a/b"));
         assert!(p("**/foo").matches("foo"));
         assert!(p("**/foo").matches("a/b/foo"));
         assert!(!p("**/foo").matches("afoo"));
+        assert!(!p("**file").matches("dir/xfile"));
+        assert!(p("**file").matches("dir/file"));
+        assert!(!p("dir/**").matches("dir"));
+        assert!(p("dir/**").matches("dir/"));
     }
 
     #[test]
-    fn regex_tokens() {
+    fn regex_characters_keep_their_meaning() {
+        assert!(p("a+b").matches("aab"));
+        assert!(!p("a+b").matches("a+b"));
+        assert!(p("(p)").matches("p"));
+        assert!(p("x|y").matches("y"));
+        assert!(!p("x.y").matches("xzy"));
+        assert!(Pattern::new("a(b").is_err());
+    }
+
+    #[test]
+    fn classes_and_escapes() {
         assert!(p("**/**/*.txt").matches("file.txt"));
         assert!(p("a**/*.txt").matches("a/dir/dir/file.txt"));
         assert!(!p("a/*.txt").matches("a/dir/file.txt"));
         assert!(p(r"a\*b").matches("a*b"));
         assert!(p("a[^b-d]e").matches("aze"));
         assert!(!p("*").matches("a/b"));
+    }
+
+    #[test]
+    fn parent_check_uses_one_cut() {
+        let parents = ["d"];
+        assert!(p("d").matches_or_parent("d/f", &parents));
+        assert!(!p("**/d").matches_or_parent("d/f", &parents));
+        assert!(p("*").matches_or_parent("a/b/c", &["a", "b"]));
+    }
+
+    #[test]
+    fn token_path_agrees_with_the_regex() {
+        let paths = [
+            "", "a", "a/b", "a/b/c", "ab", "a.b", "axb", "x/a", "a\nb/c", "é/ü", "a/", "/a",
+        ];
+        for pat in [
+            "a", "*", "a*", "*b", "a?", "**", "**/b", "a/**", "a/**/c", "**/*", "*/*", "a.b",
+            "?/?", "**/**", "é/*", "a$",
+        ] {
+            let toks = tokens(pat).unwrap();
+            let re = regex_lite::Regex::new(&to_regex(pat)).unwrap();
+            for path in paths {
+                assert_eq!(match_toks(&toks, path), re.is_match(path), "{pat} {path:?}");
+            }
+        }
+        assert!(tokens("a+b").is_none());
+        assert!(tokens("*a*b*c*d*e").is_none());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::digest::{self, ContentHasher, Digest, Header, TypeTag};
 use super::error::ContextError;
-use super::ignore::{Decision, IgnoreRules, ParentMatches};
+use super::ignore::{Decision, IgnoreRules};
 use super::statcache::{Record, StatCache, StatKey};
 
 /// The type of a context entry.
@@ -335,7 +335,6 @@ impl Walker<'_> {
         &self,
         mut dir: rustix::fs::Dir,
         rel: &[u8],
-        info: &ParentMatches,
     ) -> Result<Vec<Tree>, ContextError> {
         let mut names: Vec<(Vec<u8>, FileType)> = Vec::new();
         for entry in &mut dir {
@@ -349,7 +348,7 @@ impl Walker<'_> {
         let fd = dir.fd().map_err(|e| io_err(rel, e))?;
         let outs: Vec<Option<Tree>> = names
             .par_iter()
-            .map(|(name, hint)| self.child(fd, rel, name, *hint, info))
+            .map(|(name, hint)| self.child(fd, rel, name, *hint))
             .collect::<Result<_, _>>()?;
         Ok(outs.into_iter().flatten().collect())
     }
@@ -360,16 +359,17 @@ impl Walker<'_> {
         rel: &[u8],
         name: &[u8],
         hint: FileType,
-        info: &ParentMatches,
     ) -> Result<Option<Tree>, ContextError> {
         let path = join(rel, name);
         let cname = OsStr::from_bytes(name);
-        let (decision, child_info) = if self.ignore.rules.is_empty() {
-            (Decision::default(), ParentMatches::default())
+        let decision = if self.ignore.rules.is_empty() {
+            Decision::default()
         } else {
-            self.ignore
-                .decide_in_walk(&String::from_utf8_lossy(&path), info)
+            self.ignore.decide(&String::from_utf8_lossy(&path))
         };
+        // The reference's walk enters an excluded directory only for an
+        // exception spelled out below it, and then lists the directory
+        // itself even if nothing inside is left.
         let enter = !decision.excluded
             || self
                 .ignore
@@ -381,7 +381,7 @@ impl Walker<'_> {
                 return Ok(None);
             }
             match self.open_dir(parent, cname, &path, decision.excluded)? {
-                Opened::Dir(fd) => return self.dir(fd, path, decision.excluded, &child_info),
+                Opened::Dir(fd) => return self.dir(fd, path),
                 Opened::Gone => return Ok(None),
                 Opened::NotDir => {}
             }
@@ -398,7 +398,7 @@ impl Walker<'_> {
                 return Ok(None);
             }
             return match self.open_dir(parent, cname, &path, decision.excluded)? {
-                Opened::Dir(fd) => self.dir(fd, path, decision.excluded, &child_info),
+                Opened::Dir(fd) => self.dir(fd, path),
                 Opened::Gone => Ok(None),
                 Opened::NotDir => Err(io_err(
                     &path,
@@ -442,19 +442,10 @@ impl Walker<'_> {
     }
 
     /// Walks an opened subdirectory and makes its node.
-    fn dir(
-        &self,
-        fd: OwnedFd,
-        path: Vec<u8>,
-        excluded: bool,
-        child_info: &ParentMatches,
-    ) -> Result<Option<Tree>, ContextError> {
+    fn dir(&self, fd: OwnedFd, path: Vec<u8>) -> Result<Option<Tree>, ContextError> {
         let dst = rustix::fs::fstat(&fd).map_err(|e| io_err(&path, e))?;
         let dir = rustix::fs::Dir::new(fd).map_err(|e| io_err(&path, e))?;
-        let children = self.walk_dir(dir, &path, child_info)?;
-        if excluded && children.is_empty() {
-            return Ok(None);
-        }
+        let children = self.walk_dir(dir, &path)?;
         let mode = dst.st_mode & 0o7777;
         let digest = self.hash.then(|| digest_of_children(mode, &children));
         self.dirs.fetch_add(1, Ordering::Relaxed);
