@@ -208,3 +208,64 @@ fn copy_from_a_stage_and_only_needed_stages_run() {
     let (_, _, config) = image(&layout);
     assert_eq!(config["config"]["OnBuild"][0], "COPY app/main /triggered");
 }
+
+#[test]
+fn context_from_a_tar_on_stdin() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            ("f", "from the tar\n"),
+            ("Dockerfile", "FROM scratch\nCOPY f /f\n"),
+        ],
+    );
+    let archive = work.path().join("ctx.tar");
+    let status = std::process::Command::new("tar")
+        .args([
+            "-cf",
+            archive.to_str().unwrap(),
+            "-C",
+            ctx.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = work.path().join("layout");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={},tar=false", out.display()),
+            "-",
+        ])
+        .stdin(std::fs::File::open(&archive).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let fs = files(&out);
+    assert_eq!(describe(&fs["f"]), "file 0644 0:0 \"from the tar\\n\"");
+}
+
+#[test]
+fn hard_links_in_the_context_stay_links_within_one_copy() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("d/a", "shared\n")]);
+    std::fs::hard_link(ctx.join("d/a"), ctx.join("d/b")).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY d /d\nCOPY d/b /single\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(describe(&fs["d/a"]), "file 0644 0:0 \"shared\\n\"");
+    assert_eq!(describe(&fs["d/b"]), "hardlink 0:0 -> d/a");
+    // Alone in its own COPY, the file is a plain file.
+    assert_eq!(describe(&fs["single"]), "file 0644 0:0 \"shared\\n\"");
+}

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use super::fsview::{base, clean, dir_entry, join, parent, FsView, Node, Origin};
 use super::mode::ModeSpec;
-use super::pattern::{go_match, has_wildcards, PatternList};
 use crate::context::IgnoreRules;
 use crate::fsentry::{Content, Entry, Kind};
 
@@ -26,6 +25,11 @@ pub trait SourceFs {
     fn read_dir(&self, path: &str) -> Result<Vec<String>, String>;
     /// Resolves symlinks inside the tree's root.
     fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String>;
+    /// The (device, inode) of a regular file with more than one link, so a
+    /// copy can keep hard links as links (as fsutil's copy does).
+    fn inode(&self, _path: &str) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 impl SourceFs for FsView {
@@ -74,7 +78,7 @@ pub struct CopyOptions {
     /// Time for entries the copy creates itself (directories, heredocs).
     pub created_time: i64,
     /// `--exclude` patterns.
-    pub exclude: PatternList,
+    pub exclude: IgnoreRules,
     /// `--parents`.
     pub parents: bool,
 }
@@ -85,6 +89,8 @@ pub struct LayerBuilder {
     /// The stage's filesystem with this instruction's changes applied.
     pub view: FsView,
     changed: BTreeSet<String>,
+    /// First destination of each multiply-linked source inode.
+    inodes: std::collections::HashMap<(u64, u64), String>,
 }
 
 impl LayerBuilder {
@@ -93,6 +99,7 @@ impl LayerBuilder {
         LayerBuilder {
             view,
             changed: BTreeSet::new(),
+            inodes: std::collections::HashMap::new(),
         }
     }
 
@@ -149,6 +156,22 @@ impl LayerBuilder {
     }
 }
 
+/// True when `name` contains `*`, `?` or `[` outside an escape (BuildKit's
+/// containsWildcards).
+pub fn has_wildcards(name: &str) -> bool {
+    let b = name.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'*' | b'?' | b'[' => return true,
+            b'\\' => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Expands COPY source wildcards against a source tree the way fsutil's
 /// ResolveWildcards does: the part before the first wildcard component is
 /// the base, the rest is matched against every path below it.
@@ -179,7 +202,7 @@ fn walk_match(
     }
     for name in src.read_dir(&dir)? {
         let r = join(rel, &name);
-        if go_match(pattern, &r) {
+        if crate::context::gomatch::go_match(pattern, &r).unwrap_or(false) {
             out.push(join(base_path, &r));
             continue;
         }
@@ -294,7 +317,7 @@ fn copy_node(
     overwrite_meta: bool,
     opts: &CopyOptions,
 ) -> Result<(), String> {
-    let excluded = !rel.is_empty() && !opts.exclude.is_empty() && opts.exclude.matches(rel);
+    let excluded = !rel.is_empty() && opts.exclude.decide(rel).excluded;
     if excluded && !opts.exclude.has_exceptions() {
         return Ok(());
     }
@@ -337,7 +360,24 @@ fn copy_node(
             }
         }
         _ => {
-            let new = apply_meta(node.entry, target, opts, true);
+            let mut new = apply_meta(node.entry, target, opts, true);
+            if matches!(new.kind, Kind::File { .. }) {
+                if let Some(key) = src.inode(src_path) {
+                    match layer.inodes.get(&key) {
+                        // Still the file this copy wrote: link to it.
+                        Some(first) if first != target && layer.changed.contains(first) => {
+                            new.kind = Kind::Hardlink {
+                                target: PathBuf::from(first),
+                            };
+                            layer.put(new, Origin::Entry);
+                            return Ok(());
+                        }
+                        _ => {
+                            layer.inodes.insert(key, target.to_string());
+                        }
+                    }
+                }
+            }
             layer.put(new, node.origin);
         }
     }
@@ -431,6 +471,12 @@ impl SourceFs for HostDir {
         }))
     }
 
+    fn inode(&self, path: &str) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::symlink_metadata(self.root.join(path)).ok()?;
+        (md.is_file() && md.nlink() > 1).then(|| (md.dev(), md.ino()))
+    }
+
     fn read_dir(&self, path: &str) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
         for name in self.raw_read_dir(path)? {
@@ -479,5 +525,35 @@ impl SourceFs for HostDir {
             }
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_as_buildkit_sees_them() {
+        assert!(has_wildcards("*.txt"));
+        assert!(has_wildcards("a/?.md"));
+        assert!(has_wildcards("[ab].txt"));
+        assert!(!has_wildcards("plain/name.txt"));
+        assert!(!has_wildcards("a\\*b"));
+    }
+
+    #[test]
+    fn sources_resolve_against_a_tree() {
+        let mut v = FsView::new();
+        for p in ["a.txt", "b.txt", "c.md", "d/e.txt", "d/f.md"] {
+            v.apply([(
+                super::super::fsview::bytes_entry(p, b"x", 0o644, 0),
+                Origin::Entry,
+            )]);
+        }
+        assert_eq!(resolve_sources(&v, "*.txt").unwrap(), ["a.txt", "b.txt"]);
+        assert_eq!(resolve_sources(&v, "d/*.md").unwrap(), ["d/f.md"]);
+        assert_eq!(resolve_sources(&v, "*/e.txt").unwrap(), ["d/e.txt"]);
+        assert!(resolve_sources(&v, "*.none").unwrap().is_empty());
+        assert_eq!(resolve_sources(&v, "missing").unwrap(), ["missing"]);
     }
 }

@@ -5,7 +5,7 @@
 //! which base, and feeds each one's commands to [`Engine::dispatch`].
 use std::collections::BTreeMap;
 
-use super::config::{rfc3339, ImageConfig};
+use super::config::{self, ImageConfig};
 use super::copy::HostDir;
 use super::fsview::FsView;
 use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob};
@@ -133,8 +133,18 @@ pub fn build<'a>(
             labels.insert(k.clone(), v.clone());
         }
     }
-    state.config.created = opts.source_date_epoch.map(rfc3339);
-    state.config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.clone()).collect();
+    state.config.created = opts
+        .source_date_epoch
+        .map(|t| crate::image::format_rfc3339(t, 0));
+    state.config.rootfs.diff_ids = state
+        .layers
+        .iter()
+        .map(|l| {
+            l.diff_id.parse().map_err(|_| {
+                BuildError::general(format!("layer {}: bad diff_id {:?}", l.digest, l.diff_id))
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(BuiltImage {
         config: state.config,
         layers: state.layers,
@@ -144,7 +154,9 @@ pub fn build<'a>(
 
 impl Engine<'_> {
     pub(super) fn history_time(&self) -> Option<String> {
-        self.opts.source_date_epoch.map(rfc3339)
+        self.opts
+            .source_date_epoch
+            .map(|t| crate::image::format_rfc3339(t, 0))
     }
 
     /// Builds stage `index` (and, on demand, what it depends on).
@@ -186,8 +198,7 @@ impl Engine<'_> {
         }
         let mut triggers: Vec<String> = Vec::new();
         let mut state = if from.base == "scratch" {
-            let config =
-                ImageConfig::scratch(&platform.os, &platform.architecture, &platform.variant);
+            let config = config::scratch(&platform);
             self.image_stage(config, FsView::new(), Vec::new(), platform.clone())
         } else {
             match self.stages.resolve_base(&from.base, index) {
@@ -244,11 +255,11 @@ impl Engine<'_> {
         platform: Platform,
     ) -> StageState {
         config.created = None;
-        config.ensure_path();
+        config.ensure_default_path();
         let scope = instructions::StageState::new(
             &self.global,
             env_pairs(&config),
-            &config.config.working_dir,
+            config.config.working_dir.as_deref().unwrap_or(""),
         );
         StageState {
             base_layers: layers.len(),

@@ -150,7 +150,12 @@ fn resolve_descriptor(
         layers.push(LayerBlob {
             path: blob_path(layout, d)?,
             digest: d.to_string(),
-            diff_id: config.rootfs.diff_ids.get(i).cloned().unwrap_or_default(),
+            diff_id: config
+                .rootfs
+                .diff_ids
+                .get(i)
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
             size: l["size"].as_u64().unwrap_or(0),
             media_type: l["mediaType"].as_str().unwrap_or(MT_LAYER_GZIP).to_string(),
         });

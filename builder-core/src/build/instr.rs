@@ -1,15 +1,15 @@
 //! Dispatching one instruction onto a stage, with BuildKit's semantics.
 use std::collections::BTreeMap;
 
-use super::config::Healthcheck;
+use super::config::{add_history, shell, working_dir, Healthcheck};
 use super::copy::{
-    copy_path, copy_with_parents, resolve_sources, CopyOptions, LayerBuilder, SourceFs,
+    copy_path, copy_with_parents, has_wildcards, resolve_sources, CopyOptions, LayerBuilder,
+    SourceFs,
 };
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
 use super::images::materialize;
 use super::mode::{resolve_chown, ModeSpec};
-use super::pattern::{has_wildcards, PatternList};
 use super::{BuildError, RunRequest};
 use crate::fsentry::{Content, Kind};
 use crate::instructions::{self, Command, CommandLine, Instruction, SourcesAndDest, StageRef};
@@ -55,9 +55,12 @@ impl Engine<'_> {
                         None => d.key.clone(),
                     })
                     .collect();
-                state
-                    .config
-                    .add_history(format!("ARG {}", parts.join(" ")), true, time);
+                add_history(
+                    &mut state.config,
+                    format!("ARG {}", parts.join(" ")),
+                    true,
+                    time,
+                );
             }
             Instruction::Env(kvs) => {
                 let mut msg = String::from("ENV");
@@ -65,7 +68,7 @@ impl Engine<'_> {
                     state.config.env_set(&kv.key, &kv.value);
                     msg.push_str(&format!(" {}={}", kv.key, kv.value));
                 }
-                state.config.add_history(msg, true, time);
+                add_history(&mut state.config, msg, true, time);
             }
             Instruction::Label(kvs) => {
                 let mut msg = String::from("LABEL");
@@ -74,13 +77,11 @@ impl Engine<'_> {
                     msg.push_str(&format!(" {}={}", kv.key, kv.value));
                     labels.insert(kv.key, kv.value);
                 }
-                state.config.add_history(msg, true, time);
+                add_history(&mut state.config, msg, true, time);
             }
             Instruction::Maintainer(m) => {
-                state.config.author = m.clone();
-                state
-                    .config
-                    .add_history(format!("MAINTAINER {m}"), true, time);
+                state.config.author = Some(m.clone());
+                add_history(&mut state.config, format!("MAINTAINER {m}"), true, time);
             }
             Instruction::Expose(ports) => {
                 let map = state
@@ -91,9 +92,12 @@ impl Engine<'_> {
                 for p in &ports {
                     map.insert(p.clone(), serde_json::json!({}));
                 }
-                state
-                    .config
-                    .add_history(format!("EXPOSE [{}]", ports.join(" ")), true, time);
+                add_history(
+                    &mut state.config,
+                    format!("EXPOSE [{}]", ports.join(" ")),
+                    true,
+                    time,
+                );
             }
             Instruction::Volume(vols) => {
                 let map = state
@@ -104,32 +108,36 @@ impl Engine<'_> {
                 for v in &vols {
                     map.insert(v.clone(), serde_json::json!({}));
                 }
-                state
-                    .config
-                    .add_history(format!("VOLUME [{}]", vols.join(" ")), true, time);
+                add_history(
+                    &mut state.config,
+                    format!("VOLUME [{}]", vols.join(" ")),
+                    true,
+                    time,
+                );
             }
             Instruction::User(u) => {
-                state.config.config.user = u.clone();
-                state.config.add_history(format!("USER {u}"), true, time);
+                state.config.config.user = Some(u.clone());
+                add_history(&mut state.config, format!("USER {u}"), true, time);
             }
             Instruction::StopSignal(s) => {
-                state.config.config.stop_signal = s.clone();
-                state
-                    .config
-                    .add_history(format!("STOPSIGNAL {s}"), true, time);
+                state.config.config.stop_signal = Some(s.clone());
+                add_history(&mut state.config, format!("STOPSIGNAL {s}"), true, time);
             }
             Instruction::Shell(s) => {
                 state.config.config.shell = Some(s.clone());
-                state
-                    .config
-                    .add_history(format!("SHELL [{}]", s.join(" ")), true, time);
+                add_history(
+                    &mut state.config,
+                    format!("SHELL [{}]", s.join(" ")),
+                    true,
+                    time,
+                );
             }
             Instruction::Cmd(line) | Instruction::Entrypoint(line) => {
                 let is_cmd = matches!(cmd.instruction, Instruction::Cmd(_));
                 let args = match line {
                     CommandLine::Exec(v) => v,
                     CommandLine::Shell(s) => {
-                        let mut sh = state.config.shell();
+                        let mut sh = shell(&state.config);
                         sh.push(s);
                         sh
                     }
@@ -138,7 +146,7 @@ impl Engine<'_> {
                 let msg = format!("{kw} {}", go_quote_list(&args));
                 if is_cmd {
                     state.config.config.cmd = Some(args);
-                    state.config.config.args_escaped = true;
+                    state.config.config.args_escaped = Some(true);
                     state.cmd_set = true;
                 } else {
                     state.config.config.entrypoint = Some(args);
@@ -146,14 +154,14 @@ impl Engine<'_> {
                         state.config.config.cmd = None;
                     }
                 }
-                state.config.add_history(msg, true, time);
+                add_history(&mut state.config, msg, true, time);
             }
             Instruction::Healthcheck(h) => {
                 let nanos =
                     |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
                 let hc = match h {
                     instructions::Healthcheck::None => Healthcheck {
-                        test: vec!["NONE".into()],
+                        test: Some(vec!["NONE".into()]),
                         ..Healthcheck::default()
                     },
                     instructions::Healthcheck::Check {
@@ -163,17 +171,22 @@ impl Engine<'_> {
                         start_period,
                         start_interval,
                         retries,
-                    } => Healthcheck {
-                        test,
-                        interval: nanos(interval),
-                        timeout: nanos(timeout),
-                        start_period: nanos(start_period),
-                        start_interval: nanos(start_interval),
-                        retries: i64::from(retries),
-                    },
+                    } => {
+                        let set = |d: std::time::Duration| (!d.is_zero()).then(|| nanos(d));
+                        Healthcheck {
+                            test: Some(test),
+                            interval: set(interval),
+                            timeout: set(timeout),
+                            start_period: set(start_period),
+                            start_interval: set(start_interval),
+                            retries: (retries != 0).then_some(i64::from(retries)),
+                            ..Healthcheck::default()
+                        }
+                    }
                 };
                 state.config.config.healthcheck = Some(hc);
-                state.config.add_history(
+                add_history(
+                    &mut state.config,
                     format!("HEALTHCHECK {}", cmd.original.trim()),
                     true,
                     time,
@@ -228,15 +241,13 @@ impl Engine<'_> {
     }
 
     fn workdir(&mut self, state: &mut StageState, wd: &str) -> Result<(), String> {
-        state.config.config.working_dir = wd.to_string();
+        state.config.config.working_dir = Some(wd.to_string());
         let time = self.history_time();
         if wd == "/" {
-            state
-                .config
-                .add_history(format!("WORKDIR {wd}"), true, time);
+            add_history(&mut state.config, format!("WORKDIR {wd}"), true, time);
             return Ok(());
         }
-        let user = state.config.config.user.clone();
+        let user = state.config.config.user.clone().unwrap_or_default();
         let chown = if user.is_empty() {
             None
         } else {
@@ -295,7 +306,7 @@ impl Engine<'_> {
     ) -> Result<(), String> {
         let time = self.history_time();
         if entries.is_empty() {
-            state.config.add_history(created_by, true, time);
+            add_history(&mut state.config, created_by, true, time);
             return Ok(());
         }
         materialize(&mut entries, &self.opts.scratch)?;
@@ -315,9 +326,8 @@ impl Engine<'_> {
             size: layer.descriptor.size,
             media_type: layer.descriptor.media_type.clone(),
         };
-        state.config.rootfs.diff_ids.push(blob.diff_id.clone());
         state.layers.push(blob);
-        state.config.add_history(created_by, false, time);
+        add_history(&mut state.config, created_by, false, time);
         Ok(())
     }
 
@@ -405,8 +415,8 @@ impl Engine<'_> {
             layers: state.layers.clone(),
             argv: argv.clone(),
             env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            user: state.config.config.user.clone(),
-            workdir: state.config.config.working_dir.clone(),
+            user: state.config.config.user.clone().unwrap_or_default(),
+            workdir: working_dir(&state.config),
             network: run.network,
             mounts,
             mount_roots,
@@ -426,11 +436,10 @@ impl Engine<'_> {
                 state
                     .fs
                     .apply(super::images::read_layer_entries(&blob.path)?);
-                state.config.rootfs.diff_ids.push(blob.diff_id.clone());
                 state.layers.push(blob);
-                state.config.add_history(msg, false, time);
+                add_history(&mut state.config, msg, false, time);
             }
-            None => state.config.add_history(msg, true, time),
+            None => add_history(&mut state.config, msg, true, time),
         }
         Ok(())
     }
@@ -444,7 +453,7 @@ impl Engine<'_> {
         let is_add = req.is_add;
         let srcs = req.paths.sources.clone();
         let dest_word = req.paths.dest.clone();
-        let dest = dest_relative_to_workdir(&state.config.config.working_dir, &dest_word);
+        let dest = dest_relative_to_workdir(&working_dir(&state.config), &dest_word);
         let chown_spec = req.chown.clone();
         let chmod = req.chmod.as_deref().map(ModeSpec::parse).transpose()?;
         let parents = req.parents;
@@ -460,7 +469,8 @@ impl Engine<'_> {
             chown,
             mode: chmod,
             created_time: self.created_time(),
-            exclude: PatternList::new(&req.exclude),
+            exclude: crate::context::IgnoreRules::from_patterns(&req.exclude)
+                .map_err(|e| format!("--exclude: {e}"))?,
             parents,
         };
 

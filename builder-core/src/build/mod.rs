@@ -20,7 +20,6 @@ pub mod images;
 mod instr;
 pub mod mode;
 pub mod output;
-pub mod pattern;
 pub mod resolve;
 pub mod run;
 

@@ -21,10 +21,7 @@ pub struct Manifest {
 
 /// Serialises an image's config and manifest.
 pub fn manifest(image: &BuiltImage) -> Result<Manifest, String> {
-    let config = image
-        .config
-        .to_canonical_json()
-        .map_err(|e| format!("config: {e}"))?;
+    let config = image.config.to_json().map_err(|e| format!("config: {e}"))?;
     let config_digest = sha256_digest(&config);
     let layers: Vec<serde_json::Value> = image
         .layers
@@ -79,7 +76,7 @@ pub fn store_image(
     desc.platform = Some(crate::image::Platform {
         os: image.config.os.clone(),
         architecture: image.config.architecture.clone(),
-        variant: (!image.config.variant.is_empty()).then(|| image.config.variant.clone()),
+        variant: image.config.variant.clone(),
         ..crate::image::Platform::host()
     });
     for n in names {

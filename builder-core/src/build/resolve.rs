@@ -72,7 +72,12 @@ impl ImageResolver for StoreResolver<'_> {
             .map(|(i, l)| LayerBlob {
                 path: self.store.blob_path(&l.digest),
                 digest: l.digest.to_string(),
-                diff_id: config.rootfs.diff_ids.get(i).cloned().unwrap_or_default(),
+                diff_id: config
+                    .rootfs
+                    .diff_ids
+                    .get(i)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
                 size: l.size,
                 media_type: l.media_type.clone(),
             })
