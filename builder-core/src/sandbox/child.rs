@@ -314,6 +314,11 @@ pub(crate) unsafe fn first_child(plan: &mut Plan, parent: libc::pid_t) -> ! {
         libc::close(fds.status);
         init_child(plan);
     }
+    // The parent needs init's pid (the same in its pid namespace as in
+    // ours) to cancel the step: killing pid 1 of a pid namespace kills every
+    // process in it. The wait status follows as the second word.
+    let pid_bytes = pid.to_ne_bytes();
+    libc::write(fds.status, pid_bytes.as_ptr().cast(), pid_bytes.len());
     libc::close(fds.error);
     libc::close(fds.stubs);
     libc::close(fds.stdout);

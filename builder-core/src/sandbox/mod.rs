@@ -15,7 +15,7 @@ mod userns;
 use std::path::PathBuf;
 
 pub use idmap::{IdMap, IdRange};
-pub use plan::run;
+pub use plan::{run, run_cancellable};
 pub use user::{resolve_user, ExecUser, UserError};
 pub(crate) use userns::chown_in_userns;
 pub use userns::{probe_overlay, remove_tree};
@@ -68,6 +68,9 @@ pub enum SandboxError {
         /// The kernel's error.
         errno: std::io::Error,
     },
+    /// The caller cancelled the step; its processes were killed.
+    #[error("the step was cancelled")]
+    Cancelled,
 }
 
 /// Something the caller should show the user; the library never prints.

@@ -560,6 +560,21 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
 /// Runs `spec` and streams its output to `sink`. Blocks until the process
 /// and everything it started have exited.
 pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outcome, SandboxError> {
+    run_cancellable(spec, idmap, sink, &|| false)
+}
+
+/// [`run`], but `cancel` is asked every 50 ms while the step runs (from the
+/// calling thread; make it cheap, e.g. an `AtomicBool` load). Once it returns
+/// true the step's whole process tree is killed (SIGKILL to its pid
+/// namespace's init), the created mount points are still removed, and the
+/// result is [`SandboxError::Cancelled`]. Use it to stop running steps when
+/// another step fails or the user interrupts the build.
+pub fn run_cancellable(
+    spec: &Spec,
+    idmap: &IdMap,
+    sink: &mut dyn OutputSink,
+    cancel: &dyn Fn() -> bool,
+) -> Result<Outcome, SandboxError> {
     let mut built = build(spec, idmap)?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -603,7 +618,7 @@ pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outc
         stub: Some(stub_r),
         status: Some(status_r),
     };
-    let collected = streams.pump(sink);
+    let collected = streams.pump(sink, pid, cancel);
     let mut wstatus = 0;
     // SAFETY: reaping our own child.
     unsafe { libc::waitpid(pid, &mut wstatus, 0) };
@@ -620,6 +635,9 @@ pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outc
         &mut warnings,
     );
     map_result?;
+    if collected.cancelled {
+        return Err(SandboxError::Cancelled);
+    }
     if let Some((stage, errno, index)) = collected.failure {
         return Err(setup_error(
             stage,
