@@ -180,8 +180,25 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
     let resolv = write("resolv.conf", &resolv)?;
     let hostname = write("hostname", format!("{}\n", spec.hostname).as_bytes())?;
 
+    let mut fuse = None;
     let (root, overlay) = match &spec.rootfs {
         Rootfs::Dir(dir) => (dir.clone(), None),
+        Rootfs::FuseOverlay {
+            lowers,
+            upper,
+            work,
+        } => {
+            let merged = run.0.join("merged");
+            fs::create_dir(&merged).map_err(io_err("creating", &merged))?;
+            let mut lowers: Vec<PathBuf> = lowers.clone();
+            if lowers.is_empty() {
+                let empty = run.0.join("empty");
+                fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
+                lowers.push(empty);
+            }
+            fuse = Some(super::fuse::plan(&lowers, upper, work, &merged)?);
+            (merged, None)
+        }
         Rootfs::Overlay {
             lowers,
             upper,
@@ -527,6 +544,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         hostname: cstr(spec.hostname.as_bytes(), "hostname")?,
         root: cstr(root.as_os_str().as_bytes(), "root")?,
         overlay,
+        fuse,
         ops,
         cwd: cstr(spec.cwd.as_bytes(), "working directory")?,
         uid: spec.uid,
@@ -624,7 +642,7 @@ pub fn run_cancellable(
     unsafe { libc::waitpid(pid, &mut wstatus, 0) };
     let mut warnings = Vec::new();
     let stub_base = match &spec.rootfs {
-        Rootfs::Overlay { upper, .. } => upper.clone(),
+        Rootfs::Overlay { upper, .. } | Rootfs::FuseOverlay { upper, .. } => upper.clone(),
         Rootfs::Dir(d) => d.clone(),
     };
     remove_stubs(
@@ -730,6 +748,10 @@ fn setup_error(
                     "mounting the root filesystem (overlayfs; very long layer lists need Linux 6.8)"
                         .into()
                 }
+                Some(Stage::FuseMount) => format!(
+                    "mounting the root filesystem with fuse-overlayfs (wait status {index:#x}; \
+                     it needs read-write access to /dev/fuse, see its message above)"
+                ),
                 Some(Stage::Cwd) => format!("entering the working directory {}", spec.cwd),
                 Some(Stage::Creds) => {
                     format!(

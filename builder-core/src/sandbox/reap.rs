@@ -182,6 +182,7 @@ pub(super) fn remove_stubs(
             continue;
         }
         let r = if meta.is_dir() {
+            clear_fuse_markers(&cur);
             fs::remove_dir(&cur)
         } else if meta.is_file() && meta.len() == 0 {
             fs::remove_file(&cur)
@@ -210,5 +211,22 @@ pub(super) fn remove_stubs(
                 reason: e.to_string(),
             });
         }
+    }
+}
+
+/// fuse-overlayfs marks every directory it creates as opaque with two
+/// entries (`.wh..wh..opq` and a `.wh..opq` whiteout); a created mount point
+/// holding only those is still empty for the step.
+fn clear_fuse_markers(dir: &Path) {
+    const MARKERS: [&str; 2] = [".wh..wh..opq", ".wh..opq"];
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    if names.is_empty() || !names.iter().all(|n| MARKERS.iter().any(|m| n == *m)) {
+        return;
+    }
+    for n in names {
+        let _ = fs::remove_file(dir.join(n));
     }
 }
