@@ -447,3 +447,80 @@ fn sandbox_user_from_the_roots_passwd_prints_like_buildkit() {
     // it under BuildKit; busybox's id prints exactly that list.
     assert_eq!(out, "uid=1000(bob) gid=1000(bob) groups=10(wheel)\n");
 }
+
+/// Host processes whose command line has `marker` as an argument.
+fn processes_with_arg(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if cmd.split(|&b| b == 0).any(|a| a == marker.as_bytes()) {
+            found.push(format!("{name}: {}", String::from_utf8_lossy(&cmd)));
+        }
+    }
+    found
+}
+
+#[test]
+fn sandbox_cancel_kills_the_whole_step_and_cleans_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let (d, mut spec) = base("cancel");
+    spec.mounts.push(Mount {
+        target: "/kiln-cancel-mnt".into(),
+        kind: MountKind::Tmpfs { size: None },
+        keep_created_target: false,
+    });
+    // Unique arguments so the check below finds only this test's processes;
+    // the background sleep is not pid 1, so only the pid namespace's
+    // teardown can kill it.
+    let marker = format!("{}", 3000 + std::process::id() % 997);
+    spec.args = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!("sleep {marker} & echo started; sleep {marker}; echo not-killed"),
+    ];
+    let flag = Arc::new(AtomicBool::new(false));
+    let setter = {
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::SeqCst);
+        })
+    };
+    let start = Instant::now();
+    let mut out = CollectOutput::default();
+    let r = sandbox::run_cancellable(&spec, &idmap(), &mut out, &|| flag.load(Ordering::SeqCst));
+    let took = start.elapsed();
+    setter.join().unwrap();
+    assert!(
+        matches!(r, Err(SandboxError::Cancelled)),
+        "{r:?} {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    let left = processes_with_arg(&marker);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(
+        !upper(&d).join("kiln-cancel-mnt").exists(),
+        "created mount point left behind"
+    );
+}
+
+#[test]
+fn sandbox_never_cancelled_step_runs_to_completion() {
+    let (_d, mut spec) = base("nocancel");
+    spec.args = vec!["/bin/sh".into(), "-c".into(), "sleep 0.3; echo done".into()];
+    let mut out = CollectOutput::default();
+    let o = sandbox::run_cancellable(&spec, &idmap(), &mut out, &|| false).unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+}

@@ -33,6 +33,7 @@ pub(crate) enum Stage {
     Cwd,
     Exec,
     Chown,
+    FuseMount,
 }
 
 impl Stage {
@@ -58,6 +59,7 @@ impl Stage {
             Cwd,
             Exec,
             Chown,
+            FuseMount,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -119,6 +121,9 @@ pub(crate) struct Plan {
     pub root: CString,
     /// `Some` mounts overlayfs at `root`; `None` bind-mounts `root` onto itself.
     pub overlay: Option<OverlayPlan>,
+    /// `Some` mounts the root with fuse-overlayfs instead (then `overlay`
+    /// is `None`).
+    pub fuse: Option<super::fuse::FusePlan>,
     pub ops: Vec<Op>,
     pub cwd: CString,
     pub uid: u32,
@@ -314,6 +319,11 @@ pub(crate) unsafe fn first_child(plan: &mut Plan, parent: libc::pid_t) -> ! {
         libc::close(fds.status);
         init_child(plan);
     }
+    // The parent needs init's pid (the same in its pid namespace as in
+    // ours) to cancel the step: killing pid 1 of a pid namespace kills every
+    // process in it. The wait status follows as the second word.
+    let pid_bytes = pid.to_ne_bytes();
+    libc::write(fds.status, pid_bytes.as_ptr().cast(), pid_bytes.len());
     libc::close(fds.error);
     libc::close(fds.stubs);
     libc::close(fds.stdout);
@@ -353,7 +363,16 @@ unsafe fn init_child(plan: &mut Plan) -> ! {
         fail(&fds, Stage::MakePrivate, 0);
     }
     let root = plan.root.as_ptr();
+    if let Some(f) = &plan.fuse {
+        let st = super::fuse::mount(f, fds.stdin, fds.stderr);
+        if st != 0 {
+            // The index carries the program's wait status for the message.
+            report(fds.error, Stage::FuseMount, libc::EIO, st as u32);
+            libc::_exit(127);
+        }
+    }
     let r = match &plan.overlay {
+        _ if plan.fuse.is_some() => 0,
         Some(OverlayPlan {
             legacy: Some(opts), ..
         }) => libc::mount(

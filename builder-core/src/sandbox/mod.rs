@@ -6,6 +6,7 @@
 //! the child enters the namespaces, forks again to become pid 1 of a new pid
 //! namespace, mounts, pivots and execs. See `docs/decisions.md` ("Sandbox").
 mod child;
+mod fuse;
 mod idmap;
 mod plan;
 mod reap;
@@ -15,10 +16,10 @@ mod userns;
 use std::path::PathBuf;
 
 pub use idmap::{IdMap, IdRange};
-pub use plan::run;
+pub use plan::{run, run_cancellable};
 pub use user::{resolve_user, ExecUser, UserError};
 pub(crate) use userns::chown_in_userns;
-pub use userns::{probe_overlay, remove_tree};
+pub use userns::{probe_fuse_overlay, probe_overlay, remove_tree};
 
 /// Error from preparing or running a sandboxed process.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,9 @@ pub enum SandboxError {
         /// The kernel's error.
         errno: std::io::Error,
     },
+    /// The caller cancelled the step; its processes were killed.
+    #[error("the step was cancelled")]
+    Cancelled,
 }
 
 /// Something the caller should show the user; the library never prints.
@@ -99,6 +103,18 @@ pub enum Rootfs {
         /// The writable upper directory; what the step changes ends up here.
         upper: PathBuf,
         /// overlayfs's empty work directory, on the same filesystem as `upper`.
+        work: PathBuf,
+    },
+    /// Like [`Rootfs::Overlay`], but mounted by the `fuse-overlayfs`
+    /// program inside the step's namespaces (the fallback where kernel
+    /// overlayfs is refused but `/dev/fuse` can be opened). Its upper
+    /// directory may mark whiteouts and opaque directories with `.wh.` files.
+    FuseOverlay {
+        /// Layer directories, topmost first (may be empty for `FROM scratch`).
+        lowers: Vec<PathBuf>,
+        /// The writable upper directory.
+        upper: PathBuf,
+        /// fuse-overlayfs's work directory, on the same filesystem as `upper`.
         work: PathBuf,
     },
     /// An already assembled directory (the copy fallback), used in place.

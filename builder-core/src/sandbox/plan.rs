@@ -180,8 +180,25 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
     let resolv = write("resolv.conf", &resolv)?;
     let hostname = write("hostname", format!("{}\n", spec.hostname).as_bytes())?;
 
+    let mut fuse = None;
     let (root, overlay) = match &spec.rootfs {
         Rootfs::Dir(dir) => (dir.clone(), None),
+        Rootfs::FuseOverlay {
+            lowers,
+            upper,
+            work,
+        } => {
+            let merged = run.0.join("merged");
+            fs::create_dir(&merged).map_err(io_err("creating", &merged))?;
+            let mut lowers: Vec<PathBuf> = lowers.clone();
+            if lowers.is_empty() {
+                let empty = run.0.join("empty");
+                fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
+                lowers.push(empty);
+            }
+            fuse = Some(super::fuse::plan(&lowers, upper, work, &merged)?);
+            (merged, None)
+        }
         Rootfs::Overlay {
             lowers,
             upper,
@@ -527,6 +544,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         hostname: cstr(spec.hostname.as_bytes(), "hostname")?,
         root: cstr(root.as_os_str().as_bytes(), "root")?,
         overlay,
+        fuse,
         ops,
         cwd: cstr(spec.cwd.as_bytes(), "working directory")?,
         uid: spec.uid,
@@ -560,6 +578,21 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
 /// Runs `spec` and streams its output to `sink`. Blocks until the process
 /// and everything it started have exited.
 pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outcome, SandboxError> {
+    run_cancellable(spec, idmap, sink, &|| false)
+}
+
+/// [`run`], but `cancel` is asked every 50 ms while the step runs (from the
+/// calling thread; make it cheap, e.g. an `AtomicBool` load). Once it returns
+/// true the step's whole process tree is killed (SIGKILL to its pid
+/// namespace's init), the created mount points are still removed, and the
+/// result is [`SandboxError::Cancelled`]. Use it to stop running steps when
+/// another step fails or the user interrupts the build.
+pub fn run_cancellable(
+    spec: &Spec,
+    idmap: &IdMap,
+    sink: &mut dyn OutputSink,
+    cancel: &dyn Fn() -> bool,
+) -> Result<Outcome, SandboxError> {
     let mut built = build(spec, idmap)?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -603,13 +636,13 @@ pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outc
         stub: Some(stub_r),
         status: Some(status_r),
     };
-    let collected = streams.pump(sink);
+    let collected = streams.pump(sink, pid, cancel);
     let mut wstatus = 0;
     // SAFETY: reaping our own child.
     unsafe { libc::waitpid(pid, &mut wstatus, 0) };
     let mut warnings = Vec::new();
     let stub_base = match &spec.rootfs {
-        Rootfs::Overlay { upper, .. } => upper.clone(),
+        Rootfs::Overlay { upper, .. } | Rootfs::FuseOverlay { upper, .. } => upper.clone(),
         Rootfs::Dir(d) => d.clone(),
     };
     remove_stubs(
@@ -620,6 +653,9 @@ pub fn run(spec: &Spec, idmap: &IdMap, sink: &mut dyn OutputSink) -> Result<Outc
         &mut warnings,
     );
     map_result?;
+    if collected.cancelled {
+        return Err(SandboxError::Cancelled);
+    }
     if let Some((stage, errno, index)) = collected.failure {
         return Err(setup_error(
             stage,
@@ -712,6 +748,10 @@ fn setup_error(
                     "mounting the root filesystem (overlayfs; very long layer lists need Linux 6.8)"
                         .into()
                 }
+                Some(Stage::FuseMount) => format!(
+                    "mounting the root filesystem with fuse-overlayfs (wait status {index:#x}; \
+                     it needs read-write access to /dev/fuse, see its message above)"
+                ),
                 Some(Stage::Cwd) => format!("entering the working directory {}", spec.cwd),
                 Some(Stage::Creds) => {
                     format!(

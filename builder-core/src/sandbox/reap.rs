@@ -1,6 +1,7 @@
 //! The parent's reading side of a run: the step's output, setup failure
 //! records, created mount points and the wait status arrive over pipes; and
 //! the created mount points are removed afterwards.
+use std::ffi::c_int;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,6 +14,8 @@ pub(super) struct Collected {
     pub failure: Option<(u32, i32, u32)>,
     pub stubs: Vec<(u32, u32)>,
     pub status: Option<i32>,
+    /// The step was killed because the caller cancelled it.
+    pub cancelled: bool,
 }
 
 pub(super) struct Streams {
@@ -24,8 +27,17 @@ pub(super) struct Streams {
 }
 
 impl Streams {
-    /// Reads every pipe until all writers are gone.
-    pub fn pump(&mut self, sink: &mut dyn OutputSink) -> Collected {
+    /// Reads every pipe until all writers are gone. While the step runs,
+    /// `cancel` is asked every [`CANCEL_POLL_MS`]; once it says yes, the
+    /// step's pid-namespace init is killed (or, before init exists, the
+    /// intermediate child `first`, whose death takes init along through
+    /// `PR_SET_PDEATHSIG`).
+    pub fn pump(
+        &mut self,
+        sink: &mut dyn OutputSink,
+        first: libc::pid_t,
+        cancel: &dyn Fn() -> bool,
+    ) -> Collected {
         let mut c = Collected::default();
         let (mut fail_buf, mut stub_buf, mut status_buf) = (Vec::new(), Vec::new(), Vec::new());
         let mut buf = vec![0u8; 65536];
@@ -42,8 +54,13 @@ impl Streams {
             if pfds.iter().all(|p| p.fd < 0) {
                 break;
             }
+            if !c.cancelled && status_buf.len() < 8 && cancel() {
+                c.cancelled = true;
+                kill_step(first, &status_buf);
+            }
+            let timeout = if c.cancelled { -1 } else { CANCEL_POLL_MS };
             // SAFETY: pfds is a valid array of pollfd for its length.
-            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
             if r < 0 {
                 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -95,10 +112,35 @@ impl Streams {
             .chunks_exact(8)
             .map(|r| (word(r, 0), word(r, 4)))
             .collect();
-        if status_buf.len() >= 4 {
-            c.status = Some(word(&status_buf, 0) as i32);
+        // The first word is init's pid, the second its wait status.
+        if status_buf.len() >= 8 {
+            c.status = Some(word(&status_buf, 4) as i32);
         }
         c
+    }
+}
+
+/// How often a running step's cancel callback is asked, in milliseconds.
+pub(super) const CANCEL_POLL_MS: c_int = 50;
+
+/// Kills the step: its pid-namespace init when its pid has arrived (the
+/// kernel then kills every process of the namespace), else the intermediate
+/// child. init is only reaped by the intermediate child, which reports the
+/// status right after; with no status yet, the pid is still init's.
+fn kill_step(first: libc::pid_t, status_buf: &[u8]) {
+    let init = status_buf
+        .get(0..4)
+        .and_then(|s| s.try_into().ok())
+        .map(i32::from_ne_bytes);
+    match init {
+        // SAFETY: kill has no memory-safety preconditions.
+        Some(pid) if pid > 0 => unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        },
+        // SAFETY: `first` is our own child, not yet reaped.
+        _ => unsafe {
+            libc::kill(first, libc::SIGKILL);
+        },
     }
 }
 
@@ -140,6 +182,7 @@ pub(super) fn remove_stubs(
             continue;
         }
         let r = if meta.is_dir() {
+            clear_fuse_markers(&cur);
             fs::remove_dir(&cur)
         } else if meta.is_file() && meta.len() == 0 {
             fs::remove_file(&cur)
@@ -168,5 +211,22 @@ pub(super) fn remove_stubs(
                 reason: e.to_string(),
             });
         }
+    }
+}
+
+/// fuse-overlayfs marks every directory it creates as opaque with two
+/// entries (`.wh..wh..opq` and a `.wh..opq` whiteout); a created mount point
+/// holding only those is still empty for the step.
+fn clear_fuse_markers(dir: &Path) {
+    const MARKERS: [&str; 2] = [".wh..wh..opq", ".wh..opq"];
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    if names.is_empty() || !names.iter().all(|n| MARKERS.iter().any(|m| n == *m)) {
+        return;
+    }
+    for n in names {
+        let _ = fs::remove_file(dir.join(n));
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::child::{self, Fds, Stage, UsernsTask};
 use super::idmap::userns_hint;
 use super::plan::{cstr, handshake, io_err, pipe};
-use super::{IdMap, SandboxError};
+use super::{CollectOutput, IdMap, Rootfs, SandboxError, Spec};
 
 /// Runs `task` inside a new user namespace with `idmap`'s maps.
 pub(crate) fn run_in_userns(idmap: &IdMap, task: &UsernsTask) -> Result<(), SandboxError> {
@@ -160,4 +160,37 @@ pub fn probe_overlay(idmap: &IdMap, scratch: &Path) -> Result<(), SandboxError> 
     let r = run_in_userns(idmap, &task);
     let _ = remove_tree(idmap, scratch);
     r
+}
+
+/// Mounts a test fuse-overlayfs root the way a step would (inside the
+/// step's namespaces, as container root) in `scratch`, which is removed
+/// afterwards. Fails when the program is missing or cannot mount, most often
+/// because `/dev/fuse` cannot be opened (it is often 0600 root, or absent in
+/// containers); the error carries fuse-overlayfs's own message.
+pub fn probe_fuse_overlay(idmap: &IdMap, scratch: &Path) -> Result<(), SandboxError> {
+    let dirs = ["l", "u", "w"].map(|d| scratch.join(d));
+    for d in &dirs {
+        fs::create_dir_all(d).map_err(io_err("creating", d))?;
+    }
+    let [l, u, w] = dirs;
+    // The root is empty, so a mounted root ends in "not found" at exec.
+    let spec = Spec::new(
+        Rootfs::FuseOverlay {
+            lowers: vec![l],
+            upper: u,
+            work: w,
+        },
+        vec!["/kiln-fuse-probe".into()],
+    );
+    let mut out = CollectOutput::default();
+    let r = super::run(&spec, idmap, &mut out);
+    let _ = remove_tree(idmap, scratch);
+    match r {
+        Ok(_) | Err(SandboxError::Exec { .. }) => Ok(()),
+        Err(SandboxError::Setup { stage, errno }) => Err(SandboxError::Setup {
+            stage: format!("{stage}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            errno,
+        }),
+        Err(e) => Err(e),
+    }
 }

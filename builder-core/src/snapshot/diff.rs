@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, Metadata};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -31,10 +32,29 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// fuse-overlayfs's marker file of an opaque directory (the OCI name).
+const FUSE_OPAQUE_FILE: &str = ".wh..wh..opq";
+
 pub(super) fn is_opaque(path: &Path) -> bool {
+    // fuse-overlayfs also sets its own xattr (when it cannot set the
+    // overlay ones) and writes a marker file; kernel layers never have either.
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
         .any(|k| xattr(path, k).as_deref() == Some(b"y"))
+        || xattr(path, "user.fuseoverlayfs.opaque").is_some()
+        || fs::symlink_metadata(path.join(FUSE_OPAQUE_FILE)).is_ok()
+}
+
+/// In a fuse-overlayfs upper directory, what a `.wh.` name stands for:
+/// `None` for an ordinary name, `Some(None)` for a marker to leave out
+/// (the opaque marker file, and the `.wh..opq` whiteout fuse-overlayfs
+/// writes next to it), `Some(Some(name))` for a whiteout of `name`.
+fn fuse_whiteout(name: &std::ffi::OsStr) -> Option<Option<std::ffi::OsString>> {
+    let rest = name.as_encoded_bytes().strip_prefix(b".wh.")?;
+    if name == FUSE_OPAQUE_FILE || rest == b".opq" || rest.is_empty() {
+        return Some(None);
+    }
+    Some(Some(std::ffi::OsStr::from_bytes(rest).to_owned()))
 }
 
 /// Looks paths up in the read-only layers as overlayfs would show them.
@@ -205,6 +225,8 @@ pub(super) fn marker(rel: PathBuf, kind: Kind) -> Entry {
 }
 
 struct Walk<'a> {
+    /// Understand fuse-overlayfs's `.wh.` files as well.
+    fuse: bool,
     upper: &'a Path,
     lower: Lower<'a>,
     idmap: &'a IdMap,
@@ -221,6 +243,19 @@ impl Walk<'_> {
             .map_err(io_err("reading", &full))?;
         names.sort();
         for name in names {
+            if self.fuse {
+                match fuse_whiteout(&name) {
+                    Some(None) => continue,
+                    Some(Some(target)) => {
+                        let rel = rel.join(target);
+                        if !under_opaque && self.lower.lookup(&rel).is_some() {
+                            self.out.push(marker(rel, Kind::Whiteout));
+                        }
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             let rel = rel.join(&name);
             let full = self.upper.join(&rel);
             let m = fs::symlink_metadata(&full).map_err(io_err("reading", &full))?;
@@ -265,7 +300,30 @@ pub fn diff_upper(
     lowers: &[PathBuf],
     idmap: &IdMap,
 ) -> Result<Vec<Entry>, SnapshotError> {
+    walk(false, upper, lowers, idmap)
+}
+
+/// [`diff_upper`] for a fuse-overlayfs upper directory, which may also mark
+/// whiteouts with `.wh.<name>` files and opaque directories with a
+/// `.wh..wh..opq` file or the `user.fuseoverlayfs.opaque` xattr (when it
+/// cannot create 0/0 devices or set overlay xattrs). Gives the same entries
+/// as the kernel overlay diff of the same changes.
+pub fn diff_fuse_upper(
+    upper: &Path,
+    lowers: &[PathBuf],
+    idmap: &IdMap,
+) -> Result<Vec<Entry>, SnapshotError> {
+    walk(true, upper, lowers, idmap)
+}
+
+fn walk(
+    fuse: bool,
+    upper: &Path,
+    lowers: &[PathBuf],
+    idmap: &IdMap,
+) -> Result<Vec<Entry>, SnapshotError> {
     let mut w = Walk {
+        fuse,
         upper,
         lower: Lower { layers: lowers },
         idmap,

@@ -15,7 +15,7 @@ use crate::fsentry::Entry;
 use crate::sandbox::{self, IdMap, Rootfs, SandboxError};
 
 pub use copy::diff_copy;
-pub use diff::diff_upper;
+pub use diff::{diff_fuse_upper, diff_upper};
 
 /// How a step's root filesystem is assembled from the layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,8 +23,24 @@ pub enum RootfsMode {
     /// Kernel overlayfs (`userxattr` inside a user namespace).
     #[default]
     KernelOverlay,
+    /// fuse-overlayfs, mounted inside the step's namespaces: the fallback
+    /// when kernel overlayfs is refused but `/dev/fuse` can be opened.
+    FuseOverlay,
     /// A full copy of the layers; the diff compares it with them.
     Copy,
+}
+
+impl RootfsMode {
+    /// Parses `overlay`, `fuse-overlayfs` or `copy` (for example the
+    /// `KILN_ROOTFS_MODE` environment variable that forces a mode).
+    pub fn parse(s: &str) -> Option<RootfsMode> {
+        match s {
+            "overlay" => Some(RootfsMode::KernelOverlay),
+            "fuse-overlayfs" => Some(RootfsMode::FuseOverlay),
+            "copy" => Some(RootfsMode::Copy),
+            _ => None,
+        }
+    }
 }
 
 /// Error from the snapshot store, extraction or the diff.
@@ -53,8 +69,8 @@ pub enum SnapshotError {
     /// A diff id that cannot name a store directory.
     #[error("invalid diff id {0:?} (expected sha256:<64 hex digits>)")]
     BadDiffId(String),
-    /// Only overlay workspaces can become snapshots directly.
-    #[error("a copy-fallback workspace cannot be committed; extract the layer instead")]
+    /// Only kernel overlay workspaces can become snapshots directly.
+    #[error("a copy or fuse-overlayfs workspace cannot be committed; extract the layer instead")]
     CommitUnsupported,
     /// Changing owners inside the user namespace failed.
     #[error(transparent)]
@@ -110,8 +126,9 @@ impl Store {
         })
     }
 
-    /// Tries a kernel overlay mount the way steps do it and picks
-    /// [`RootfsMode::Copy`] when it is refused; returns the kernel's
+    /// Tries a kernel overlay mount the way steps do it; when it is refused
+    /// tries fuse-overlayfs ([`RootfsMode::FuseOverlay`]), and picks
+    /// [`RootfsMode::Copy`] when that fails too. Returns the kernel's
     /// refusal, if any, for the caller to report.
     pub fn detect_mode(&mut self) -> Result<Option<SandboxError>, SnapshotError> {
         let probe = self.unique(&self.dir.join("tmp"), "probe")?;
@@ -122,10 +139,20 @@ impl Store {
             }
             Err(e @ SandboxError::UserNamespace { .. }) => Err(e.into()),
             Err(e) => {
-                self.mode = RootfsMode::Copy;
+                self.mode = match self.probe_fuse_overlay() {
+                    Ok(()) => RootfsMode::FuseOverlay,
+                    Err(_) => RootfsMode::Copy,
+                };
                 Ok(Some(e))
             }
         }
+    }
+
+    /// Whether fuse-overlayfs roots work here for this store's user (see
+    /// [`sandbox::probe_fuse_overlay`]); the error says why not.
+    pub fn probe_fuse_overlay(&self) -> Result<(), SnapshotError> {
+        let probe = self.unique(&self.dir.join("tmp"), "probe")?;
+        Ok(sandbox::probe_fuse_overlay(&self.idmap, &probe)?)
     }
 
     /// Deletes what [`Workspace::discard`] and failed extractions left;
@@ -314,6 +341,11 @@ impl Workspace {
                 upper: self.upper.clone(),
                 work: self.work.clone(),
             },
+            RootfsMode::FuseOverlay => Rootfs::FuseOverlay {
+                lowers: self.lowers.clone(),
+                upper: self.upper.clone(),
+                work: self.work.clone(),
+            },
             RootfsMode::Copy => Rootfs::Dir(self.upper.clone()),
         }
     }
@@ -332,7 +364,9 @@ impl Workspace {
                 let p = self.upper.join(&rel);
                 fs::symlink_metadata(&p).ok().map(|m| (p, m))
             }
-            RootfsMode::KernelOverlay => diff::merged_lookup(&self.upper, &self.lowers, &rel),
+            RootfsMode::KernelOverlay | RootfsMode::FuseOverlay => {
+                diff::merged_lookup(&self.upper, &self.lowers, &rel)
+            }
         };
         match found {
             Some((p, m)) if m.is_file() => fs::read(&p).map(Some).map_err(io_err("reading", &p)),
@@ -345,6 +379,9 @@ impl Workspace {
     pub fn diff(&self) -> Result<Vec<Entry>, SnapshotError> {
         match self.mode {
             RootfsMode::KernelOverlay => diff_upper(&self.upper, &self.lowers, &self.idmap),
+            RootfsMode::FuseOverlay => {
+                diff::diff_fuse_upper(&self.upper, &self.lowers, &self.idmap)
+            }
             RootfsMode::Copy => diff_copy(&self.upper, &self.lowers, &self.idmap),
         }
     }
