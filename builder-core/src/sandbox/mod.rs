@@ -7,6 +7,7 @@
 //! namespace, mounts, pivots and execs. See `docs/decisions.md` ("Sandbox").
 mod child;
 mod idmap;
+mod opener;
 mod plan;
 mod reap;
 mod user;
@@ -15,6 +16,7 @@ mod userns;
 use std::path::PathBuf;
 
 pub use idmap::{IdMap, IdRange};
+pub use opener::Opener;
 pub use plan::run;
 pub use user::{resolve_user, ExecUser, UserError};
 pub(crate) use userns::chown_in_userns;

@@ -335,7 +335,10 @@ impl Workspace {
             RootfsMode::KernelOverlay => diff::merged_lookup(&self.upper, &self.lowers, &rel),
         };
         match found {
-            Some((p, m)) if m.is_file() => fs::read(&p).map(Some).map_err(io_err("reading", &p)),
+            Some((p, m)) if m.is_file() => sandbox::Opener::new(&self.idmap)
+                .read(&p)
+                .map(Some)
+                .map_err(io_err("reading", &p)),
             _ => Ok(None),
         }
     }
