@@ -373,7 +373,9 @@ fn snapshot_layer_reads_files_owned_by_other_ids() {
         &mut spec,
         "set -e; echo data > /f; chown 12:34 /f; chmod 4750 /f; \
          echo gee > /g; chmod 4750 /g; chown 12:34 /g; \
-         echo pw > /secret; chmod 600 /secret; chown 12:34 /secret",
+         echo pw > /secret; chmod 600 /secret; chown 12:34 /secret; \
+         mkdir -p /d/sub; echo s > /d/sub/s; ln -s sub/s /d/link; \
+         chown -R 12:34 /d; chmod 700 /d /d/sub; chmod 600 /d/sub/s",
     );
     assert!(st.success(), "{err}");
     if idmap().needs_userns() {
@@ -421,5 +423,19 @@ fn snapshot_layer_reads_files_owned_by_other_ids() {
         get("secret"),
         Some(("secret".into(), 12, 34, 0o600, "pw\n".into()))
     );
+    // Inside directories the unprivileged user cannot search.
+    assert_eq!(get("d/"), Some(("d/".into(), 12, 34, 0o700, String::new())));
+    assert_eq!(
+        get("d/sub/s"),
+        Some(("d/sub/s".into(), 12, 34, 0o600, "s\n".into()))
+    );
+    let mut ar = tar::Archive::new(&tar_bytes[..]);
+    let link = ar
+        .entries()
+        .unwrap()
+        .map(|m| m.unwrap())
+        .find(|m| m.path().unwrap().display().to_string() == "d/link")
+        .map(|m| m.link_name().unwrap().unwrap().display().to_string());
+    assert_eq!(link.as_deref(), Some("sub/s"));
     ws.discard().unwrap();
 }

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -23,7 +23,8 @@ use super::{IdMap, SandboxError};
 /// Longest path the helper accepts (Linux's `PATH_MAX`).
 const MAX_PATH: usize = 4096;
 
-/// Opens files for reading, falling back to a helper in kiln's user
+/// Opens files for reading (and lists directories, stats paths, reads
+/// symlinks), falling back to a helper in kiln's user
 /// namespace when the unprivileged user is denied. As root (no user
 /// namespace) it is plain [`File::open`]. The helper starts on the first
 /// denied open and ends when the opener is dropped.
@@ -46,20 +47,79 @@ impl Opener {
     /// root of the user namespace.
     pub fn open(&self, path: &Path) -> io::Result<File> {
         match File::open(path) {
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && self.idmap.needs_userns() => {
-                let mut guard = self
-                    .helper
-                    .lock()
-                    .map_err(|_| io::Error::other("userns opener lock poisoned"))?;
-                if guard.is_none() {
-                    *guard = Some(Helper::start(&self.idmap).map_err(io::Error::other)?);
+            Err(e) if self.denied(&e) => self.via_helper(path, libc::O_RDONLY),
+            r => r,
+        }
+    }
+
+    /// `lstat` of `path`, through the helper when a parent directory is not
+    /// searchable by the calling user.
+    pub fn symlink_metadata(&self, path: &Path) -> io::Result<std::fs::Metadata> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if self.denied(&e) => self
+                .via_helper(path, libc::O_PATH | libc::O_NOFOLLOW)?
+                .metadata(),
+            r => r,
+        }
+    }
+
+    /// The names in directory `path` (without `.` and `..`), through the
+    /// helper when the calling user may not read it.
+    pub fn read_dir(&self, path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+        let list = |it: std::fs::ReadDir| -> io::Result<Vec<std::ffi::OsString>> {
+            it.map(|e| e.map(|e| e.file_name())).collect()
+        };
+        match std::fs::read_dir(path) {
+            Err(e) if self.denied(&e) => {
+                let dir = self.via_helper(path, libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+                let mut names = Vec::new();
+                // `Dir::read_from` would reopen "." as the calling user, which the
+                // directory refuses; take the helper's descriptor as it is.
+                let it = rustix::fs::Dir::new(OwnedFd::from(dir)).map_err(io::Error::from)?;
+                for ent in it {
+                    let ent = ent.map_err(io::Error::from)?;
+                    let name = ent.file_name().to_bytes();
+                    if name != b"." && name != b".." {
+                        names.push(std::ffi::OsStr::from_bytes(name).to_owned());
+                    }
                 }
-                match guard.as_ref() {
-                    Some(h) => h.open(path),
-                    None => Err(e),
-                }
+                Ok(names)
+            }
+            Ok(it) => list(it),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The target of symlink `path`, through the helper when a parent
+    /// directory is not searchable by the calling user.
+    pub fn read_link(&self, path: &Path) -> io::Result<std::path::PathBuf> {
+        match std::fs::read_link(path) {
+            Err(e) if self.denied(&e) => {
+                let fd = self.via_helper(path, libc::O_PATH | libc::O_NOFOLLOW)?;
+                let t = rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(io::Error::from)?;
+                Ok(std::path::PathBuf::from(std::ffi::OsString::from_vec(
+                    t.into_bytes(),
+                )))
             }
             r => r,
+        }
+    }
+
+    fn denied(&self, e: &io::Error) -> bool {
+        e.kind() == io::ErrorKind::PermissionDenied && self.idmap.needs_userns()
+    }
+
+    fn via_helper(&self, path: &Path, flags: c_int) -> io::Result<File> {
+        let mut guard = self
+            .helper
+            .lock()
+            .map_err(|_| io::Error::other("userns opener lock poisoned"))?;
+        if guard.is_none() {
+            *guard = Some(Helper::start(&self.idmap).map_err(io::Error::other)?);
+        }
+        match guard.as_ref() {
+            Some(h) => h.open(path, flags),
+            None => Err(io::Error::other("userns opener not running")),
         }
     }
 
@@ -138,9 +198,9 @@ impl Helper {
         Ok(helper)
     }
 
-    fn open(&self, path: &Path) -> io::Result<File> {
+    fn open(&self, path: &Path, flags: c_int) -> io::Result<File> {
         let bytes = path.as_os_str().as_bytes();
-        if bytes.len() >= MAX_PATH || bytes.contains(&0) {
+        if bytes.len() + 4 >= MAX_PATH || bytes.contains(&0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "path too long or contains a NUL byte",
@@ -151,8 +211,10 @@ impl Helper {
             .as_ref()
             .ok_or_else(|| io::Error::other("userns opener stopped"))?
             .as_raw_fd();
+        let mut req = flags.to_ne_bytes().to_vec();
+        req.extend_from_slice(bytes);
         // SAFETY: sending our buffer as one datagram.
-        let n = unsafe { libc::send(sock, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe { libc::send(sock, req.as_ptr().cast(), req.len(), libc::MSG_NOSIGNAL) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -258,13 +320,17 @@ unsafe fn helper_child(keep: [c_int; 4]) -> ! {
     let mut path = [0u8; MAX_PATH + 1];
     loop {
         let n = libc::recv(sock, path.as_mut_ptr().cast(), MAX_PATH, 0);
-        if n <= 0 {
+        if n <= 4 {
             libc::_exit(0);
         }
         path[n as usize] = 0;
+        let flags = c_int::from_ne_bytes([path[0], path[1], path[2], path[3]]);
+        // Only reading: the request may choose O_PATH, O_DIRECTORY and
+        // O_NOFOLLOW, nothing that writes or creates.
+        let flags = flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW);
         let fd = libc::open(
-            path.as_ptr().cast(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
+            path.as_ptr().add(4).cast(),
+            flags | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
         );
         let err: i32 = if fd < 0 { *libc::__errno_location() } else { 0 };
         let mut data = err.to_ne_bytes();
