@@ -442,3 +442,83 @@ fn whiteout_case(name: &str, mode: RootfsMode) {
     assert_eq!(out, "no-ls\nh\n");
     next.remove().unwrap();
 }
+
+/// A step that gives a file to a subordinate id with no permission for
+/// others: as an unprivileged user the layer writer cannot open it
+/// directly, and reads it as container root through the opener.
+#[test]
+fn snapshot_layer_reads_files_owned_by_other_ids() {
+    let (dir, s) = store("otherids");
+    base_layers(&dir, &s);
+    let ws = s.workspace(&[L1.into()]).unwrap();
+    let mut spec = Spec::new(ws.rootfs(), vec![]);
+    let (st, _, err) = sh(
+        &mut spec,
+        "set -e; echo data > /f; chown 12:34 /f; chmod 4750 /f; \
+         echo gee > /g; chmod 4750 /g; chown 12:34 /g; \
+         echo pw > /secret; chmod 600 /secret; chown 12:34 /secret; \
+         mkdir -p /d/sub; echo s > /d/sub/s; ln -s sub/s /d/link; \
+         chown -R 12:34 /d; chmod 700 /d /d/sub; chmod 600 /d/sub/s",
+    );
+    assert!(st.success(), "{err}");
+    if idmap().needs_userns() {
+        let e = std::fs::File::open(ws.upper.join("f")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+    }
+    assert_eq!(
+        ws.read_file(Path::new("secret")).unwrap().as_deref(),
+        Some(&b"pw\n"[..])
+    );
+    let entries = ws.diff().unwrap();
+    let opener = builder_core::sandbox::Opener::new(&idmap());
+    let mut tar_bytes = Vec::new();
+    builder_core::layer::write_tar_with(
+        &builder_core::layer::prepare_entries(entries).unwrap(),
+        &Default::default(),
+        &mut tar_bytes,
+        &|p: &Path| opener.open(p),
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut ar = tar::Archive::new(&tar_bytes[..]);
+    for m in ar.entries().unwrap() {
+        let mut m = m.unwrap();
+        let path = m.path().unwrap().display().to_string();
+        let h = m.header().clone();
+        let mut data = String::new();
+        std::io::Read::read_to_string(&mut m, &mut data).unwrap();
+        seen.push((
+            path,
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.mode().unwrap(),
+            data,
+        ));
+    }
+    let get = |p: &str| seen.iter().find(|e| e.0 == p).cloned();
+    assert_eq!(
+        get("f"),
+        Some(("f".into(), 12, 34, 0o4750, "data\n".into()))
+    );
+    // chown clears the setuid bit, as on any Linux file system.
+    assert_eq!(get("g"), Some(("g".into(), 12, 34, 0o750, "gee\n".into())));
+    assert_eq!(
+        get("secret"),
+        Some(("secret".into(), 12, 34, 0o600, "pw\n".into()))
+    );
+    // Inside directories the unprivileged user cannot search.
+    assert_eq!(get("d/"), Some(("d/".into(), 12, 34, 0o700, String::new())));
+    assert_eq!(
+        get("d/sub/s"),
+        Some(("d/sub/s".into(), 12, 34, 0o600, "s\n".into()))
+    );
+    let mut ar = tar::Archive::new(&tar_bytes[..]);
+    let link = ar
+        .entries()
+        .unwrap()
+        .map(|m| m.unwrap())
+        .find(|m| m.path().unwrap().display().to_string() == "d/link")
+        .map(|m| m.link_name().unwrap().unwrap().display().to_string());
+    assert_eq!(link.as_deref(), Some("sub/s"));
+    ws.discard().unwrap();
+}

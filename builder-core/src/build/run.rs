@@ -297,8 +297,16 @@ impl SandboxRunner<'_> {
         if entries.is_empty() {
             return Ok(None);
         }
-        let layer = crate::layer::write_layer(self.store, entries, &self.layer_options)
-            .map_err(|e| e.to_string())?;
+        // Files the step gave to other ids may be unreadable outside the
+        // user namespace; the opener reads them as container root.
+        let opener = sandbox::Opener::new(&self.idmap);
+        let layer = crate::layer::write_layer_with(
+            self.store,
+            entries,
+            &self.layer_options,
+            &|p: &Path| opener.open(p),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Some(LayerBlob {
             path: self.store.blob_path(&layer.descriptor.digest),
             digest: layer.descriptor.digest.to_string(),

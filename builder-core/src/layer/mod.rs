@@ -13,14 +13,14 @@ pub(crate) mod tarfmt;
 mod write;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use compress::{
     decompressing_reader, Compression, CompressionOptions, Encoder, UnknownCompression,
 };
 pub use pgzip::ParGzEncoder;
 pub use scan::{entries_from_dir, HardlinkDetector, ScanError};
-pub use write::{prepare_entries, write_tar, TarOptions};
+pub use write::{prepare_entries, write_tar, write_tar_with, TarOptions};
 
 use crate::digest::{Digest, DigestWriter};
 use crate::fsentry::Entry;
@@ -101,6 +101,19 @@ pub fn write_layer<I: IntoIterator<Item = Entry>>(
     entries: I,
     opts: &LayerOptions,
 ) -> Result<Layer, LayerError> {
+    write_layer_with(store, entries, opts, &|p: &Path| std::fs::File::open(p))
+}
+
+/// [`write_layer`] opening [`Content::Path`](crate::fsentry::Content::Path)
+/// files with `open`: pass [`crate::sandbox::Opener::open`] for a step's
+/// upper directory, whose files may belong to subordinate ids the
+/// unprivileged user cannot read.
+pub fn write_layer_with<I: IntoIterator<Item = Entry>>(
+    store: &Store,
+    entries: I,
+    opts: &LayerOptions,
+    open: &dyn Fn(&Path) -> io::Result<std::fs::File>,
+) -> Result<Layer, LayerError> {
     let entries = prepare_entries(entries)?;
     let blob = store.blob_writer()?;
     let enc = Encoder::new(blob, &opts.compression).map_err(LayerError::Write)?;
@@ -108,7 +121,7 @@ pub fn write_layer<I: IntoIterator<Item = Entry>>(
     let tar_opts = TarOptions {
         source_date_epoch: opts.source_date_epoch,
     };
-    write_tar(&entries, &tar_opts, &mut tar)?;
+    write_tar_with(&entries, &tar_opts, &mut tar, open)?;
     let (enc, diff_id, uncompressed_size) = tar.finish();
     let blob = enc.finish().map_err(LayerError::Write)?;
     let (digest, size) = blob.commit(None)?;

@@ -152,6 +152,18 @@ pub fn write_tar<W: Write>(
     opts: &TarOptions,
     out: &mut W,
 ) -> Result<(), LayerError> {
+    write_tar_with(entries, opts, out, &|p: &Path| File::open(p))
+}
+
+/// [`write_tar`] opening [`Content::Path`] files with `open` (for example
+/// [`crate::sandbox::Opener::open`], which can read files owned by
+/// subordinate ids when kiln is unprivileged).
+pub fn write_tar_with<W: Write>(
+    entries: &[Entry],
+    opts: &TarOptions,
+    out: &mut W,
+    open: &dyn Fn(&Path) -> std::io::Result<File>,
+) -> Result<(), LayerError> {
     let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
     let mut copy_buf = vec![0u8; 256 * 1024];
     let w = |out: &mut W, buf: &mut Vec<u8>| -> Result<(), LayerError> {
@@ -217,7 +229,7 @@ pub fn write_tar<W: Write>(
                 }
                 Content::Path(p) => {
                     w(out, &mut buf)?;
-                    copy_file(p, *size, out, &mut copy_buf)?;
+                    copy_file(p, *size, out, &mut copy_buf, open)?;
                 }
             }
             tarfmt::pad(&mut buf, *size);
@@ -236,12 +248,13 @@ fn copy_file<W: Write>(
     size: u64,
     out: &mut W,
     buf: &mut [u8],
+    open: &dyn Fn(&Path) -> std::io::Result<File>,
 ) -> Result<(), LayerError> {
     let read_err = |source| LayerError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = File::open(path).map_err(read_err)?;
+    let mut f = open(path).map_err(read_err)?;
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));

@@ -8,6 +8,7 @@
 mod child;
 mod fuse;
 mod idmap;
+mod opener;
 mod plan;
 mod reap;
 mod user;
@@ -16,6 +17,7 @@ mod userns;
 use std::path::PathBuf;
 
 pub use idmap::{IdMap, IdRange};
+pub use opener::Opener;
 pub use plan::{run, run_cancellable};
 pub use user::{resolve_user, ExecUser, UserError};
 pub(crate) use userns::chown_in_userns;

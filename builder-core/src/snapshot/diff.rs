@@ -171,7 +171,9 @@ pub(super) fn entry(
         Kind::Dir
     } else if ft.is_symlink() {
         Kind::Symlink {
-            target: fs::read_link(full).map_err(io_err("reading link", full))?,
+            target: crate::sandbox::Opener::new(idmap)
+                .read_link(full)
+                .map_err(io_err("reading link", full))?,
         }
     } else if ft.is_file() {
         Kind::File {
@@ -227,6 +229,7 @@ pub(super) fn marker(rel: PathBuf, kind: Kind) -> Entry {
 struct Walk<'a> {
     /// Understand fuse-overlayfs's `.wh.` files as well.
     fuse: bool,
+    opener: crate::sandbox::Opener,
     upper: &'a Path,
     lower: Lower<'a>,
     idmap: &'a IdMap,
@@ -236,10 +239,10 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn dir(&mut self, rel: &Path, under_opaque: bool) -> Result<(), SnapshotError> {
         let full = self.upper.join(rel);
-        let mut names: Vec<_> = fs::read_dir(&full)
-            .map_err(io_err("reading", &full))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
+        // The opener reads directories the step gave to other ids.
+        let mut names = self
+            .opener
+            .read_dir(&full)
             .map_err(io_err("reading", &full))?;
         names.sort();
         for name in names {
@@ -258,7 +261,10 @@ impl Walk<'_> {
             }
             let rel = rel.join(&name);
             let full = self.upper.join(&rel);
-            let m = fs::symlink_metadata(&full).map_err(io_err("reading", &full))?;
+            let m = self
+                .opener
+                .symlink_metadata(&full)
+                .map_err(io_err("reading", &full))?;
             if is_whiteout(&m) {
                 if !under_opaque && self.lower.lookup(&rel).is_some() {
                     self.out.push(marker(rel, Kind::Whiteout));
@@ -324,6 +330,7 @@ fn walk(
 ) -> Result<Vec<Entry>, SnapshotError> {
     let mut w = Walk {
         fuse,
+        opener: crate::sandbox::Opener::new(idmap),
         upper,
         lower: Lower { layers: lowers },
         idmap,
@@ -339,6 +346,7 @@ pub(super) fn finish(
     upper: &Path,
     idmap: &IdMap,
 ) -> Result<Vec<Entry>, SnapshotError> {
+    let opener = crate::sandbox::Opener::new(idmap);
     // Parents of changes, as containerd's archive writer adds them.
     let mut have: std::collections::HashSet<PathBuf> = out
         .iter()
@@ -351,7 +359,9 @@ pub(super) fn finish(
         while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
             if have.insert(dir.to_owned()) {
                 let full = upper.join(dir);
-                let m = fs::symlink_metadata(&full).map_err(io_err("reading", &full))?;
+                let m = opener
+                    .symlink_metadata(&full)
+                    .map_err(io_err("reading", &full))?;
                 parents.push(entry(dir, &full, &m, idmap)?);
             }
             p = dir.parent();
@@ -371,7 +381,7 @@ pub(super) fn finish(
             ..
         } = &e.kind
         {
-            let m = fs::symlink_metadata(p).map_err(io_err("reading", p))?;
+            let m = opener.symlink_metadata(p).map_err(io_err("reading", p))?;
             if m.nlink() > 1 {
                 match first.get(&(m.dev(), m.ino())) {
                     Some(t) => e.kind = Kind::Hardlink { target: t.clone() },

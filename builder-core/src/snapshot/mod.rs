@@ -369,7 +369,10 @@ impl Workspace {
             }
         };
         match found {
-            Some((p, m)) if m.is_file() => fs::read(&p).map(Some).map_err(io_err("reading", &p)),
+            Some((p, m)) if m.is_file() => sandbox::Opener::new(&self.idmap)
+                .read(&p)
+                .map(Some)
+                .map_err(io_err("reading", &p)),
             _ => Ok(None),
         }
     }
