@@ -217,7 +217,12 @@ pub fn write_tar<W: Write>(
                 }
                 Content::Path(p) => {
                     w(out, &mut buf)?;
-                    copy_file(p, *size, out, &mut copy_buf)?;
+                    copy_file(p, File::open(p), *size, out, &mut copy_buf)?;
+                }
+                Content::InRoot { root, path } => {
+                    w(out, &mut buf)?;
+                    let shown = root.path().join(path);
+                    copy_file(&shown, root.open_file(path), *size, out, &mut copy_buf)?;
                 }
             }
             tarfmt::pad(&mut buf, *size);
@@ -233,6 +238,7 @@ pub fn write_tar<W: Write>(
 
 fn copy_file<W: Write>(
     path: &Path,
+    opened: std::io::Result<File>,
     size: u64,
     out: &mut W,
     buf: &mut [u8],
@@ -241,7 +247,7 @@ fn copy_file<W: Write>(
         path: path.to_path_buf(),
         source,
     };
-    let mut f = File::open(path).map_err(read_err)?;
+    let mut f = opened.map_err(read_err)?;
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
