@@ -3,8 +3,13 @@
 //! writer all speak in [`Entry`] values, so none of them needs to know the
 //! others.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
 
 /// Where a regular file's bytes come from when a layer is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +18,177 @@ pub enum Content {
     Path(PathBuf),
     /// Held in memory (heredocs, small generated files).
     Bytes(Arc<[u8]>),
+    /// Read from `path` below an open directory handle when the layer is
+    /// written, resolved inside it (see [`RootDir::open_file`]), so a
+    /// directory swapped for a symlink after the walk cannot lead the read
+    /// outside that directory (the build context).
+    InRoot {
+        /// The directory the read is confined to.
+        root: Arc<RootDir>,
+        /// Path relative to `root`.
+        path: PathBuf,
+    },
+}
+
+impl Content {
+    /// Opens file-backed content for reading (confined for
+    /// [`Content::InRoot`]); bytes held in memory have no file to open.
+    pub fn open(&self) -> std::io::Result<std::fs::File> {
+        match self {
+            Content::Path(p) => std::fs::File::open(p),
+            Content::InRoot { root, path } => root.open_file(path),
+            Content::Bytes(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "content is held in memory, not in a file",
+            )),
+        }
+    }
+
+    /// The host path file-backed content reads, for messages.
+    pub fn host_path(&self) -> Option<PathBuf> {
+        match self {
+            Content::Path(p) => Some(p.clone()),
+            Content::InRoot { root, path } => Some(root.path().join(path)),
+            Content::Bytes(_) => None,
+        }
+    }
+}
+
+/// An open directory whose lookups are confined to it: every path is
+/// resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so `..`
+/// and symlinks (absolute or relative, even ones swapped in while a build
+/// runs) are clamped at the directory instead of reaching the host.
+#[derive(Debug)]
+pub struct RootDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// Two handles are the same root when they were opened from the same path;
+/// what matters for comparing [`Content`] values is which files they name.
+impl PartialEq for RootDir {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for RootDir {}
+
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+impl RootDir {
+    /// Opens `path` (following symlinks, once, now) as the root.
+    pub fn open(path: &Path) -> std::io::Result<RootDir> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(RootDir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The host path the root was opened from (for messages only).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the regular file at `rel` for reading. A final symlink is not
+    /// followed (`O_NOFOLLOW`): the copy already resolved it, so finding
+    /// one now means the context changed.
+    pub fn open_file(&self, rel: &Path) -> std::io::Result<std::fs::File> {
+        let fd = rustix::fs::openat2(
+            &self.fd,
+            rel,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        )?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// The directory holding `rel`'s last component, and that component;
+    /// `None` for the root itself.
+    fn parent_of<'a>(&self, rel: &'a Path) -> std::io::Result<Option<(OwnedFd, &'a Path)>> {
+        let mut comps = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(n) => comps.push(n),
+                Component::RootDir | Component::CurDir => {}
+                // Callers resolve `..` themselves; one here would let a
+                // lookup relative to the parent handle climb out.
+                Component::ParentDir | Component::Prefix(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{}: `..` in a root-relative path", rel.display()),
+                    ))
+                }
+            }
+        }
+        let Some((&name, dirs)) = comps.split_last() else {
+            return Ok(None);
+        };
+        let dir: PathBuf = dirs.iter().collect();
+        let fd = rustix::fs::openat2(
+            &self.fd,
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &dir
+            },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        )?;
+        Ok(Some((fd, Path::new(name))))
+    }
+
+    /// Metadata of `rel` without following its last component.
+    pub fn lstat(&self, rel: &Path) -> std::io::Result<Stat> {
+        match self.parent_of(rel)? {
+            None => Ok(rustix::fs::fstat(&self.fd)?),
+            Some((dir, name)) => Ok(rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?),
+        }
+    }
+
+    /// The target of the symlink at `rel`.
+    pub fn read_link(&self, rel: &Path) -> std::io::Result<PathBuf> {
+        match self.parent_of(rel)? {
+            None => Err(std::io::Error::from_raw_os_error(
+                rustix::io::Errno::INVAL.raw_os_error(),
+            )),
+            Some((dir, name)) => {
+                let t = rustix::fs::readlinkat(&dir, name, Vec::new())?;
+                Ok(PathBuf::from(OsString::from_vec(t.into_bytes())))
+            }
+        }
+    }
+
+    /// The names in the directory at `rel` (without `.` and `..`), unsorted.
+    /// A final symlink is not followed.
+    pub fn read_dir(&self, rel: &Path) -> std::io::Result<Vec<OsString>> {
+        let fd = rustix::fs::openat2(
+            &self.fd,
+            if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            },
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        )?;
+        let mut names = Vec::new();
+        for ent in rustix::fs::Dir::read_from(&fd)? {
+            let name = ent?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(OsString::from_vec(name));
+            }
+        }
+        Ok(names)
+    }
 }
 
 /// The type of an entry and what only that type carries.

@@ -14,16 +14,20 @@ use crate::fsentry::{Content, Entry, Kind};
 /// held in memory.
 const IN_MEMORY_LIMIT: u64 = 1 << 20;
 
-/// Opens `path` and returns a reader of its decompressed bytes when it is
-/// an archive kiln unpacks, or None for any other file.
-pub fn open_archive(path: &Path) -> Result<Option<Box<dyn Read>>, String> {
+/// Opens the file (with `open`; `path` names it in messages) and returns a
+/// reader of its decompressed bytes when it is an archive kiln unpacks, or
+/// None for any other file.
+pub fn open_archive(
+    path: &Path,
+    open: impl Fn() -> std::io::Result<std::fs::File>,
+) -> Result<Option<Box<dyn Read>>, String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut head = [0u8; 6];
     let n = {
-        let mut f = std::fs::File::open(path).map_err(err)?;
+        let mut f = open().map_err(err)?;
         read_full(&mut f, &mut head).map_err(err)?
     };
-    let f = BufReader::new(std::fs::File::open(path).map_err(err)?);
+    let f = BufReader::new(open().map_err(err)?);
     let h = &head[..n];
     let mut reader: Box<dyn Read> = if h.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(f))

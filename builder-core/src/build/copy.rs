@@ -9,11 +9,12 @@
 //! directories below take the source's; symlinks inside sources are kept.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::fsview::{base, clean, dir_entry, join, parent, FsView, Node, Origin};
 use super::mode::ModeSpec;
 use crate::context::IgnoreRules;
-use crate::fsentry::{Content, Entry, Kind};
+use crate::fsentry::{Content, Entry, Kind, RootDir};
 
 /// A tree COPY reads from: the build context, another stage, an image, a
 /// heredoc.
@@ -387,8 +388,16 @@ fn copy_node(
 /// The build context as a source: a directory on the host, with the
 /// `.dockerignore` patterns hiding what they exclude. Everything reads as
 /// owned by 0:0, as BuildKit receives a context.
+///
+/// Every lookup goes through a handle of the root opened once (see
+/// [`RootDir`]), and file contents are handed on as [`Content::InRoot`], so
+/// a directory swapped for a symlink while the build runs cannot lead a
+/// stat, a listing or the layer writer's read outside the context.
 pub struct HostDir {
     root: PathBuf,
+    /// The handle, or why the root could not be opened (reported on use,
+    /// so constructing a `HostDir` stays infallible).
+    dir: Result<Arc<RootDir>, String>,
     ignore: IgnoreRules,
 }
 
@@ -397,7 +406,23 @@ impl HostDir {
     pub fn new(root: &Path, ignore: IgnoreRules) -> Self {
         HostDir {
             root: root.to_path_buf(),
+            dir: RootDir::open(root)
+                .map(Arc::new)
+                .map_err(|e| format!("{}: {e}", root.display())),
             ignore,
+        }
+    }
+
+    fn dir(&self) -> Result<&Arc<RootDir>, String> {
+        self.dir.as_ref().map_err(String::clone)
+    }
+
+    /// `lstat` through the root handle; `Ok(None)` when absent.
+    fn raw_lstat(&self, path: &str) -> Result<Option<rustix::fs::Stat>, String> {
+        match self.dir()?.lstat(Path::new(path)) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.root.join(path).display())),
         }
     }
 
@@ -409,9 +434,12 @@ impl HostDir {
     fn raw_read_dir(&self, path: &str) -> Result<Vec<String>, String> {
         let dir = self.root.join(path);
         let mut names = Vec::new();
-        for ent in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-            let ent = ent.map_err(|e| format!("{}: {e}", dir.display()))?;
-            match ent.file_name().into_string() {
+        let listed = self
+            .dir()?
+            .read_dir(Path::new(path))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        for name in listed {
+            match name.into_string() {
                 Ok(n) => names.push(n),
                 Err(n) => {
                     return Err(format!(
@@ -429,42 +457,44 @@ impl HostDir {
 
 impl SourceFs for HostDir {
     fn lstat(&self, path: &str) -> Result<Option<Node>, String> {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        use rustix::fs::FileType;
         let host = self.root.join(path);
-        let md = match std::fs::symlink_metadata(&host) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", host.display())),
+        let Some(md) = self.raw_lstat(path)? else {
+            return Ok(None);
         };
-        if !self.visible(path, md.is_dir())? {
+        let ft = FileType::from_raw_mode(md.st_mode);
+        if !self.visible(path, ft == FileType::Directory)? {
             return Ok(None);
         }
-        let ft = md.file_type();
-        let kind = if ft.is_dir() {
-            Kind::Dir
-        } else if ft.is_symlink() {
-            let t = std::fs::read_link(&host).map_err(|e| format!("{}: {e}", host.display()))?;
-            Kind::Symlink { target: t }
-        } else if ft.is_file() {
-            Kind::File {
-                content: Content::Path(host.clone()),
-                size: md.len(),
+        let kind = match ft {
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => {
+                let t = self
+                    .dir()?
+                    .read_link(Path::new(path))
+                    .map_err(|e| format!("{}: {e}", host.display()))?;
+                Kind::Symlink { target: t }
             }
-        } else if ft.is_fifo() {
-            Kind::Fifo
-        } else {
+            FileType::RegularFile => Kind::File {
+                content: Content::InRoot {
+                    root: Arc::clone(self.dir()?),
+                    path: PathBuf::from(path),
+                },
+                size: u64::try_from(md.st_size).unwrap_or(0),
+            },
+            FileType::Fifo => Kind::Fifo,
             // Sockets and devices in a context are not copied by BuildKit either.
-            return Ok(None);
+            _ => return Ok(None),
         };
         Ok(Some(Node {
             entry: Entry {
                 path: PathBuf::from(path),
                 kind,
-                mode: md.mode() & 0o7777,
+                mode: md.st_mode & 0o7777,
                 uid: 0,
                 gid: 0,
-                mtime: md.mtime(),
-                mtime_nanos: md.mtime_nsec().clamp(0, 999_999_999) as u32,
+                mtime: md.st_mtime,
+                mtime_nanos: u32::try_from(md.st_mtime_nsec.clamp(0, 999_999_999)).unwrap_or(0),
                 xattrs: Default::default(),
             },
             origin: Origin::Entry,
@@ -472,9 +502,10 @@ impl SourceFs for HostDir {
     }
 
     fn inode(&self, path: &str) -> Option<(u64, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        let md = std::fs::symlink_metadata(self.root.join(path)).ok()?;
-        (md.is_file() && md.nlink() > 1).then(|| (md.dev(), md.ino()))
+        use rustix::fs::FileType;
+        let md = self.raw_lstat(path).ok()??;
+        (FileType::from_raw_mode(md.st_mode) == FileType::RegularFile && md.st_nlink > 1)
+            .then_some((md.st_dev, md.st_ino))
     }
 
     fn read_dir(&self, path: &str) -> Result<Vec<String>, String> {
@@ -505,13 +536,18 @@ impl SourceFs for HostDir {
             let cand = join(&done, &part);
             let is_last = pending.is_empty();
             let host = self.root.join(&cand);
-            match std::fs::symlink_metadata(&host) {
-                Ok(m) if m.file_type().is_symlink() && (!is_last || follow_last) => {
+            let is_link = self.dir()?.lstat(Path::new(&cand)).is_ok_and(|m| {
+                rustix::fs::FileType::from_raw_mode(m.st_mode) == rustix::fs::FileType::Symlink
+            });
+            match is_link {
+                true if !is_last || follow_last => {
                     hops += 1;
                     if hops > 255 {
                         return Err(format!("{path}: too many levels of symbolic links"));
                     }
-                    let t = std::fs::read_link(&host)
+                    let t = self
+                        .dir()?
+                        .read_link(Path::new(&cand))
                         .map_err(|e| format!("{}: {e}", host.display()))?;
                     let t = t.to_string_lossy().to_string();
                     if t.starts_with('/') {
@@ -539,6 +575,116 @@ mod tests {
         assert!(has_wildcards("[ab].txt"));
         assert!(!has_wildcards("plain/name.txt"));
         assert!(!has_wildcards("a\\*b"));
+    }
+
+    /// A fresh directory holding `ctx/sub/secret.txt` ("inside") and, next
+    /// to the context, `outside/secret.txt` (the host file that must never
+    /// reach a layer).
+    fn swap_fixture(tag: &str) -> PathBuf {
+        let base = std::env::temp_dir().join(format!("kiln-safecopy-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("ctx/sub")).unwrap();
+        std::fs::create_dir_all(base.join("outside")).unwrap();
+        std::fs::write(base.join("ctx/sub/secret.txt"), b"inside").unwrap();
+        // Same length as the context's file, so a leaked read would pass the
+        // size check and land in the layer whole.
+        std::fs::write(base.join("outside/secret.txt"), b"SECRET").unwrap();
+        base
+    }
+
+    /// Replaces `ctx/sub` by a symlink to `target`, as an attacker racing
+    /// the build would.
+    fn swap_sub(base: &Path, target: &Path) {
+        std::fs::rename(base.join("ctx/sub"), base.join("ctx/moved")).unwrap();
+        std::os::unix::fs::symlink(target, base.join("ctx/sub")).unwrap();
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn directory_swapped_after_the_walk_cannot_leak_into_the_layer() {
+        for (tag, abs) in [("abs", true), ("rel", false)] {
+            let base = swap_fixture(tag);
+            let host = HostDir::new(&base.join("ctx"), IgnoreRules::default());
+            let mut layer = LayerBuilder::new(FsView::new());
+            copy_path(&mut layer, &host, "sub", "/dst/", &CopyOptions::default()).unwrap();
+            let (_, entries) = layer.finish();
+            let entries: Vec<Entry> = entries.into_iter().map(|(e, _)| e).collect();
+            let file = entries
+                .iter()
+                .find(|e| e.path == Path::new("dst/secret.txt"))
+                .unwrap();
+            assert!(
+                matches!(
+                    &file.kind,
+                    Kind::File {
+                        content: Content::InRoot { .. },
+                        ..
+                    }
+                ),
+                "{tag}: context content must be read through the root handle"
+            );
+
+            // Before the swap the layer holds the context's file.
+            let mut tar = Vec::new();
+            let opts = crate::layer::TarOptions::default();
+            crate::layer::write_tar(&entries, &opts, &mut tar).unwrap();
+            assert!(contains(&tar, b"inside"));
+
+            let target = if abs {
+                base.join("outside")
+            } else {
+                PathBuf::from("../outside")
+            };
+            swap_sub(&base, &target);
+            // The plain host path now really leads outside...
+            assert_eq!(
+                std::fs::read(base.join("ctx/sub/secret.txt")).unwrap(),
+                b"SECRET"
+            );
+            // ...but the layer write fails instead of reading it.
+            let mut tar = Vec::new();
+            let res = crate::layer::write_tar(&entries, &opts, &mut tar);
+            assert!(res.is_err(), "{tag}: write after the swap must fail");
+            assert!(!contains(&tar, b"SECRET"), "{tag}: outside file leaked");
+            std::fs::remove_dir_all(&base).unwrap();
+        }
+    }
+
+    #[test]
+    fn directory_swapped_before_the_stat_is_not_followed_out() {
+        let base = swap_fixture("stat");
+        let host = HostDir::new(&base.join("ctx"), IgnoreRules::default());
+        swap_sub(&base, &base.join("outside"));
+        // The swapped-in symlink is seen as a symlink, not as a directory.
+        let node = host.lstat("sub").unwrap().unwrap();
+        assert!(matches!(node.entry.kind, Kind::Symlink { .. }));
+        // Looking through it stays inside the context: nothing is found.
+        assert!(host.lstat("sub/secret.txt").unwrap().is_none());
+        assert!(host.read_dir("sub").is_err());
+        assert_eq!(host.inode("sub/secret.txt"), None);
+        // COPY of the symlinked directory keeps the link, never the
+        // outside file's bytes, and resolving through it is clamped.
+        let mut layer = LayerBuilder::new(FsView::new());
+        let res = copy_path(
+            &mut layer,
+            &host,
+            "sub/secret.txt",
+            "/x",
+            &CopyOptions::default(),
+        );
+        assert!(
+            res.is_err(),
+            "absolute target clamps to a missing context path"
+        );
+        let (_, entries) = layer.finish();
+        let entries: Vec<Entry> = entries.into_iter().map(|(e, _)| e).collect();
+        let mut tar = Vec::new();
+        let _ = crate::layer::write_tar(&entries, &Default::default(), &mut tar);
+        assert!(!contains(&tar, b"SECRET"));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -287,9 +287,16 @@ impl Engine<'_> {
                     ..
                 }) => b.to_vec(),
                 Some(Kind::File {
-                    content: Content::Path(p),
+                    content: c @ (Content::Path(_) | Content::InRoot { .. }),
                     ..
-                }) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
+                }) => {
+                    let p = c.host_path().unwrap_or_default();
+                    let mut b = Vec::new();
+                    c.open()
+                        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut b))
+                        .map_err(|e| format!("{}: {e}", p.display()))?;
+                    b
+                }
                 _ => return Ok(None),
             };
             Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
@@ -547,8 +554,11 @@ impl Engine<'_> {
                 }
                 for m in matches {
                     if is_add && req.unpack && from_fs.is_none() {
-                        if let Some(host) = self.host_file(source, &m)? {
-                            if let Some(reader) = super::archive::open_archive(&host)? {
+                        if let Some(content) = self.host_file(source, &m)? {
+                            let host = content.host_path().unwrap_or_default();
+                            if let Some(reader) =
+                                super::archive::open_archive(&host, || content.open())?
+                            {
                                 let target = layer.mkdir_all(&clean(&dest), &opts)?;
                                 super::archive::extract(
                                     &mut layer,
@@ -599,19 +609,16 @@ impl Engine<'_> {
         self.commit_layer(state, entries, msg)
     }
 
-    /// The host path of a context file when the source is a host directory.
-    fn host_file(
-        &self,
-        source: &dyn SourceFs,
-        path: &str,
-    ) -> Result<Option<std::path::PathBuf>, String> {
+    /// The file-backed content of a context file when the source is a host
+    /// directory (opened later through the context root handle).
+    fn host_file(&self, source: &dyn SourceFs, path: &str) -> Result<Option<Content>, String> {
         let resolved = source.resolve(path, true)?;
         match source.lstat(&resolved)? {
             Some(n) => match n.entry.kind {
                 Kind::File {
-                    content: Content::Path(p),
+                    content: c @ (Content::Path(_) | Content::InRoot { .. }),
                     ..
-                } => Ok(Some(p)),
+                } => Ok(Some(c)),
                 _ => Ok(None),
             },
             None => Ok(None),

@@ -229,7 +229,12 @@ pub fn write_tar_with<W: Write>(
                 }
                 Content::Path(p) => {
                     w(out, &mut buf)?;
-                    copy_file(p, *size, out, &mut copy_buf, open)?;
+                    copy_file(p, open(p), *size, out, &mut copy_buf)?;
+                }
+                Content::InRoot { root, path } => {
+                    w(out, &mut buf)?;
+                    let shown = root.path().join(path);
+                    copy_file(&shown, root.open_file(path), *size, out, &mut copy_buf)?;
                 }
             }
             tarfmt::pad(&mut buf, *size);
@@ -245,16 +250,16 @@ pub fn write_tar_with<W: Write>(
 
 fn copy_file<W: Write>(
     path: &Path,
+    opened: std::io::Result<File>,
     size: u64,
     out: &mut W,
     buf: &mut [u8],
-    open: &dyn Fn(&Path) -> std::io::Result<File>,
 ) -> Result<(), LayerError> {
     let read_err = |source| LayerError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = open(path).map_err(read_err)?;
+    let mut f = opened.map_err(read_err)?;
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
