@@ -186,6 +186,22 @@ fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, String> {
     Ok(cur)
 }
 
+/// The home directory of the first passwd entry with `uid`, or "/" (runc's
+/// default) when there is none.
+fn passwd_home(passwd: Option<&str>, uid: u32) -> String {
+    passwd
+        .into_iter()
+        .flat_map(str::lines)
+        .map(|l| l.trim().split(':').collect::<Vec<_>>())
+        .filter(|f| {
+            f.first()
+                .is_some_and(|n| !n.is_empty() && !n.starts_with('#'))
+        })
+        .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+        .and_then(|f| f.get(5).filter(|h| !h.is_empty()).map(|h| h.to_string()))
+        .unwrap_or_else(|| "/".into())
+}
+
 impl Drop for SandboxRunner<'_> {
     fn drop(&mut self) {
         // Discarded workspaces were renamed away during the build; delete
@@ -255,6 +271,13 @@ impl SandboxRunner<'_> {
         spec.env = req.env.clone();
         if !spec.env.iter().any(|e| e.starts_with("PATH=")) {
             spec.env.push(format!("PATH={}", sandbox::DEFAULT_PATH));
+        }
+        // runc sets HOME from the user's passwd entry ("/" without one)
+        // when the step's environment lacks it; the image config never
+        // gets it.
+        if !spec.env.iter().any(|e| e.starts_with("HOME=")) {
+            let home = passwd_home(read("etc/passwd")?.as_deref(), user.uid);
+            spec.env.push(format!("HOME={home}"));
         }
         spec.cwd = if req.workdir.is_empty() {
             "/".into()

@@ -1,0 +1,67 @@
+//! `kiln build` end to end: details where the image must match what
+//! BuildKit (docker 20.10) leaves — the RUN environment's HOME, WORKDIR as
+//! written, archives replacing directories, cache mount ownership and the
+//! mount points a step leaves behind.
+mod build_support;
+
+use build_support::*;
+
+/// A context holding a static busybox and a two-user passwd file.
+fn context(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("busybox"))
+        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
+    tree(
+        dir,
+        &[
+            (
+                "passwd",
+                "root:x:0:0:root:/root:/bin/sh\nalice:x:7:7::/home/alice:/bin/sh\n",
+            ),
+            ("group", "root:x:0:\nalice:x:7:\n"),
+        ],
+    );
+}
+
+const BASE: &str = "FROM scratch\n\
+     COPY busybox /bin/busybox\n\
+     RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+     COPY passwd group /etc/\n";
+
+fn build(work: &std::path::Path, dockerfile: &str) -> std::path::PathBuf {
+    let ctx = work.join("ctx");
+    context(&ctx);
+    let df = work.join("Dockerfile");
+    std::fs::write(&df, format!("{BASE}{dockerfile}")).unwrap();
+    build_to_layout(work, &df, &ctx, &[], &[])
+}
+
+#[test]
+fn run_gets_home_from_passwd_but_the_config_does_not() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = build(
+        work.path(),
+        "RUN mkdir -m 1777 /tmp && echo \"$HOME\" > /root-home\n\
+         USER alice\n\
+         RUN echo \"$HOME\" > /tmp/alice-home\n\
+         USER 4242\n\
+         RUN echo \"$HOME\" > /tmp/nobody-home\n\
+         USER root\n\
+         ENV HOME=/custom\n\
+         RUN echo \"$HOME\" > /custom-home\n",
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("root-home"), "file 0644 0:0 \"/root\\n\"");
+    assert_eq!(get("tmp/alice-home"), "file 0644 7:7 \"/home/alice\\n\"");
+    assert_eq!(get("tmp/nobody-home"), "file 0644 4242:0 \"/\\n\"");
+    assert_eq!(get("custom-home"), "file 0644 0:0 \"/custom\\n\"");
+    let (_, _, config) = image(&layout);
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/custom"
+        ])
+    );
+}
