@@ -65,3 +65,18 @@ fn run_gets_home_from_passwd_but_the_config_does_not() {
         ])
     );
 }
+
+#[test]
+fn workdir_keeps_an_absolute_path_as_written() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = build(work.path(), "WORKDIR /srv/\n");
+    let (_, _, config) = image(&layout);
+    assert_eq!(config["config"]["WorkingDir"], "/srv/");
+    assert_eq!(
+        files(&layout).get("srv").map(describe).as_deref(),
+        Some("dir 0755 0:0")
+    );
+    let layout = build(work.path(), "WORKDIR /srv/\nWORKDIR ./sub/\n");
+    let (_, _, config) = image(&layout);
+    assert_eq!(config["config"]["WorkingDir"], "/srv/sub");
+}
