@@ -80,3 +80,36 @@ fn workdir_keeps_an_absolute_path_as_written() {
     let (_, _, config) = image(&layout);
     assert_eq!(config["config"]["WorkingDir"], "/srv/sub");
 }
+
+#[test]
+fn add_archive_members_replace_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context(&ctx);
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("empty", &b"was a dir\n"[..]), ("full", b"was full\n")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o640);
+        h.set_uid(3);
+        h.set_gid(4);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    std::fs::write(ctx.join("t.tar"), b.into_inner().unwrap()).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "{BASE}RUN mkdir /empty /full && echo x > /full/inner && mkdir /full/deeper\n\
+             ADD t.tar /\n"
+        ),
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("empty"), "file 0640 3:4 \"was a dir\\n\"");
+    assert_eq!(get("full"), "file 0640 3:4 \"was full\\n\"");
+    assert_eq!(get("full/inner"), "absent");
+    assert_eq!(get("full/deeper"), "absent");
+}
