@@ -113,3 +113,23 @@ fn add_archive_members_replace_directories() {
     assert_eq!(get("full/inner"), "absent");
     assert_eq!(get("full/deeper"), "absent");
 }
+
+#[test]
+fn cache_mounts_are_owned_as_asked_and_kept_apart_per_owner() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = build(
+        work.path(),
+        "USER 7\n\
+         RUN --mount=type=cache,id=c,uid=7,target=/cache touch /cache/seven\n\
+         USER 0\n\
+         RUN --mount=type=cache,id=c,target=/cache touch /cache/zero\n\
+         RUN --mount=type=cache,id=c,target=/cache ls /cache > /plain\n\
+         RUN --mount=type=cache,id=c,uid=7,target=/cache ls /cache > /owned\n\
+         RUN --mount=type=cache,id=c,uid=7,gid=7,mode=0700,target=/cache stat -c '%u:%g %a' /cache > /both\n",
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("plain"), "file 0644 0:0 \"zero\\n\"");
+    assert_eq!(get("owned"), "file 0644 0:0 \"seven\\n\"");
+    assert_eq!(get("both"), "file 0644 0:0 \"7:7 700\\n\"");
+}
