@@ -133,3 +133,29 @@ fn cache_mounts_are_owned_as_asked_and_kept_apart_per_owner() {
     assert_eq!(get("owned"), "file 0644 0:0 \"seven\\n\"");
     assert_eq!(get("both"), "file 0644 0:0 \"7:7 700\\n\"");
 }
+
+#[test]
+fn a_step_on_an_empty_root_leaves_its_mount_point_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context(&ctx);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\n\
+         COPY busybox /busybox\n\
+         RUN --mount=type=tmpfs,target=/t --mount=type=cache,target=/deep/c [\"/busybox\", \"true\"]\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let mut paths: Vec<String> = fs.keys().cloned().collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["busybox", "deep", "deep/c", "dev", "etc", "proc", "sys", "t"]
+    );
+    for d in ["deep", "deep/c", "dev", "etc", "proc", "sys", "t"] {
+        assert_eq!(describe(&fs[d]), "dir 0755 0:0", "{d}");
+    }
+}
