@@ -196,13 +196,9 @@ pub fn extract(
             // PAX/GNU long-name records are consumed by the tar reader.
             _ => continue,
         };
-        if kind != Kind::Dir {
-            if let Some(existing) = layer.view.get(&target) {
-                if existing.entry.kind == Kind::Dir {
-                    return Err(format!("{name}: {raw_path:?} would replace a directory"));
-                }
-            }
-        }
+        // A non-directory member replaces whatever is there, a populated
+        // directory included (BuildKit removes it first); the layer's entry
+        // for the path hides the lower directory's children.
         let entry = Entry {
             path: PathBuf::from(&target),
             kind,

@@ -118,11 +118,28 @@ impl<'a> SandboxRunner<'a> {
                     } else {
                         m.id.clone()
                     };
+                    // BuildKit keys a cache on its id and the directory it
+                    // starts from, so each uid/gid/mode is a separate cache.
+                    let owned = m.uid.is_some() || m.gid.is_some() || m.mode.is_some();
+                    let key = if owned {
+                        format!(
+                            "{id}\0{}:{}:{:o}",
+                            m.uid.unwrap_or(0),
+                            m.gid.unwrap_or(0),
+                            m.mode.unwrap_or(0o755)
+                        )
+                    } else {
+                        id
+                    };
                     let name = format!(
                         "run-cache-{}",
-                        super::images::sha256_digest(id.as_bytes()).trim_start_matches("sha256:")
+                        super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
                     );
-                    let dir = self.store.cache_dir(&name).map_err(|e| e.to_string())?;
+                    let dir = if owned {
+                        self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
+                    } else {
+                        self.store.cache_dir(&name).map_err(|e| e.to_string())?
+                    };
                     MountKind::Bind {
                         src: dir,
                         readonly: false,
@@ -142,6 +159,60 @@ impl<'a> SandboxRunner<'a> {
             });
         }
         Ok(out)
+    }
+}
+
+impl SandboxRunner<'_> {
+    /// The cache directory `name`, created (once) owned by `uid`:`gid`
+    /// with `mode` as a cache mount's options ask; it is prepared under a
+    /// temporary name and renamed into place so a half-set-up directory is
+    /// never used.
+    fn owned_cache_dir(
+        &mut self,
+        name: &str,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<PathBuf, String> {
+        let tmp = self
+            .store
+            .cache_dir(&format!("{name}.new-{}", std::process::id()))
+            .map_err(|e| e.to_string())?;
+        let dir = tmp.with_file_name(name);
+        if dir.is_dir() {
+            let _ = std::fs::remove_dir(&tmp);
+            return Ok(dir);
+        }
+        let err = |e: std::io::Error| format!("{}: {e}", tmp.display());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            &tmp,
+            std::fs::Permissions::from_mode(mode.unwrap_or(0o755) & 0o7777),
+        )
+        .map_err(err)?;
+        let (u, g) = (uid.unwrap_or(0), gid.unwrap_or(0));
+        let host = (self.idmap.host_uid(u), self.idmap.host_gid(g));
+        match host {
+            (Some(hu), Some(hg)) => {
+                if let Err(e) = std::os::unix::fs::chown(&tmp, Some(hu), Some(hg)) {
+                    self.warnings.push(format!(
+                        "cache mount {name}: cannot give it to {u}:{g}: {e}"
+                    ));
+                }
+            }
+            _ => self
+                .warnings
+                .push(format!("cache mount {name}: {u}:{g} is not mapped")),
+        }
+        match std::fs::rename(&tmp, &dir) {
+            Ok(()) => Ok(dir),
+            // Another build prepared it meanwhile.
+            Err(_) if dir.is_dir() => {
+                let _ = std::fs::remove_dir(&tmp);
+                Ok(dir)
+            }
+            Err(e) => Err(err(e)),
+        }
     }
 }
 
@@ -184,6 +255,22 @@ fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, String> {
         }
     }
     Ok(cur)
+}
+
+/// The home directory of the first passwd entry with `uid`, or "/" (runc's
+/// default) when there is none.
+fn passwd_home(passwd: Option<&str>, uid: u32) -> String {
+    passwd
+        .into_iter()
+        .flat_map(str::lines)
+        .map(|l| l.trim().split(':').collect::<Vec<_>>())
+        .filter(|f| {
+            f.first()
+                .is_some_and(|n| !n.is_empty() && !n.starts_with('#'))
+        })
+        .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+        .and_then(|f| f.get(5).filter(|h| !h.is_empty()).map(|h| h.to_string()))
+        .unwrap_or_else(|| "/".into())
 }
 
 impl Drop for SandboxRunner<'_> {
@@ -255,6 +342,13 @@ impl SandboxRunner<'_> {
         spec.env = req.env.clone();
         if !spec.env.iter().any(|e| e.starts_with("PATH=")) {
             spec.env.push(format!("PATH={}", sandbox::DEFAULT_PATH));
+        }
+        // runc sets HOME from the user's passwd entry ("/" without one)
+        // when the step's environment lacks it; the image config never
+        // gets it.
+        if !spec.env.iter().any(|e| e.starts_with("HOME=")) {
+            let home = passwd_home(read("etc/passwd")?.as_deref(), user.uid);
+            spec.env.push(format!("HOME={home}"));
         }
         spec.cwd = if req.workdir.is_empty() {
             "/".into()

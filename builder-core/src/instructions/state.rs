@@ -617,19 +617,20 @@ impl StageState {
     }
 }
 
-/// Docker's `NormalizeWorkdir` on Linux: clean, and join a relative path
-/// onto the current directory.
+/// Docker's `NormalizeWorkdir` on Linux: a relative path is joined onto the
+/// current directory and cleaned; an absolute one is kept as written.
 fn normalize_workdir(current: &str, requested: &str) -> Result<String, K> {
     if requested.is_empty() {
         return Err(K::BadValue(
             "normalizing workdir: cannot normalize nothing".into(),
         ));
     }
-    let joined = if requested.starts_with('/') {
-        requested.to_string()
-    } else {
-        format!("/{current}/{requested}")
-    };
+    if requested.starts_with('/') {
+        // An absolute path is kept as written ("/tmp/" stays "/tmp/"),
+        // as BuildKit records it in the config.
+        return Ok(requested.to_string());
+    }
+    let joined = format!("/{current}/{requested}");
     let mut parts: Vec<&str> = Vec::new();
     for seg in joined.split('/') {
         match seg {
@@ -706,6 +707,7 @@ mod tests {
         assert_eq!(normalize_workdir("/", "app").unwrap(), "/app");
         assert_eq!(normalize_workdir("/app", "../srv/./x/").unwrap(), "/srv/x");
         assert_eq!(normalize_workdir("/app", "/abs").unwrap(), "/abs");
+        assert_eq!(normalize_workdir("/app", "/tmp/").unwrap(), "/tmp/");
         assert!(normalize_workdir("/", "").is_err());
     }
 

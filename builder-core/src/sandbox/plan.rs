@@ -375,6 +375,9 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
             optional: false,
         })
     };
+    // /etc stays in the step's changes when it had to be made (as with
+    // BuildKit); only the file stubs below it are removed.
+    push(mount_op("/etc", Create::Dir, false, Action::Ensure));
     push(mount_op("/etc/hosts", Create::File, true, bind_ro(&hosts)?));
     push(mount_op(
         "/etc/resolv.conf",

@@ -1,0 +1,160 @@
+//! `kiln build` end to end: details where the image must match what
+//! BuildKit (docker 20.10) leaves — the RUN environment's HOME, WORKDIR as
+//! written, archives replacing directories, cache mount ownership and the
+//! mount points a step leaves behind.
+mod build_support;
+
+use build_support::*;
+
+/// A context holding a static busybox and a two-user passwd file.
+fn context(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("busybox"))
+        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
+    tree(
+        dir,
+        &[
+            (
+                "passwd",
+                "root:x:0:0:root:/root:/bin/sh\nalice:x:7:7::/home/alice:/bin/sh\n",
+            ),
+            ("group", "root:x:0:\nalice:x:7:\n"),
+        ],
+    );
+}
+
+const BASE: &str = "FROM scratch\n\
+     COPY busybox /bin/busybox\n\
+     RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+     COPY passwd group /etc/\n";
+
+fn build(work: &std::path::Path, dockerfile: &str) -> std::path::PathBuf {
+    let ctx = work.join("ctx");
+    context(&ctx);
+    let df = work.join("Dockerfile");
+    std::fs::write(&df, format!("{BASE}{dockerfile}")).unwrap();
+    build_to_layout(work, &df, &ctx, &[], &[])
+}
+
+#[test]
+fn run_gets_home_from_passwd_but_the_config_does_not() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = build(
+        work.path(),
+        "RUN mkdir -m 1777 /tmp && echo \"$HOME\" > /root-home\n\
+         USER alice\n\
+         RUN echo \"$HOME\" > /tmp/alice-home\n\
+         USER 4242\n\
+         RUN echo \"$HOME\" > /tmp/nobody-home\n\
+         USER root\n\
+         ENV HOME=/custom\n\
+         RUN echo \"$HOME\" > /custom-home\n",
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("root-home"), "file 0644 0:0 \"/root\\n\"");
+    assert_eq!(get("tmp/alice-home"), "file 0644 7:7 \"/home/alice\\n\"");
+    assert_eq!(get("tmp/nobody-home"), "file 0644 4242:0 \"/\\n\"");
+    assert_eq!(get("custom-home"), "file 0644 0:0 \"/custom\\n\"");
+    let (_, _, config) = image(&layout);
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/custom"
+        ])
+    );
+}
+
+#[test]
+fn workdir_keeps_an_absolute_path_as_written() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = build(work.path(), "WORKDIR /srv/\n");
+    let (_, _, config) = image(&layout);
+    assert_eq!(config["config"]["WorkingDir"], "/srv/");
+    assert_eq!(
+        files(&layout).get("srv").map(describe).as_deref(),
+        Some("dir 0755 0:0")
+    );
+    let layout = build(work.path(), "WORKDIR /srv/\nWORKDIR ./sub/\n");
+    let (_, _, config) = image(&layout);
+    assert_eq!(config["config"]["WorkingDir"], "/srv/sub");
+}
+
+#[test]
+fn add_archive_members_replace_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context(&ctx);
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("empty", &b"was a dir\n"[..]), ("full", b"was full\n")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o640);
+        h.set_uid(3);
+        h.set_gid(4);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    std::fs::write(ctx.join("t.tar"), b.into_inner().unwrap()).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "{BASE}RUN mkdir /empty /full && echo x > /full/inner && mkdir /full/deeper\n\
+             ADD t.tar /\n\
+             RUN test -e /full/inner || echo gone > /check\n"
+        ),
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("empty"), "file 0640 3:4 \"was a dir\\n\"");
+    assert_eq!(get("full"), "file 0640 3:4 \"was full\\n\"");
+    // The lower directory's children are hidden from later steps.
+    assert_eq!(get("check"), "file 0644 0:0 \"gone\\n\"");
+}
+
+#[test]
+fn cache_mounts_are_owned_as_asked_and_kept_apart_per_owner() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = build(
+        work.path(),
+        "USER 7\n\
+         RUN --mount=type=cache,id=c,uid=7,target=/cache touch /cache/seven\n\
+         USER 0\n\
+         RUN --mount=type=cache,id=c,target=/cache touch /cache/zero\n\
+         RUN --mount=type=cache,id=c,target=/cache ls /cache > /plain\n\
+         RUN --mount=type=cache,id=c,uid=7,target=/cache ls /cache > /owned\n\
+         RUN --mount=type=cache,id=c,uid=7,gid=7,mode=0700,target=/cache stat -c '%u:%g %a' /cache > /both\n",
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("plain"), "file 0644 0:0 \"zero\\n\"");
+    assert_eq!(get("owned"), "file 0644 0:0 \"seven\\n\"");
+    assert_eq!(get("both"), "file 0644 0:0 \"7:7 700\\n\"");
+}
+
+#[test]
+fn a_step_on_an_empty_root_leaves_its_mount_point_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context(&ctx);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\n\
+         COPY busybox /busybox\n\
+         RUN --mount=type=tmpfs,target=/t --mount=type=cache,target=/deep/c [\"/busybox\", \"true\"]\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let mut paths: Vec<String> = fs.keys().cloned().collect();
+    paths.sort();
+    // BuildKit also leaves dev, proc and sys; kiln does not (yet).
+    assert_eq!(paths, ["busybox", "deep", "deep/c", "etc", "t"]);
+    for d in ["deep", "deep/c", "etc", "t"] {
+        assert_eq!(describe(&fs[d]), "dir 0755 0:0", "{d}");
+    }
+}
