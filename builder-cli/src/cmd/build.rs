@@ -12,8 +12,10 @@ use builder_core::export::{self, Dest, ExportOptions, ExportReport, OutputSpec};
 use builder_core::registry::Client;
 
 use super::registry_flags::RegistryFlags;
-use builder_core::context::{BuildContext, ContextSource, DockerfileFlag};
+use crate::render::{ProgressMode, Renderer};
+use builder_core::context::{self, BuildContext, ContextSource, DockerfileFlag, WalkOptions};
 use builder_core::parser;
+use builder_core::progress::{Event, Reporter};
 use builder_core::store::{normalize_name, Store};
 
 /// Flags of `kiln build`.
@@ -38,9 +40,18 @@ pub struct Args {
     /// Target platform os/arch[/variant].
     #[arg(long)]
     pub platform: Option<String>,
-    /// Do not use a build cache (kiln keeps none yet).
+    /// Do not look steps up in the layer cache (results are still recorded).
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not use the cache for these stages (comma-separated names).
+    #[arg(long = "no-cache-filter", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Write why each step missed the cache as JSON to FILE (`-`: stdout).
+    #[arg(long = "explain-cache", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    pub explain_cache: Option<PathBuf>,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
     /// Export the image: type=oci|docker|local|tar,dest=PATH (repeatable).
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
@@ -205,11 +216,48 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         source_date_epoch,
     )
     .map_err(|e| format!("error: {e}"))?;
-    let result = build::build(&df, &opts, &store, &mut resolver, Some(&mut runner));
+    // Content digests of the context, through the stat cache in the store:
+    // what COPY/ADD keys are made of.
+    let listing = ctx
+        .walk(&WalkOptions {
+            hash: true,
+            cache_dir: Some(context::stat_cache_dir(store.root())),
+        })
+        .map_err(|e| format!("error: {e}"))?;
+    let renderer = Renderer::stderr(args.progress);
+    let started = std::time::Instant::now();
+    renderer.event(&Event::BuildStarted {
+        target: args.target.clone(),
+        steps: df.nodes.len(),
+    });
+    let hooks = build::BuildHooks {
+        reporter: &renderer,
+        use_cache: !args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        listing: Some(&listing),
+        cache: true,
+    };
+    let result = build::build_with(&df, &opts, &store, &mut resolver, Some(&mut runner), hooks);
+    renderer.event(&Event::BuildFinished {
+        duration: started.elapsed(),
+        success: result.is_ok(),
+        image: None,
+    });
+    renderer.finish();
     for w in &runner.warnings {
         eprintln!("warning: {w}");
     }
-    let image = result.map_err(|e| render(&e, &df_text, &df_name))?;
+    let (image, build_report) = result.map_err(|e| render(&e, &df_text, &df_name))?;
+    if let Some(path) = &args.explain_cache {
+        let json = serde_json::to_string_pretty(&build_report.explanations)
+            .map_err(|e| format!("error: {e}"))?;
+        if path.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json + "\n")
+                .map_err(|e| format!("error: {}: {e}", path.display()))?;
+        }
+    }
     let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
 
     let names: Vec<String> = args
