@@ -211,3 +211,60 @@ fn a_failing_step_leaves_no_cache_entry() {
         "ran again, not cached"
     );
 }
+
+#[test]
+fn a_local_cache_export_makes_an_empty_store_hit_everything() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(work.path());
+    let dir = work.path().join("exported-cache");
+    let to = format!("--cache-to=type=local,dest={},mode=max", dir.display());
+    let first = build(work.path(), &ctx, DF, &[&to]);
+    assert!(first.ok, "{}", first.stderr);
+    assert!(
+        dir.join("index.json").is_file(),
+        "an OCI layout was written"
+    );
+
+    // Another work directory: a new, empty store.
+    let other = tempfile::tempdir().unwrap();
+    let from = format!("--cache-from=type=local,src={}", dir.display());
+    let second = build(other.path(), &ctx, DF, &[&from]);
+    assert!(second.ok, "{}", second.stderr);
+    assert!(second.steps("cache_miss").is_empty(), "{:?}", second.events);
+    assert_eq!(second.steps("step_cached").len(), LAYER_STEPS);
+    assert_eq!(second.digest, first.digest);
+}
+
+#[test]
+fn plain_progress_names_steps_hits_and_misses() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(work.path());
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, DF).unwrap();
+    let root = work.path().join("store");
+    let args = [
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "--progress=plain",
+        "-f",
+        df.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ];
+    let (ok, _, first) = kiln(&args, &[]);
+    assert!(ok, "{first}");
+    assert!(first.contains("COPY src /src/"), "{first}");
+    assert!(
+        first.contains("cache miss: no earlier build of this step"),
+        "{first}"
+    );
+    let (ok, _, second) = kiln(&args, &[]);
+    assert!(ok, "{second}");
+    assert_eq!(second.matches("CACHED").count(), LAYER_STEPS, "{second}");
+    let (ok, _, quiet) = kiln(
+        &[&args[..3], &["--progress=quiet"], &args[4..]].concat(),
+        &[],
+    );
+    assert!(ok);
+    assert_eq!(quiet, "", "quiet prints nothing on success");
+}

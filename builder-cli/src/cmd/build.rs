@@ -13,9 +13,11 @@ use builder_core::registry::Client;
 
 use super::registry_flags::RegistryFlags;
 use crate::render::{ProgressMode, Renderer};
+use builder_core::cache::{transfer, transfer::CacheSpec, CacheIndex};
 use builder_core::context::{self, BuildContext, ContextSource, DockerfileFlag, WalkOptions};
 use builder_core::parser;
 use builder_core::progress::{Event, Reporter};
+use builder_core::registry::NoProgress;
 use builder_core::store::{normalize_name, Store};
 
 /// Flags of `kiln build`.
@@ -49,6 +51,14 @@ pub struct Args {
     /// Write why each step missed the cache as JSON to FILE (`-`: stdout).
     #[arg(long = "explain-cache", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
     pub explain_cache: Option<PathBuf>,
+    /// Export the build cache: type=local,dest=DIR or type=registry,ref=REF
+    /// (optional mode=min|max).
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache first: type=local,src=DIR, type=registry,ref=REF
+    /// or a bare reference (repeatable).
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
     /// How to show progress on stderr.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
@@ -224,6 +234,28 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
             cache_dir: Some(context::stat_cache_dir(store.root())),
         })
         .map_err(|e| format!("error: {e}"))?;
+    let cache_to: Vec<CacheSpec> = args
+        .cache_to
+        .iter()
+        .map(|v| CacheSpec::parse_to(v).map_err(|e| format!("error: --cache-to: {e}")))
+        .collect::<Result<_, _>>()?;
+    let cache_from: Vec<CacheSpec> = args
+        .cache_from
+        .iter()
+        .map(|v| CacheSpec::parse_from(v).map_err(|e| format!("error: --cache-from: {e}")))
+        .collect::<Result<_, _>>()?;
+    let transfer_client = if cache_to.is_empty() && cache_from.is_empty() {
+        None
+    } else {
+        Some(Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?)
+    };
+    if !cache_from.is_empty() {
+        let index = CacheIndex::open(&store).map_err(|e| format!("error: build cache: {e}"))?;
+        for spec in &cache_from {
+            transfer::import(&index, spec, transfer_client.as_ref(), &NoProgress)
+                .map_err(|e| format!("error: --cache-from: {e}"))?;
+        }
+    }
     let renderer = Renderer::stderr(args.progress);
     let started = std::time::Instant::now();
     renderer.event(&Event::BuildStarted {
@@ -248,6 +280,17 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         eprintln!("warning: {w}");
     }
     let (image, build_report) = result.map_err(|e| render(&e, &df_text, &df_name))?;
+    if !cache_to.is_empty() {
+        let index = CacheIndex::open(&store).map_err(|e| format!("error: build cache: {e}"))?;
+        for spec in &cache_to {
+            let keys = match spec.mode {
+                transfer::ExportMode::Min => &build_report.target_keys,
+                transfer::ExportMode::Max => &build_report.keys,
+            };
+            transfer::export(&index, spec, keys, transfer_client.as_ref(), &NoProgress)
+                .map_err(|e| format!("error: --cache-to: {e}"))?;
+        }
+    }
     if let Some(path) = &args.explain_cache {
         let json = serde_json::to_string_pretty(&build_report.explanations)
             .map_err(|e| format!("error: {e}"))?;

@@ -83,6 +83,7 @@ impl Engine<'_> {
         if !skip {
             if let Some(result) = index.lookup(&key).map_err(|e| e.to_string())? {
                 index.touch(&identity, &key).map_err(|e| e.to_string())?;
+                self.keys.push((state.stage_name.clone(), key.clone()));
                 self.replay(state, &result, created_by)?;
                 state.chain.advance(key.clone());
                 self.hooks.reporter.event(&Event::StepCached {
@@ -126,9 +127,10 @@ impl Engine<'_> {
         layers_before: usize,
     ) -> Result<(), String> {
         self.cache_misses += 1;
-        let (Some(index), Some((_, inputs))) = (self.cache.as_ref(), pending.key) else {
+        let (Some(index), Some((key, inputs))) = (self.cache.as_ref(), pending.key) else {
             return Ok(());
         };
+        self.keys.push((state.stage_name.clone(), key));
         let layer = match state.layers.get(layers_before) {
             None => None,
             Some(l) => Some(CachedLayer {

@@ -76,6 +76,8 @@ pub(super) struct Engine<'a> {
     pub cache_misses: usize,
     /// The last step satisfied from the cache (no StepFinished for it).
     pub cached_step: Option<crate::progress::StepId>,
+    /// Keys of the steps that are in the cache now, with their stage.
+    pub keys: Vec<(String, crate::cache::CacheKey)>,
 }
 
 pub(super) fn instruction_error(e: instructions::InstructionError) -> BuildError {
@@ -166,6 +168,7 @@ pub fn build_with<'a>(
         cache_hits: 0,
         cache_misses: 0,
         cached_step: None,
+        keys: Vec::new(),
     };
     engine.build_stage(target)?;
     if let Some(index) = &engine.cache {
@@ -173,10 +176,22 @@ pub fn build_with<'a>(
             .update_roots()
             .map_err(|e| BuildError::general(format!("build cache: {e}")))?;
     }
+    let target_name = engine
+        .built
+        .get(&target)
+        .map(|s| s.stage_name.clone())
+        .unwrap_or_default();
     let report = BuildReport {
         cache_hits: engine.cache_hits,
         cache_misses: engine.cache_misses,
         explanations: std::mem::take(&mut engine.explanations),
+        keys: engine.keys.iter().map(|(_, k)| k.clone()).collect(),
+        target_keys: engine
+            .keys
+            .iter()
+            .filter(|(s, _)| *s == target_name)
+            .map(|(_, k)| k.clone())
+            .collect(),
     };
     let mut state = engine
         .built

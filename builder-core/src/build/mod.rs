@@ -143,6 +143,10 @@ pub struct BuildReport {
     pub cache_misses: usize,
     /// One JSON object per miss (`--explain-cache`).
     pub explanations: Vec<serde_json::Value>,
+    /// Every step key the build used or recorded (`--cache-to mode=max`).
+    pub keys: Vec<crate::cache::CacheKey>,
+    /// The keys of the target stage's steps (`--cache-to mode=min`).
+    pub target_keys: Vec<crate::cache::CacheKey>,
 }
 
 /// Resolves image references (FROM, COPY --from) to images.
