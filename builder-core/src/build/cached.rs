@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::config::add_history;
 use super::engine::{Engine, StageState};
-use super::images::{read_layer_entries, LayerBlob};
+use super::images::LayerBlob;
 use crate::cache::{CacheKey, CacheResult, CachedLayer, InputsRecord, KeyBuilder};
 use crate::digest::Digest;
 use crate::image::Descriptor;
@@ -165,7 +165,7 @@ impl Engine<'_> {
                     size: l.descriptor.size,
                     media_type: l.descriptor.media_type.clone(),
                 };
-                state.fs.apply(read_layer_entries(&blob.path)?);
+                state.fs_pending.push(blob.path.clone());
                 state.layers.push(blob);
                 add_history(&mut state.config, created_by.to_string(), false, time);
             }

@@ -18,6 +18,16 @@ use crate::context::IgnoreRules;
 use crate::instructions::{self, GlobalScope, Parsed, StageRef, Stages};
 use crate::parser::Dockerfile;
 
+impl StageState {
+    /// Brings `fs` up to date with the layers cache hits added.
+    pub fn sync_fs(&mut self) -> Result<(), String> {
+        for path in std::mem::take(&mut self.fs_pending) {
+            self.fs.apply(read_layer_entries(&path)?);
+        }
+        Ok(())
+    }
+}
+
 /// The state of a stage while and after it is built.
 #[derive(Clone)]
 pub(super) struct StageState {
@@ -35,6 +45,9 @@ pub(super) struct StageState {
     pub base_layers: usize,
     /// The stage's cache key chain.
     pub chain: crate::cache::KeyChain,
+    /// Cached layers replayed onto `layers` but not yet onto `fs`: a hit
+    /// reads nothing until a later step needs the file view.
+    pub fs_pending: Vec<std::path::PathBuf>,
     /// The stage's name (or index), for step identities and events.
     pub stage_name: String,
     /// The instruction being dispatched, 1-based.
@@ -362,6 +375,7 @@ impl Engine<'_> {
             onbuild_written: Vec::new(),
             platform,
             chain,
+            fs_pending: Vec::new(),
             stage_name: String::new(),
             position: 0,
             total: 0,

@@ -290,6 +290,7 @@ impl Engine<'_> {
         } else {
             // BuildKit resolves the owner in the stage; an unknown name
             // leaves the directory to root, as it does.
+            state.sync_fs()?;
             let (passwd, group) = self.user_files(state)?;
             resolve_chown(&user, passwd.as_deref(), group.as_deref()).ok()
         };
@@ -298,6 +299,7 @@ impl Engine<'_> {
             created_time: self.created_time(),
             ..CopyOptions::default()
         };
+        state.sync_fs()?;
         let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
         let made = layer.mkdir_all(&clean(wd), &opts);
         let (view, entries) = layer.finish();
@@ -353,6 +355,7 @@ impl Engine<'_> {
             return Ok(());
         }
         materialize(&mut entries, &self.opts.scratch)?;
+        state.sync_fs()?;
         // The view must not point into another stage's layers any more.
         state.fs.apply(entries.iter().cloned());
         let opts = crate::layer::LayerOptions {
@@ -491,9 +494,8 @@ impl Engine<'_> {
         let msg = invocation.created_by;
         match layer {
             Some(blob) => {
-                state
-                    .fs
-                    .apply(super::images::read_layer_entries(&blob.path)?);
+                // Read lazily, after any cached layers before it.
+                state.fs_pending.push(blob.path.clone());
                 state.layers.push(blob);
                 add_history(&mut state.config, msg, false, time);
             }
@@ -520,6 +522,7 @@ impl Engine<'_> {
         let chown = match &chown_spec {
             None => None,
             Some(spec) => {
+                state.sync_fs()?;
                 let (passwd, group) = self.user_files(state)?;
                 Some(resolve_chown(spec, passwd.as_deref(), group.as_deref())?)
             }
@@ -550,7 +553,13 @@ impl Engine<'_> {
                             ));
                         }
                         self.build_stage(j).map_err(|e| e.message)?;
-                        self.built.get(&j).map(|s| s.fs.clone())
+                        match self.built.get_mut(&j) {
+                            Some(s) => {
+                                s.sync_fs()?;
+                                Some(s.fs.clone())
+                            }
+                            None => None,
+                        }
                     }
                     StageRef::Image(reference) => {
                         let p = state.platform.clone();
@@ -583,6 +592,7 @@ impl Engine<'_> {
             (None, None) => &self.context,
         };
 
+        state.sync_fs()?;
         let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
         let result = (|| -> Result<(), String> {
             for src in &srcs {
