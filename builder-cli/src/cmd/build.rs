@@ -12,8 +12,12 @@ use builder_core::export::{self, Dest, ExportOptions, ExportReport, OutputSpec};
 use builder_core::registry::Client;
 
 use super::registry_flags::RegistryFlags;
-use builder_core::context::{BuildContext, ContextSource, DockerfileFlag};
+use crate::render::{ProgressMode, Renderer};
+use builder_core::cache::{transfer, transfer::CacheSpec, CacheIndex};
+use builder_core::context::{self, BuildContext, ContextSource, DockerfileFlag, WalkOptions};
 use builder_core::parser;
+use builder_core::progress::{Event, Reporter};
+use builder_core::registry::NoProgress;
 use builder_core::store::{normalize_name, Store};
 
 /// Flags of `kiln build`.
@@ -38,9 +42,26 @@ pub struct Args {
     /// Target platform os/arch[/variant].
     #[arg(long)]
     pub platform: Option<String>,
-    /// Do not use a build cache (kiln keeps none yet).
+    /// Do not look steps up in the layer cache (results are still recorded).
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not use the cache for these stages (comma-separated names).
+    #[arg(long = "no-cache-filter", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Write why each step missed the cache as JSON to FILE (`-`: stdout).
+    #[arg(long = "explain-cache", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    pub explain_cache: Option<PathBuf>,
+    /// Export the build cache: type=local,dest=DIR or type=registry,ref=REF
+    /// (optional mode=min|max).
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache first: type=local,src=DIR, type=registry,ref=REF
+    /// or a bare reference (repeatable).
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
     /// Export the image: type=oci|docker|local|tar,dest=PATH (repeatable).
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
@@ -205,11 +226,81 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         source_date_epoch,
     )
     .map_err(|e| format!("error: {e}"))?;
-    let result = build::build(&df, &opts, &store, &mut resolver, Some(&mut runner));
+    // Content digests of the context, through the stat cache in the store:
+    // what COPY/ADD keys are made of.
+    let listing = ctx
+        .walk(&WalkOptions {
+            hash: true,
+            cache_dir: Some(context::stat_cache_dir(store.root())),
+        })
+        .map_err(|e| format!("error: {e}"))?;
+    let cache_to: Vec<CacheSpec> = args
+        .cache_to
+        .iter()
+        .map(|v| CacheSpec::parse_to(v).map_err(|e| format!("error: --cache-to: {e}")))
+        .collect::<Result<_, _>>()?;
+    let cache_from: Vec<CacheSpec> = args
+        .cache_from
+        .iter()
+        .map(|v| CacheSpec::parse_from(v).map_err(|e| format!("error: --cache-from: {e}")))
+        .collect::<Result<_, _>>()?;
+    let transfer_client = if cache_to.is_empty() && cache_from.is_empty() {
+        None
+    } else {
+        Some(Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?)
+    };
+    if !cache_from.is_empty() {
+        let index = CacheIndex::open(&store).map_err(|e| format!("error: build cache: {e}"))?;
+        for spec in &cache_from {
+            transfer::import(&index, spec, transfer_client.as_ref(), &NoProgress)
+                .map_err(|e| format!("error: --cache-from: {e}"))?;
+        }
+    }
+    let renderer = Renderer::stderr(args.progress);
+    let started = std::time::Instant::now();
+    renderer.event(&Event::BuildStarted {
+        target: args.target.clone(),
+        steps: df.nodes.len(),
+    });
+    let hooks = build::BuildHooks {
+        reporter: &renderer,
+        use_cache: !args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        listing: Some(&listing),
+        cache: true,
+    };
+    let result = build::build_with(&df, &opts, &store, &mut resolver, Some(&mut runner), hooks);
+    renderer.event(&Event::BuildFinished {
+        duration: started.elapsed(),
+        success: result.is_ok(),
+        image: None,
+    });
+    renderer.finish();
     for w in &runner.warnings {
         eprintln!("warning: {w}");
     }
-    let image = result.map_err(|e| render(&e, &df_text, &df_name))?;
+    let (image, build_report) = result.map_err(|e| render(&e, &df_text, &df_name))?;
+    if !cache_to.is_empty() {
+        let index = CacheIndex::open(&store).map_err(|e| format!("error: build cache: {e}"))?;
+        for spec in &cache_to {
+            let keys = match spec.mode {
+                transfer::ExportMode::Min => &build_report.target_keys,
+                transfer::ExportMode::Max => &build_report.keys,
+            };
+            transfer::export(&index, spec, keys, transfer_client.as_ref(), &NoProgress)
+                .map_err(|e| format!("error: --cache-to: {e}"))?;
+        }
+    }
+    if let Some(path) = &args.explain_cache {
+        let json = serde_json::to_string_pretty(&build_report.explanations)
+            .map_err(|e| format!("error: {e}"))?;
+        if path.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json + "\n")
+                .map_err(|e| format!("error: {}: {e}", path.display()))?;
+        }
+    }
     let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
 
     let names: Vec<String> = args

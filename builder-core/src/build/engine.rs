@@ -10,11 +10,23 @@ use super::copy::HostDir;
 use super::fsview::FsView;
 use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob};
 use super::{
-    BuildError, BuildOptions, BuiltImage, ImageResolver, NamedContext, Platform, RunExecutor,
+    BuildError, BuildHooks, BuildOptions, BuildReport, BuiltImage, ImageResolver, NamedContext,
+    Platform, RunExecutor,
 };
+use crate::cache::KeyChain;
 use crate::context::IgnoreRules;
 use crate::instructions::{self, GlobalScope, Parsed, StageRef, Stages};
 use crate::parser::Dockerfile;
+
+impl StageState {
+    /// Brings `fs` up to date with the layers cache hits added.
+    pub fn sync_fs(&mut self) -> Result<(), String> {
+        for path in std::mem::take(&mut self.fs_pending) {
+            self.fs.apply(read_layer_entries(&path)?);
+        }
+        Ok(())
+    }
+}
 
 /// The state of a stage while and after it is built.
 #[derive(Clone)]
@@ -31,6 +43,17 @@ pub(super) struct StageState {
     pub platform: Platform,
     /// How many layers came from the base image.
     pub base_layers: usize,
+    /// The stage's cache key chain.
+    pub chain: crate::cache::KeyChain,
+    /// Cached layers replayed onto `layers` but not yet onto `fs`: a hit
+    /// reads nothing until a later step needs the file view.
+    pub fs_pending: Vec<std::path::PathBuf>,
+    /// The stage's name (or index), for step identities and events.
+    pub stage_name: String,
+    /// The instruction being dispatched, 1-based.
+    pub position: usize,
+    /// Instructions in the stage.
+    pub total: usize,
 }
 
 fn env_pairs(config: &ImageConfig) -> Vec<(String, String)> {
@@ -58,6 +81,16 @@ pub(super) struct Engine<'a> {
     pub in_progress: Vec<usize>,
     pub images: BTreeMap<String, (ImageConfig, FsView, Vec<LayerBlob>)>,
     pub context: HostDir,
+    pub hooks: BuildHooks<'a>,
+    pub cache: Option<crate::cache::CacheIndex<'a>>,
+    pub next_id: u64,
+    pub explanations: Vec<serde_json::Value>,
+    pub cache_hits: usize,
+    pub cache_misses: usize,
+    /// The last step satisfied from the cache (no StepFinished for it).
+    pub cached_step: Option<crate::progress::StepId>,
+    /// Keys of the steps that are in the cache now, with their stage.
+    pub keys: Vec<(String, crate::cache::CacheKey)>,
 }
 
 pub(super) fn instruction_error(e: instructions::InstructionError) -> BuildError {
@@ -80,6 +113,19 @@ pub fn build<'a>(
     resolver: &'a mut dyn ImageResolver,
     runner: Option<&'a mut dyn RunExecutor>,
 ) -> Result<BuiltImage, BuildError> {
+    build_with(df, opts, store, resolver, runner, BuildHooks::none()).map(|(image, _)| image)
+}
+
+/// Builds the target stage of `df` as [`build`] does, with the layer cache
+/// in the store and progress events as `hooks` says.
+pub fn build_with<'a>(
+    df: &Dockerfile,
+    opts: &'a BuildOptions,
+    store: &'a crate::store::Store,
+    resolver: &'a mut dyn ImageResolver,
+    runner: Option<&'a mut dyn RunExecutor>,
+    hooks: BuildHooks<'a>,
+) -> Result<(BuiltImage, BuildReport), BuildError> {
     let stages = instructions::parse_dockerfile(df).map_err(instruction_error)?;
     let target = stages
         .target(opts.target.as_deref())
@@ -121,8 +167,45 @@ pub fn build<'a>(
         in_progress: Vec::new(),
         images: BTreeMap::new(),
         context: HostDir::new(&opts.context, ignore),
+        cache: if hooks.cache {
+            Some(
+                crate::cache::CacheIndex::open(store)
+                    .map_err(|e| BuildError::general(format!("build cache: {e}")))?,
+            )
+        } else {
+            None
+        },
+        hooks,
+        next_id: 0,
+        explanations: Vec::new(),
+        cache_hits: 0,
+        cache_misses: 0,
+        cached_step: None,
+        keys: Vec::new(),
     };
     engine.build_stage(target)?;
+    if let Some(index) = &engine.cache {
+        index
+            .update_roots()
+            .map_err(|e| BuildError::general(format!("build cache: {e}")))?;
+    }
+    let target_name = engine
+        .built
+        .get(&target)
+        .map(|s| s.stage_name.clone())
+        .unwrap_or_default();
+    let report = BuildReport {
+        cache_hits: engine.cache_hits,
+        cache_misses: engine.cache_misses,
+        explanations: std::mem::take(&mut engine.explanations),
+        keys: engine.keys.iter().map(|(_, k)| k.clone()).collect(),
+        target_keys: engine
+            .keys
+            .iter()
+            .filter(|(s, _)| *s == target_name)
+            .map(|(_, k)| k.clone())
+            .collect(),
+    };
     let mut state = engine
         .built
         .remove(&target)
@@ -145,11 +228,14 @@ pub fn build<'a>(
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok(BuiltImage {
-        config: state.config,
-        layers: state.layers,
-        base_layers: state.base_layers,
-    })
+    Ok((
+        BuiltImage {
+            config: state.config,
+            layers: state.layers,
+            base_layers: state.base_layers,
+        },
+        report,
+    ))
 }
 
 impl Engine<'_> {
@@ -193,13 +279,22 @@ impl Engine<'_> {
             if let Some(nc) = self.opts.named_contexts.get(name).cloned() {
                 let (config, fs, layers) =
                     self.named_context_image(name, &nc, &platform).map_err(at)?;
-                return Ok(self.image_stage(config, fs, layers, platform));
+                let chain = KeyChain::from_image(
+                    &super::cached::image_identity(&config, &layers),
+                    &platform.format(),
+                );
+                return Ok(self.image_stage(config, fs, layers, platform, chain));
             }
         }
+        let stage_name = stage
+            .name()
+            .map(str::to_string)
+            .unwrap_or_else(|| index.to_string());
         let mut triggers: Vec<String> = Vec::new();
         let mut state = if from.base == "scratch" {
             let config = config::scratch(&platform);
-            self.image_stage(config, FsView::new(), Vec::new(), platform.clone())
+            let chain = KeyChain::from_image("scratch", &platform.format());
+            self.image_stage(config, FsView::new(), Vec::new(), platform.clone(), chain)
         } else {
             match self.stages.resolve_base(&from.base, index) {
                 StageRef::Stage(j) => {
@@ -213,15 +308,23 @@ impl Engine<'_> {
                     triggers = std::mem::take(&mut s.onbuild_written);
                     s.config.config.on_build = None;
                     s.cmd_set = false;
+                    s.chain = KeyChain::from_key(parent.chain.key().clone());
                     s
                 }
                 StageRef::Image(reference) => {
                     let (mut config, fs, layers) = self.image(&reference, &platform).map_err(at)?;
+                    let chain = KeyChain::from_image(
+                        &super::cached::image_identity(&config, &layers),
+                        &platform.format(),
+                    );
                     triggers = config.config.on_build.take().unwrap_or_default();
-                    self.image_stage(config, fs, layers, platform.clone())
+                    self.image_stage(config, fs, layers, platform.clone(), chain)
                 }
             }
         };
+        state.stage_name = stage_name;
+        state.position = 0;
+        state.total = stage.commands.len();
         for trigger in &triggers {
             let doc = crate::parser::parse_str(trigger)
                 .map_err(|e| at(format!("ONBUILD trigger {trigger:?}: {}", e.kind)))?;
@@ -253,6 +356,7 @@ impl Engine<'_> {
         fs: FsView,
         layers: Vec<LayerBlob>,
         platform: Platform,
+        chain: KeyChain,
     ) -> StageState {
         config.created = None;
         config.ensure_default_path();
@@ -270,6 +374,11 @@ impl Engine<'_> {
             cmd_set: false,
             onbuild_written: Vec::new(),
             platform,
+            chain,
+            fs_pending: Vec::new(),
+            stage_name: String::new(),
+            position: 0,
+            total: 0,
         }
     }
 

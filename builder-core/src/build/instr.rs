@@ -1,6 +1,7 @@
 //! Dispatching one instruction onto a stage, with BuildKit's semantics.
 use std::collections::BTreeMap;
 
+use super::cached::Lookup;
 use super::config::{add_history, shell, working_dir, Healthcheck};
 use super::copy::{
     copy_path, copy_with_parents, has_wildcards, resolve_sources, CopyOptions, LayerBuilder,
@@ -13,18 +14,19 @@ use super::mode::{resolve_chown, ModeSpec};
 use super::{BuildError, RunRequest};
 use crate::fsentry::{Content, Kind};
 use crate::instructions::{self, Command, CommandLine, Instruction, SourcesAndDest, StageRef};
+use crate::progress::{Event, StepId, StepResult};
 
 /// A COPY or ADD with its expanded arguments.
-struct CopyRequest {
-    is_add: bool,
-    paths: SourcesAndDest,
-    from: Option<String>,
-    chown: Option<String>,
-    chmod: Option<String>,
-    parents: bool,
-    exclude: Vec<String>,
-    checksum: Option<String>,
-    unpack: bool,
+pub(super) struct CopyRequest {
+    pub is_add: bool,
+    pub paths: SourcesAndDest,
+    pub from: Option<String>,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub parents: bool,
+    pub exclude: Vec<String>,
+    pub checksum: Option<String>,
+    pub unpack: bool,
 }
 
 /// Go's `%q` of a string slice: `["a" "b c"]`.
@@ -42,6 +44,34 @@ impl Engine<'_> {
         state: &mut StageState,
         stage: usize,
         cmd: &Command,
+    ) -> Result<(), BuildError> {
+        state.position += 1;
+        let lines = (cmd.span.start_line > 0).then_some((cmd.span.start_line, cmd.span.end_line));
+        let (id, start) = self.step_started(state, cmd.original.trim(), lines);
+        let result = self.dispatch_step(state, stage, cmd, id);
+        match &result {
+            Ok(()) if self.cached_step == Some(id) => {}
+            Ok(()) => self.hooks.reporter.event(&Event::StepFinished {
+                id,
+                duration: start.elapsed(),
+                result: StepResult::Done,
+            }),
+            Err(e) => self.hooks.reporter.event(&Event::StepFailed {
+                id,
+                error: e.message.clone(),
+                last_lines: Vec::new(),
+                duration: start.elapsed(),
+            }),
+        }
+        result
+    }
+
+    fn dispatch_step(
+        &mut self,
+        state: &mut StageState,
+        stage: usize,
+        cmd: &Command,
+        id: StepId,
     ) -> Result<(), BuildError> {
         let at = |e: String| BuildError::at(&cmd.span, e);
         let resolved = state.scope.apply(cmd).map_err(instruction_error)?;
@@ -201,7 +231,7 @@ impl Engine<'_> {
                     .push(expr.clone());
                 state.onbuild_written.push(expr);
             }
-            Instruction::Workdir(wd) => self.workdir(state, &wd).map_err(at)?,
+            Instruction::Workdir(wd) => self.workdir(state, &wd, id).map_err(at)?,
             Instruction::Copy(c) => {
                 let req = CopyRequest {
                     is_add: false,
@@ -214,7 +244,7 @@ impl Engine<'_> {
                     checksum: None,
                     unpack: false,
                 };
-                self.copy(state, stage, req).map_err(at)?
+                self.copy(state, stage, req, id).map_err(at)?
             }
             Instruction::Add(a) => {
                 let req = CopyRequest {
@@ -228,19 +258,18 @@ impl Engine<'_> {
                     checksum: a.checksum,
                     unpack: a.unpack.unwrap_or(true),
                 };
-                self.copy(state, stage, req).map_err(at)?
+                self.copy(state, stage, req, id).map_err(at)?
             }
             Instruction::Run(run) => {
-                let mut env = resolved.env.clone();
-                env.extend(resolved.proxy_env.iter().cloned());
-                self.run(state, stage, run, resolved.mounts, env)
+                let proxy = resolved.proxy_env.clone();
+                self.run(state, stage, run, resolved.mounts, resolved.env, proxy, id)
                     .map_err(at)?
             }
         }
         Ok(())
     }
 
-    fn workdir(&mut self, state: &mut StageState, wd: &str) -> Result<(), String> {
+    fn workdir(&mut self, state: &mut StageState, wd: &str, id: StepId) -> Result<(), String> {
         state.config.config.working_dir = Some(wd.to_string());
         let time = self.history_time();
         if wd == "/" {
@@ -248,11 +277,20 @@ impl Engine<'_> {
             return Ok(());
         }
         let user = state.config.config.user.clone().unwrap_or_default();
+        let text = format!("WORKDIR {wd}");
+        state.chain.set_user(&user);
+        let builder = Some(state.chain.other("WORKDIR", &text));
+        let layers_before = state.layers.len();
+        let pending = match self.cache_lookup(state, id, "WORKDIR", &text, builder)? {
+            Lookup::Hit => return self.hit(id),
+            Lookup::Miss(p) => p,
+        };
         let chown = if user.is_empty() {
             None
         } else {
             // BuildKit resolves the owner in the stage; an unknown name
             // leaves the directory to root, as it does.
+            state.sync_fs()?;
             let (passwd, group) = self.user_files(state)?;
             resolve_chown(&user, passwd.as_deref(), group.as_deref()).ok()
         };
@@ -261,12 +299,19 @@ impl Engine<'_> {
             created_time: self.created_time(),
             ..CopyOptions::default()
         };
+        state.sync_fs()?;
         let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
         let made = layer.mkdir_all(&clean(wd), &opts);
         let (view, entries) = layer.finish();
         state.fs = view;
         made?;
-        self.commit_layer(state, entries, format!("WORKDIR {wd}"))
+        self.commit_layer(state, entries, text)?;
+        self.cache_record(state, pending, layers_before)
+    }
+
+    fn hit(&mut self, id: StepId) -> Result<(), String> {
+        self.cached_step = Some(id);
+        Ok(())
     }
 
     fn created_time(&self) -> i64 {
@@ -317,6 +362,7 @@ impl Engine<'_> {
             return Ok(());
         }
         materialize(&mut entries, &self.opts.scratch)?;
+        state.sync_fs()?;
         // The view must not point into another stage's layers any more.
         state.fs.apply(entries.iter().cloned());
         let opts = crate::layer::LayerOptions {
@@ -395,14 +441,19 @@ impl Engine<'_> {
         Ok(dir)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         state: &mut StageState,
         stage: usize,
         run: instructions::Run,
         mounts: Vec<instructions::Mount>,
-        env: Vec<(String, String)>,
+        key_env: Vec<(String, String)>,
+        proxy_env: Vec<(String, String)>,
+        id: StepId,
     ) -> Result<(), String> {
+        let mut env = key_env.clone();
+        env.extend(proxy_env);
         let shell = state.config.config.shell.clone().unwrap_or_default();
         let invocation = state
             .scope
@@ -418,6 +469,19 @@ impl Engine<'_> {
             };
             mount_roots.push(root);
         }
+        if self.runner.is_none() {
+            return Err(
+                "RUN is not supported yet: kiln builds Dockerfiles without RUN steps for now"
+                    .into(),
+            );
+        }
+        let builder = self.run_key(state, &run, &mounts, &mount_roots, &key_env, &invocation);
+        let layers_before = state.layers.len();
+        let created_by = invocation.created_by.clone();
+        let pending = match self.cache_lookup(state, id, "RUN", &created_by, builder)? {
+            Lookup::Hit => return self.hit(id),
+            Lookup::Miss(p) => p,
+        };
         let request = RunRequest {
             layers: state.layers.clone(),
             argv: argv.clone(),
@@ -430,25 +494,21 @@ impl Engine<'_> {
             script: invocation.script.clone(),
         };
         let Some(runner) = self.runner.as_deref_mut() else {
-            return Err(
-                "RUN is not supported yet: kiln builds Dockerfiles without RUN steps for now"
-                    .into(),
-            );
+            return Err("internal: no RUN executor".into());
         };
         let layer = runner.run(&request)?;
         let time = self.history_time();
         let msg = invocation.created_by;
         match layer {
             Some(blob) => {
-                state
-                    .fs
-                    .apply(super::images::read_layer_entries(&blob.path)?);
+                // Read lazily, after any cached layers before it.
+                state.fs_pending.push(blob.path.clone());
                 state.layers.push(blob);
                 add_history(&mut state.config, msg, false, time);
             }
             None => add_history(&mut state.config, msg, true, time),
         }
-        Ok(())
+        self.cache_record(state, pending, layers_before)
     }
 
     fn copy(
@@ -456,6 +516,7 @@ impl Engine<'_> {
         state: &mut StageState,
         stage: usize,
         req: CopyRequest,
+        id: StepId,
     ) -> Result<(), String> {
         let is_add = req.is_add;
         let srcs = req.paths.sources.clone();
@@ -468,6 +529,7 @@ impl Engine<'_> {
         let chown = match &chown_spec {
             None => None,
             Some(spec) => {
+                state.sync_fs()?;
                 let (passwd, group) = self.user_files(state)?;
                 Some(resolve_chown(spec, passwd.as_deref(), group.as_deref())?)
             }
@@ -498,7 +560,13 @@ impl Engine<'_> {
                             ));
                         }
                         self.build_stage(j).map_err(|e| e.message)?;
-                        self.built.get(&j).map(|s| s.fs.clone())
+                        match self.built.get_mut(&j) {
+                            Some(s) => {
+                                s.sync_fs()?;
+                                Some(s.fs.clone())
+                            }
+                            None => None,
+                        }
                     }
                     StageRef::Image(reference) => {
                         let p = state.platform.clone();
@@ -517,12 +585,21 @@ impl Engine<'_> {
                 )),
                 _ => None,
             });
+        let msg = copy_history(&req, &chown_spec, &srcs, &dest_word);
+        let builder = self.copy_key(state, &req, &srcs, &opts.chown, &msg)?;
+        let kind = if is_add { "ADD" } else { "COPY" };
+        let layers_before = state.layers.len();
+        let pending = match self.cache_lookup(state, id, kind, &msg, builder)? {
+            Lookup::Hit => return self.hit(id),
+            Lookup::Miss(p) => p,
+        };
         let source: &dyn SourceFs = match (&from_fs, &named_dir) {
             (Some(s), _) => s,
             (None, Some(d)) => d,
             (None, None) => &self.context,
         };
 
+        state.sync_fs()?;
         let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
         let result = (|| -> Result<(), String> {
             for src in &srcs {
@@ -587,26 +664,8 @@ impl Engine<'_> {
         let (view, entries) = layer.finish();
         state.fs = view;
         result?;
-
-        let mut msg = String::from(if is_add { "ADD" } else { "COPY" });
-        if parents {
-            msg.push_str(" --parents");
-        }
-        if let Some(c) = &chown_spec {
-            msg.push_str(&format!(" --chown={c}"));
-        }
-        if let Some(c) = &req.chmod {
-            msg.push_str(&format!(" --chmod={c}"));
-        }
-        for s in &srcs {
-            msg.push(' ');
-            msg.push_str(s);
-        }
-        for d in &req.paths.inline_sources {
-            msg.push_str(&format!(" <<{}", d.path));
-        }
-        msg.push_str(&format!(" {dest_word} # buildkit"));
-        self.commit_layer(state, entries, msg)
+        self.commit_layer(state, entries, msg)?;
+        self.cache_record(state, pending, layers_before)
     }
 
     /// The file-backed content of a context file when the source is a host
@@ -624,6 +683,34 @@ impl Engine<'_> {
             None => Ok(None),
         }
     }
+}
+
+/// The history entry (and canonical text) of a COPY/ADD.
+fn copy_history(
+    req: &CopyRequest,
+    chown_spec: &Option<String>,
+    srcs: &[String],
+    dest_word: &str,
+) -> String {
+    let mut msg = String::from(if req.is_add { "ADD" } else { "COPY" });
+    if req.parents {
+        msg.push_str(" --parents");
+    }
+    if let Some(c) = chown_spec {
+        msg.push_str(&format!(" --chown={c}"));
+    }
+    if let Some(c) = &req.chmod {
+        msg.push_str(&format!(" --chmod={c}"));
+    }
+    for s in srcs {
+        msg.push(' ');
+        msg.push_str(s);
+    }
+    for d in &req.paths.inline_sources {
+        msg.push_str(&format!(" <<{}", d.path));
+    }
+    msg.push_str(&format!(" {dest_word} # buildkit"));
+    msg
 }
 
 /// BuildKit's pathRelativeToWorkingDir: absolute paths stay, others join

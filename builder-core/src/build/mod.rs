@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod archive;
+mod cached;
 pub mod config;
 mod copy;
 mod engine;
@@ -18,13 +19,14 @@ mod fetch;
 pub mod fsview;
 pub mod images;
 mod instr;
+mod keys;
 pub mod mode;
 pub mod output;
 pub mod resolve;
 pub mod run;
 
 pub use config::ImageConfig;
-pub use engine::build;
+pub use engine::{build, build_with};
 pub use images::{BaseImage, LayerBlob};
 
 pub use crate::instructions::Platform;
@@ -101,6 +103,50 @@ pub struct BuildOptions {
     pub scratch: PathBuf,
     /// How new layers are compressed.
     pub compression: crate::layer::CompressionOptions,
+}
+
+/// How a build uses the layer cache and where it reports progress.
+#[derive(Clone)]
+pub struct BuildHooks<'a> {
+    /// Receives the build's events (steps started, cached, missed, ...).
+    pub reporter: &'a dyn crate::progress::Reporter,
+    /// False for `--no-cache`: no lookups (results are still recorded).
+    pub use_cache: bool,
+    /// `--no-cache-filter`: stages (by name or index) that skip lookups.
+    pub no_cache_filter: Vec<String>,
+    /// The context listing with digests (`walk` with `hash: true`); None
+    /// makes every step that reads the context uncacheable.
+    pub listing: Option<&'a crate::context::ContextListing>,
+    /// Keep a cache at all (None of the lookups or records happen if false).
+    pub cache: bool,
+}
+
+impl BuildHooks<'_> {
+    /// No cache, no events: what [`build`] uses.
+    pub fn none() -> BuildHooks<'static> {
+        BuildHooks {
+            reporter: &crate::progress::NullReporter,
+            use_cache: false,
+            no_cache_filter: Vec::new(),
+            listing: None,
+            cache: false,
+        }
+    }
+}
+
+/// What the cache did during a build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    /// Layer steps satisfied from the cache.
+    pub cache_hits: usize,
+    /// Layer steps that ran.
+    pub cache_misses: usize,
+    /// One JSON object per miss (`--explain-cache`).
+    pub explanations: Vec<serde_json::Value>,
+    /// Every step key the build used or recorded (`--cache-to mode=max`).
+    pub keys: Vec<crate::cache::CacheKey>,
+    /// The keys of the target stage's steps (`--cache-to mode=min`).
+    pub target_keys: Vec<crate::cache::CacheKey>,
 }
 
 /// Resolves image references (FROM, COPY --from) to images.

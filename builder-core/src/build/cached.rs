@@ -1,0 +1,212 @@
+//! The layer cache inside the engine: one key per layer step, looked up
+//! before any work and recorded only after the step succeeded.
+//!
+//! The keys come from each stage's [`KeyChain`] (see `docs/ARCHITECTURE.md`,
+//! "Graph, cache and progress"); this file holds the lookup, the replay of
+//! a hit (a layer blob already in the store plus its history entry) and
+//! the record of a miss, with the progress events that go with them.
+use std::time::Instant;
+
+use super::config::add_history;
+use super::engine::{Engine, StageState};
+use super::images::LayerBlob;
+use crate::cache::{CacheKey, CacheResult, CachedLayer, InputsRecord, KeyBuilder};
+use crate::digest::Digest;
+use crate::image::Descriptor;
+use crate::progress::{Event, StepId};
+
+/// What a lookup decided for one layer step.
+pub(super) enum Lookup {
+    /// Replayed from the cache: nothing else to do.
+    Hit,
+    /// Run the step, then [`Engine::cache_record`] this.
+    Miss(Pending),
+}
+
+/// A missed step's key, waiting for the step to succeed.
+pub(super) struct Pending {
+    identity: String,
+    key: Option<(CacheKey, InputsRecord)>,
+}
+
+impl Engine<'_> {
+    /// The step identity the cache explains misses against.
+    fn identity(&self, state: &StageState, kind: &str) -> String {
+        format!(
+            "{}#{}#{}#{kind}",
+            self.opts.dockerfile_name, state.stage_name, state.position
+        )
+    }
+
+    /// Looks `builder`'s key up (None: the step cannot be cached, e.g. it
+    /// reads a URL). On a hit the layer and history are replayed onto
+    /// `state`; nothing is extracted.
+    pub(super) fn cache_lookup(
+        &mut self,
+        state: &mut StageState,
+        id: StepId,
+        kind: &str,
+        created_by: &str,
+        builder: Option<KeyBuilder>,
+    ) -> Result<Lookup, String> {
+        let identity = self.identity(state, kind);
+        let Some(builder) = builder else {
+            return Ok(Lookup::Miss(Pending {
+                identity,
+                key: None,
+            }));
+        };
+        // What shapes the layer bytes besides the step: clamped times and
+        // the compression.
+        let (key, inputs) = builder
+            .input(
+                "layer-options",
+                format!(
+                    "epoch={:?} {:?}",
+                    self.opts.source_date_epoch, self.opts.compression
+                ),
+            )
+            .build();
+        let Some(index) = self.cache.as_ref() else {
+            state.chain.advance(key.clone());
+            return Ok(Lookup::Miss(Pending {
+                identity,
+                key: None,
+            }));
+        };
+        let skip = !self.hooks.use_cache
+            || self
+                .hooks
+                .no_cache_filter
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&state.stage_name));
+        if !skip {
+            if let Some(result) = index.lookup(&key).map_err(|e| e.to_string())? {
+                index.touch(&identity, &key).map_err(|e| e.to_string())?;
+                self.keys.push((state.stage_name.clone(), key.clone()));
+                self.replay(state, &result, created_by)?;
+                state.chain.advance(key.clone());
+                self.hooks.reporter.event(&Event::StepCached {
+                    id,
+                    key: key.to_string(),
+                });
+                self.cache_hits += 1;
+                return Ok(Lookup::Hit);
+            }
+        }
+        let why = index
+            .explain_miss(&identity, &inputs)
+            .map_err(|e| e.to_string())?;
+        let mut reasons = why.reasons();
+        if skip {
+            reasons.insert(0, "cache disabled for this step (--no-cache)".into());
+        }
+        self.hooks.reporter.event(&Event::CacheMiss {
+            id,
+            reasons,
+            changed: why.changed_inputs(),
+        });
+        self.explanations.push(serde_json::json!({
+            "step": identity,
+            "instruction": created_by,
+            "explanation": why.to_json(),
+        }));
+        state.chain.advance(key.clone());
+        Ok(Lookup::Miss(Pending {
+            identity,
+            key: Some((key, inputs)),
+        }))
+    }
+
+    /// Records a step that succeeded; `layers_before` is how many layers
+    /// the stage had before it ran.
+    pub(super) fn cache_record(
+        &mut self,
+        state: &StageState,
+        pending: Pending,
+        layers_before: usize,
+    ) -> Result<(), String> {
+        self.cache_misses += 1;
+        let (Some(index), Some((key, inputs))) = (self.cache.as_ref(), pending.key) else {
+            return Ok(());
+        };
+        self.keys.push((state.stage_name.clone(), key));
+        let layer = match state.layers.get(layers_before) {
+            None => None,
+            Some(l) => Some(CachedLayer {
+                descriptor: Descriptor::new(&l.media_type, parse_digest(&l.digest)?, l.size),
+                diff_id: parse_digest(&l.diff_id)?,
+            }),
+        };
+        let result = CacheResult {
+            layer,
+            ..CacheResult::default()
+        };
+        index
+            .record(&pending.identity, &inputs, &result)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn replay(
+        &self,
+        state: &mut StageState,
+        result: &CacheResult,
+        created_by: &str,
+    ) -> Result<(), String> {
+        let time = self.history_time();
+        match &result.layer {
+            None => add_history(&mut state.config, created_by.to_string(), true, time),
+            Some(l) => {
+                let blob = LayerBlob {
+                    path: self.store.blob_path(&l.descriptor.digest),
+                    digest: l.descriptor.digest.to_string(),
+                    diff_id: l.diff_id.to_string(),
+                    size: l.descriptor.size,
+                    media_type: l.descriptor.media_type.clone(),
+                };
+                state.fs_pending.push(blob.path.clone());
+                state.layers.push(blob);
+                add_history(&mut state.config, created_by.to_string(), false, time);
+            }
+        }
+        Ok(())
+    }
+
+    /// A new step id, with its StepStarted event.
+    pub(super) fn step_started(
+        &mut self,
+        state: &StageState,
+        text: &str,
+        lines: Option<(usize, usize)>,
+    ) -> (StepId, Instant) {
+        self.next_id += 1;
+        let id = StepId(self.next_id);
+        self.hooks.reporter.event(&Event::StepStarted {
+            id,
+            place: crate::progress::StepPlace {
+                stage: state.stage_name.clone(),
+                position: state.position,
+                total: state.total,
+            },
+            text: text.to_string(),
+            lines,
+        });
+        (id, Instant::now())
+    }
+}
+
+fn parse_digest(d: &str) -> Result<Digest, String> {
+    d.parse().map_err(|_| format!("bad digest {d:?}"))
+}
+
+/// A digest naming an image by content (config and layers), for keys of
+/// stages built on it or copying from it.
+pub(super) fn image_identity(config: &super::ImageConfig, layers: &[LayerBlob]) -> String {
+    let mut text = serde_json::to_string(config).unwrap_or_default();
+    for l in layers {
+        text.push('\n');
+        text.push_str(&l.digest);
+    }
+    super::images::sha256_digest(text.as_bytes())
+}

@@ -1,0 +1,165 @@
+//! Cache keys of the layer steps: what each RUN, COPY and ADD reads,
+//! named so a miss can say which input changed.
+use super::cached::image_identity;
+use super::config::{shell as shell_of, working_dir};
+use super::copy::resolve_sources;
+use super::engine::{Engine, StageState};
+use super::fsview::{clean, join};
+use super::instr::CopyRequest;
+use crate::cache::KeyBuilder;
+use crate::instructions::{self, StageRef};
+
+impl Engine<'_> {
+    /// The key of a RUN: the chain synced to what the step sees, plus its
+    /// mounts, network and inline script. None when a mount reads a
+    /// directory the cache cannot vouch for.
+    pub(super) fn run_key(
+        &self,
+        state: &mut StageState,
+        run: &instructions::Run,
+        mounts: &[instructions::Mount],
+        mount_roots: &[Option<std::path::PathBuf>],
+        key_env: &[(String, String)],
+        invocation: &instructions::RunInvocation,
+    ) -> Option<KeyBuilder> {
+        let config_env = state.config.config.env.clone().unwrap_or_default();
+        for (k, v) in key_env {
+            if config_env.iter().any(|kv| *kv == format!("{k}={v}")) {
+                state.chain.set_env(k, v);
+            } else {
+                state.chain.set_arg(k, v);
+            }
+        }
+        state.chain.set_workdir(&working_dir(&state.config));
+        state
+            .chain
+            .set_user(state.config.config.user.as_deref().unwrap_or(""));
+        state.chain.set_shell(&shell_of(&state.config));
+        let mut b = state
+            .chain
+            .run(&format!(
+                "RUN {}",
+                serde_json::to_string(&invocation.args).unwrap_or_default()
+            ))
+            .input("network", format!("{:?}", run.network));
+        for (m, root) in mounts.iter().zip(mount_roots) {
+            b = b.input(format!("mount:{}", m.target), format!("{m:?}"));
+            if let Some(dir) = root {
+                if matches!(
+                    self.opts.named_contexts.get(&m.from),
+                    Some(super::NamedContext::Dir(_))
+                ) {
+                    return None;
+                }
+                let name = dir.file_name()?.to_string_lossy().into_owned();
+                b = b.from_source(&m.from, name);
+            } else if m.kind == instructions::MountType::Bind {
+                let digest = self.hooks.listing?.root_digest.as_ref()?;
+                b = b.input(format!("context:{}", m.target), digest.to_string());
+            }
+        }
+        if let Some(script) = &invocation.script {
+            b = b.input("script", format!("{script:?}"));
+        }
+        Some(b)
+    }
+
+    /// The key of a COPY/ADD: its sources' content digests (context
+    /// listing), or the key/identity of its `--from` source. None when a
+    /// source is something the cache cannot vouch for (a URL, a named
+    /// directory context, a path the listing lacks).
+    pub(super) fn copy_key(
+        &mut self,
+        state: &mut StageState,
+        req: &CopyRequest,
+        srcs: &[String],
+        chown: &Option<(u32, u32)>,
+        msg: &str,
+    ) -> Result<Option<KeyBuilder>, String> {
+        let kind = if req.is_add { "ADD" } else { "COPY" };
+        state.chain.set_workdir(&working_dir(&state.config));
+        let canonical = format!(
+            "{msg} from={:?} exclude={:?} checksum={:?} unpack={}",
+            req.from, req.exclude, req.checksum, req.unpack
+        );
+        let mut b = state.chain.copy(kind, &canonical);
+        if let (Some(spec), Some(c)) = (&req.chown, chown) {
+            b = b.input("chown", format!("{spec} → {c:?}"));
+        }
+        for doc in &req.paths.inline_sources {
+            b = b.input(
+                format!("heredoc:{}", doc.path),
+                super::images::sha256_digest(doc.data.as_bytes()),
+            );
+        }
+        if let Some(f) = &req.from {
+            let p = state.platform.clone();
+            let key = match self.opts.named_contexts.get(f) {
+                Some(super::NamedContext::Dir(_)) => return Ok(None),
+                Some(_) => {
+                    let (c, _, l) = self.image(f, &p)?;
+                    image_identity(&c, &l)
+                }
+                None => match self.stages.resolve_from(f).map_err(|k| k.to_string())? {
+                    StageRef::Stage(j) => match self.built.get(&j) {
+                        Some(s) => s.chain.key().to_string(),
+                        None => return Ok(None),
+                    },
+                    StageRef::Image(reference) => {
+                        let (c, _, l) = self.image(&reference, &p)?;
+                        image_identity(&c, &l)
+                    }
+                },
+            };
+            return Ok(Some(b.from_source(f, key)));
+        }
+        let Some(listing) = self.hooks.listing else {
+            return Ok(None);
+        };
+        for src in srcs {
+            if src.starts_with("http://") || src.starts_with("https://") {
+                return Ok(None);
+            }
+            let pattern = match (req.parents, src.split_once("/./")) {
+                (true, Some((r, p))) => join(&clean(r), &clean(p)),
+                _ => src.clone(),
+            };
+            for m in resolve_sources(&self.context, &pattern)? {
+                let rel = clean(&m);
+                let (digest, below) = if rel.is_empty() || rel == "." {
+                    (
+                        listing.root_digest.as_ref(),
+                        listing.subtree(std::path::Path::new("")),
+                    )
+                } else {
+                    let Some(node) = listing.get(std::path::Path::new(&rel)) else {
+                        return Ok(None);
+                    };
+                    if matches!(node.kind, crate::context::NodeKind::Symlink { .. }) {
+                        return Ok(None);
+                    }
+                    (
+                        node.digest.as_ref(),
+                        listing.subtree(std::path::Path::new(&rel)),
+                    )
+                };
+                let Some(digest) = digest else {
+                    return Ok(None);
+                };
+                b = b.file(&rel, digest.to_string());
+                if below.len() > 1 || rel.is_empty() {
+                    let files = below
+                        .iter()
+                        .filter(|n| n.kind != crate::context::NodeKind::Dir)
+                        .filter_map(|n| {
+                            let d = n.digest.as_ref()?;
+                            Some((format!("file:{}", n.path.display()), d.to_string()))
+                        })
+                        .collect();
+                    b = b.detail(&format!("file:{rel}"), files);
+                }
+            }
+        }
+        Ok(Some(b))
+    }
+}
