@@ -194,7 +194,16 @@ impl SandboxRunner<'_> {
         let host = (self.idmap.host_uid(u), self.idmap.host_gid(g));
         match host {
             (Some(hu), Some(hg)) => {
-                if let Err(e) = std::os::unix::fs::chown(&tmp, Some(hu), Some(hg)) {
+                // Rootless, a subordinate id is only reachable from inside
+                // the user namespace.
+                let owned = std::os::unix::fs::chown(&tmp, Some(hu), Some(hg))
+                    .map_err(|e| e.to_string())
+                    .or_else(|e| {
+                        let wanted = Some(mode.unwrap_or(0o755) & 0o7777);
+                        crate::sandbox::chown_in_userns(&self.idmap, &[(tmp.clone(), u, g, wanted)])
+                            .map_err(|e2| format!("{e}; in the user namespace: {e2}"))
+                    });
+                if let Err(e) = owned {
                     self.warnings.push(format!(
                         "cache mount {name}: cannot give it to {u}:{g}: {e}"
                     ));
