@@ -100,3 +100,51 @@ fn push_a_store_name_to_itself_or_elsewhere() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing-here"));
 }
+
+#[test]
+fn build_push_sends_every_tag_and_image_output_name() {
+    let reg = Registry::start(Auth::None, None);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("a.txt"), "pushed by kiln build\n").unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /\n").unwrap();
+    let tagged = format!("{}/build/app:1", reg.host());
+    let output = format!("{}/build/other:2", reg.host());
+    let kept = format!("{}/build/local-only:3", reg.host());
+    let out = kiln(
+        work.path(),
+        &[
+            "build",
+            "--progress=quiet",
+            "-t",
+            &tagged,
+            "--push",
+            "-o",
+            &format!("type=image,name={output},push=true"),
+            "-o",
+            &format!("type=image,name={kept}"),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert_eq!(skopeo_digest(&tagged), digest);
+    assert_eq!(skopeo_digest(&output), digest);
+    // push=false keeps the name in the store only.
+    let store = Store::open(&work.path().join("store")).unwrap();
+    assert_eq!(
+        store.resolve(&kept).unwrap().descriptor.digest.to_string(),
+        digest
+    );
+    let missing = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{kept}")])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success(), "push=false must not push");
+}

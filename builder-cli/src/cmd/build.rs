@@ -74,6 +74,9 @@ pub struct Args {
     /// A named context NAME=oci-layout://PATH[:TAG|@DIGEST] or NAME=DIR.
     #[arg(long = "build-context")]
     pub build_contexts: Vec<String>,
+    /// Push every `-t` name to its registry after the build.
+    #[arg(long)]
+    pub push: bool,
     /// Resolve base image tags again even when the store has them.
     #[arg(long)]
     pub pull: bool,
@@ -132,8 +135,15 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         let (k, v) = key_value("--build-context", c)?;
         named_contexts.insert(k, NamedContext::parse(&v)?);
     }
-    let outputs: Vec<OutputSpec> = args
-        .outputs
+    let mut image_outputs = Vec::new();
+    let mut file_outputs = Vec::new();
+    for o in &args.outputs {
+        match image_output(o)? {
+            Some(io) => image_outputs.push(io),
+            None => file_outputs.push(o),
+        }
+    }
+    let outputs: Vec<OutputSpec> = file_outputs
         .iter()
         .map(|o| export::parse_output(o).map_err(|e| format!("error: {e}")))
         .collect::<Result<_, _>>()?;
@@ -303,12 +313,33 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     }
     let m = manifest(&image).map_err(|e| format!("error: {e}"))?;
 
-    let names: Vec<String> = args
+    let mut names: Vec<String> = args
         .tags
         .iter()
         .map(|t| normalize_name(t).map_err(|e| format!("error: -t {t}: {e}")))
         .collect::<Result<_, _>>()?;
+    let mut to_push: Vec<String> = if args.push { names.clone() } else { Vec::new() };
+    for io in &image_outputs {
+        for n in &io.names {
+            let full = normalize_name(n).map_err(|e| format!("error: -o name={n}: {e}"))?;
+            if io.push {
+                to_push.push(full.clone());
+            }
+            names.push(full);
+        }
+    }
+    names.dedup();
+    to_push.dedup();
     let desc = store_image(&store, &image, &m, &names).map_err(|e| format!("error: {e}"))?;
+    if !to_push.is_empty() {
+        push_names(
+            registry,
+            &store,
+            &desc.digest.to_string(),
+            &to_push,
+            args.progress,
+        )?;
+    }
     let export_opts = ExportOptions {
         names: names.clone(),
         base_layers: image.base_layers,
@@ -339,4 +370,68 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         println!("{}", report.manifest.digest);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An `-o type=image|registry,name=…[,push=true]` output: names for the
+/// store, pushed when asked (`type=registry` always pushes, as in buildx).
+struct ImageOutput {
+    names: Vec<String>,
+    push: bool,
+}
+
+fn image_output(spec: &str) -> Result<Option<ImageOutput>, String> {
+    let mut kind = None;
+    let mut names = Vec::new();
+    let mut push = None;
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("type", t)) => kind = Some(t.to_string()),
+            Some(("name", n)) => names.push(n.to_string()),
+            Some(("push", p)) => push = Some(p.to_string()),
+            _ => {}
+        }
+    }
+    let always = match kind.as_deref() {
+        Some("image") => false,
+        Some("registry") => true,
+        _ => return Ok(None),
+    };
+    let push = match push.as_deref() {
+        None => always,
+        Some("true") | Some("1") => true,
+        Some("false") | Some("0") => always,
+        Some(other) => {
+            return Err(format!(
+                "error: -o {spec}: push={other}: expected true or false"
+            ))
+        }
+    };
+    if names.is_empty() {
+        return Err(format!("error: -o {spec}: name= is required"));
+    }
+    Ok(Some(ImageOutput { names, push }))
+}
+
+/// Pushes the built image (by digest, from the store) to each name.
+fn push_names(
+    registry: &RegistryFlags,
+    store: &Store,
+    digest: &str,
+    names: &[String],
+    mode: ProgressMode,
+) -> Result<(), String> {
+    let client = Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?;
+    let refs = names
+        .iter()
+        .map(|n| {
+            builder_core::registry::Reference::parse(n)
+                .map_err(|e| format!("error: pushing {n}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let text = format!("pushing {}", names.join(", "));
+    super::progress::internal_step(mode, &text, |progress| {
+        builder_core::registry::push_from_store(&client, store, digest, &refs, progress)
+            .map_err(|e| format!("error: push: {e}"))
+    })?;
+    Ok(())
 }
