@@ -135,6 +135,9 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         let (k, v) = key_value("--build-context", c)?;
         named_contexts.insert(k, NamedContext::parse(&v)?);
     }
+    if args.push && args.tags.is_empty() {
+        return Err("error: --push needs at least one -t NAME to push to".to_string());
+    }
     let mut image_outputs = Vec::new();
     let mut file_outputs = Vec::new();
     for o in &args.outputs {
@@ -434,4 +437,28 @@ fn push_names(
             .map_err(|e| format!("error: push: {e}"))
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_output;
+
+    #[test]
+    fn image_outputs_name_and_push() {
+        assert!(image_output("type=oci,dest=x.tar").unwrap().is_none());
+        let o = image_output("type=image,name=r/a:1,push=true")
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.names, ["r/a:1"]);
+        assert!(o.push);
+        assert!(!image_output("type=image,name=r/a").unwrap().unwrap().push);
+        assert!(
+            image_output("type=registry,name=r/a")
+                .unwrap()
+                .unwrap()
+                .push
+        );
+        assert!(image_output("type=image").is_err());
+        assert!(image_output("type=image,name=r/a,push=maybe").is_err());
+    }
 }
