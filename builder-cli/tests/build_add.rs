@@ -130,19 +130,7 @@ fn add_refuses_a_hard_link_out_of_the_destination() {
     let df = work.path().join("Dockerfile");
     std::fs::write(&df, "FROM scratch\nCOPY etc /etc\nADD evil.tar /dest/\n").unwrap();
     let out = work.path().join("out.tar");
-    let (ok, _, err) = kiln(
-        &[
-            "build",
-            "--root",
-            work.path().join("store").to_str().unwrap(),
-            "-f",
-            df.to_str().unwrap(),
-            "-o",
-            &format!("type=oci,dest={}", out.display()),
-            ctx.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (ok, _, err) = build_to_archive(work.path(), &df, &ctx, &out);
     assert!(!ok, "a hard link to a file outside the archive must fail");
     assert!(err.contains("steal"), "{err}");
     assert!(!out.exists());

@@ -66,19 +66,7 @@ fn missing_source_is_an_error_naming_it_and_the_line() {
     let df = work.path().join("Dockerfile");
     std::fs::write(&df, "FROM scratch\nCOPY a.txt /\nCOPY nope.txt /x\n").unwrap();
     let out = work.path().join("out.tar");
-    let (ok, _, err) = kiln(
-        &[
-            "build",
-            "--root",
-            work.path().join("store").to_str().unwrap(),
-            "-f",
-            df.to_str().unwrap(),
-            "-o",
-            &format!("type=oci,dest={}", out.display()),
-            ctx.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (ok, _, err) = build_to_archive(work.path(), &df, &ctx, &out);
     assert!(!ok);
     assert!(err.contains("nope.txt"), "{err}");
     assert!(err.contains(":3:"), "names the line: {err}");
@@ -113,19 +101,7 @@ fn copy_sees_the_context_as_the_reference_walk_leaves_it() {
 
     std::fs::write(&df, "FROM scratch\nCOPY sub /s\n").unwrap();
     let out = work.path().join("out2.tar");
-    let (ok, _, err) = kiln(
-        &[
-            "build",
-            "--root",
-            work.path().join("store").to_str().unwrap(),
-            "-f",
-            df.to_str().unwrap(),
-            "-o",
-            &format!("type=oci,dest={}", out.display()),
-            ctx.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (ok, _, err) = build_to_archive(work.path(), &df, &ctx, &out);
     assert!(!ok);
     assert!(err.contains("\"/sub\" not found"), "{err}");
 }

@@ -56,19 +56,7 @@ fn a_failing_run_names_the_command_exit_code_and_line() {
     )
     .unwrap();
     let out = work.path().join("out.tar");
-    let (ok, _, err) = kiln(
-        &[
-            "build",
-            "--root",
-            work.path().join("store").to_str().unwrap(),
-            "-f",
-            df.to_str().unwrap(),
-            "-o",
-            &format!("type=oci,dest={}", out.display()),
-            ctx.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (ok, _, err) = build_to_archive(work.path(), &df, &ctx, &out);
     assert!(!ok);
     assert!(err.contains("exit code: 3"), "{err}");
     assert!(

@@ -66,6 +66,30 @@ pub fn build_to_layout(
     out
 }
 
+/// Runs `kiln build` of `dockerfile` with `context` into the OCI archive
+/// `out`, without judging the result: (success, stdout, stderr).
+pub fn build_to_archive(
+    work: &Path,
+    dockerfile: &Path,
+    context: &Path,
+    out: &Path,
+) -> (bool, String, String) {
+    let output = format!("type=oci,dest={}", out.display());
+    kiln(
+        &[
+            "build",
+            "--root",
+            work.join("store").to_str().unwrap(),
+            "-f",
+            dockerfile.to_str().unwrap(),
+            "-o",
+            &output,
+            context.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn blob(layout: &Path, digest: &str) -> Vec<u8> {
