@@ -108,3 +108,115 @@ fn run_mounts_from_a_stage_the_context_and_a_cache_and_shebang_heredocs() {
         assert!(left.is_empty(), "{m}: {left:?}");
     }
 }
+
+/// The host directory behind the only `RUN --mount=type=cache` of the
+/// builds in `store`, once it exists.
+fn cache_dir(store: &std::path::Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(store.join("kiln/v1/cache"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("run-cache-"))
+        })
+}
+
+#[test]
+fn ctrl_c_stops_the_running_step_and_exits_130_storing_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\n\
+         COPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=cache,target=/c,id=int touch /c/started; sleep 5; touch /c/finished\n",
+    )
+    .unwrap();
+    let store = work.path().join("store");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "--root",
+            store.to_str().unwrap(),
+            "build",
+            "-t",
+            "x/int",
+            "-f",
+        ])
+        .arg(&df)
+        .arg(&ctx)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = |name: &str| cache_dir(&store).map(|d| d.join(name));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !marker("started").is_some_and(|p| p.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        marker("started").is_some_and(|p| p.exists()),
+        "the RUN step started"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("build interrupted"), "{stderr}");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(!marker("finished").is_some_and(|p| p.exists()));
+    let (ok, images, _) = kiln(&["--root", store.to_str().unwrap(), "images"], &[]);
+    assert!(ok);
+    assert!(!images.contains("x/int"), "{images}");
+}
+
+#[test]
+fn run_output_streams_to_progress_and_jobs_is_accepted() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\n\
+         COPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN echo streamed-out; echo streamed-err >&2\n",
+    )
+    .unwrap();
+    let store = work.path().join("store");
+    let (ok, _, err) = kiln(
+        &[
+            "--root",
+            store.to_str().unwrap(),
+            "build",
+            "--jobs",
+            "1",
+            "--progress=rawjson",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let logs: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "step_log")
+        .collect();
+    let text = |stream: &str| -> String {
+        logs.iter()
+            .filter(|e| e["stream"] == stream)
+            .map(|e| e["data"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(text("stdout"), "streamed-out\n", "{err}");
+    assert_eq!(text("stderr"), "streamed-err\n", "{err}");
+}

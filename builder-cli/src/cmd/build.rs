@@ -15,6 +15,7 @@ use super::registry_flags::RegistryFlags;
 use crate::render::{ProgressMode, Renderer};
 use builder_core::cache::{transfer, transfer::CacheSpec, CacheIndex};
 use builder_core::context::{self, BuildContext, ContextSource, DockerfileFlag, WalkOptions};
+use builder_core::graph::{signal, CancelReason, CancelToken};
 use builder_core::parser;
 use builder_core::progress::{Event, Reporter};
 use builder_core::registry::NoProgress;
@@ -83,6 +84,9 @@ pub struct Args {
     /// Network for RUN steps: default, none or host.
     #[arg(long)]
     pub network: Option<String>,
+    /// Stages built at the same time (default: one per core).
+    #[arg(long, short = 'j', default_value_t = 0, hide_default_value = true)]
+    pub jobs: usize,
     /// The store's root directory.
     #[arg(long)]
     pub root: Option<PathBuf>,
@@ -230,7 +234,7 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         client: Some(client),
         pull: args.pull,
     };
-    let mut runner = SandboxRunner::new(
+    let runner = SandboxRunner::new(
         &store,
         ctx.root(),
         scratch.path(),
@@ -275,22 +279,36 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         target: args.target.clone(),
         steps: df.nodes.len(),
     });
+    // Ctrl-C and SIGTERM stop the running steps (their process trees are
+    // killed, their mounts undone) and nothing half-made is stored; the
+    // scratch directory goes when `scratch` is dropped on the way out.
+    let cancel = CancelToken::new();
+    // Held to the end: a second signal exits at once (128+signal).
+    let _signals = signal::cancel_on_signals(&cancel).map_err(|e| format!("error: {e}"))?;
     let hooks = build::BuildHooks {
         reporter: &renderer,
         use_cache: !args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         listing: Some(&listing),
         cache: true,
+        jobs: args.jobs,
+        cancel: cancel.clone(),
     };
-    let result = build::build_with(&df, &opts, &store, &mut resolver, Some(&mut runner), hooks);
+    let result = build::build_with(&df, &opts, &store, &mut resolver, Some(&runner), hooks);
     renderer.event(&Event::BuildFinished {
         duration: started.elapsed(),
         success: result.is_ok(),
         image: None,
     });
     renderer.finish();
-    for w in &runner.warnings {
+    for w in runner.warnings() {
         eprintln!("warning: {w}");
+    }
+    if let Some(CancelReason::Signal(sig)) = cancel.reason() {
+        eprintln!("error: build {}", CancelReason::Signal(sig));
+        drop(runner);
+        drop(scratch);
+        return Ok(ExitCode::from((128 + sig.clamp(0, 127)) as u8));
     }
     let (image, build_report) = result.map_err(|e| render(&e, &df_text, &df_name))?;
     if !cache_to.is_empty() {

@@ -103,7 +103,7 @@ pub fn extract(
     let entries = archive
         .entries()
         .map_err(|e| format!("{name}: reading archive: {e}"))?;
-    for (index, item) in entries.enumerate() {
+    for item in entries {
         let mut item = item.map_err(|e| format!("{name}: reading archive: {e}"))?;
         let raw_path = String::from_utf8_lossy(&item.path_bytes()).to_string();
         let rel = clean(&raw_path);
@@ -144,7 +144,7 @@ pub fn extract(
                         .map_err(|e| format!("{name}: {raw_path}: {e}"))?;
                     Content::Bytes(buf.into())
                 } else {
-                    let spool = scratch.join(format!("add-{}-{index}", std::process::id()));
+                    let spool = super::images::spool_path(scratch, "add-");
                     let mut f = std::fs::File::create(&spool)
                         .map_err(|e| format!("{}: {e}", spool.display()))?;
                     std::io::copy(&mut item, &mut f)

@@ -5,28 +5,78 @@
 //! "Graph, cache and progress"); this file holds the lookup, the replay of
 //! a hit (a layer blob already in the store plus its history entry) and
 //! the record of a miss, with the progress events that go with them.
-use std::time::Instant;
+use std::collections::HashSet;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::config::add_history;
-use super::engine::{Engine, StageState};
+use super::engine::{lock, Engine, StageState};
 use super::images::LayerBlob;
 use crate::cache::{CacheKey, CacheResult, CachedLayer, InputsRecord, KeyBuilder};
 use crate::digest::Digest;
+use crate::graph::CancelToken;
 use crate::image::Descriptor;
 use crate::progress::{Event, StepId};
 
 /// What a lookup decided for one layer step.
-pub(super) enum Lookup {
+pub(super) enum Lookup<'e> {
     /// Replayed from the cache: nothing else to do.
     Hit,
     /// Run the step, then [`Engine::cache_record`] this.
-    Miss(Pending),
+    Miss(Pending<'e>),
 }
 
 /// A missed step's key, waiting for the step to succeed.
-pub(super) struct Pending {
+pub(super) struct Pending<'e> {
     identity: String,
     key: Option<(CacheKey, InputsRecord)>,
+    /// Holds the key in flight until the step is recorded or failed.
+    _running: Option<Running<'e>>,
+}
+
+/// Keys of steps running now. A stage reaching a step whose key another
+/// stage is running waits for it and then hits the cache: identical
+/// steps are done once even when their stages run at the same time.
+#[derive(Default)]
+pub(super) struct InFlight {
+    keys: Mutex<HashSet<String>>,
+    done: Condvar,
+}
+
+/// One key of [`InFlight`], released when dropped.
+pub(super) struct Running<'e> {
+    set: &'e InFlight,
+    key: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock(&self.set.keys).remove(&self.key);
+        self.set.done.notify_all();
+    }
+}
+
+impl InFlight {
+    /// Claims `key`, first waiting while another stage runs it; None when
+    /// the build is cancelled meanwhile.
+    fn claim<'e>(&'e self, key: &str, cancel: &CancelToken) -> Option<Running<'e>> {
+        let mut keys = lock(&self.keys);
+        while keys.contains(key) {
+            if cancel.is_cancelled() {
+                return None;
+            }
+            keys = self
+                .done
+                .wait_timeout(keys, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        keys.insert(key.to_string());
+        Some(Running {
+            set: self,
+            key: key.to_string(),
+        })
+    }
 }
 
 impl Engine<'_> {
@@ -42,18 +92,19 @@ impl Engine<'_> {
     /// reads a URL). On a hit the layer and history are replayed onto
     /// `state`; nothing is extracted.
     pub(super) fn cache_lookup(
-        &mut self,
+        &self,
         state: &mut StageState,
         id: StepId,
         kind: &str,
         created_by: &str,
         builder: Option<KeyBuilder>,
-    ) -> Result<Lookup, String> {
+    ) -> Result<Lookup<'_>, String> {
         let identity = self.identity(state, kind);
         let Some(builder) = builder else {
             return Ok(Lookup::Miss(Pending {
                 identity,
                 key: None,
+                _running: None,
             }));
         };
         // What shapes the layer bytes besides the step: clamped times and
@@ -72,6 +123,7 @@ impl Engine<'_> {
             return Ok(Lookup::Miss(Pending {
                 identity,
                 key: None,
+                _running: None,
             }));
         };
         let skip = !self.hooks.use_cache
@@ -80,17 +132,25 @@ impl Engine<'_> {
                 .no_cache_filter
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(&state.stage_name));
+        let mut running = None;
         if !skip {
+            running = Some(
+                self.in_flight
+                    .claim(&key.to_string(), &self.hooks.cancel)
+                    .ok_or_else(|| "build cancelled".to_string())?,
+            );
             if let Some(result) = index.lookup(&key).map_err(|e| e.to_string())? {
                 index.touch(&identity, &key).map_err(|e| e.to_string())?;
-                self.keys.push((state.stage_name.clone(), key.clone()));
+                lock(&self.stats)
+                    .keys
+                    .push((state.stage_name.clone(), key.clone()));
                 self.replay(state, &result, created_by)?;
                 state.chain.advance(key.clone());
                 self.hooks.reporter.event(&Event::StepCached {
                     id,
                     key: key.to_string(),
                 });
-                self.cache_hits += 1;
+                lock(&self.stats).cache_hits += 1;
                 return Ok(Lookup::Hit);
             }
         }
@@ -106,7 +166,7 @@ impl Engine<'_> {
             reasons,
             changed: why.changed_inputs(),
         });
-        self.explanations.push(serde_json::json!({
+        lock(&self.stats).explanations.push(serde_json::json!({
             "step": identity,
             "instruction": created_by,
             "explanation": why.to_json(),
@@ -115,22 +175,23 @@ impl Engine<'_> {
         Ok(Lookup::Miss(Pending {
             identity,
             key: Some((key, inputs)),
+            _running: running,
         }))
     }
 
     /// Records a step that succeeded; `layers_before` is how many layers
     /// the stage had before it ran.
     pub(super) fn cache_record(
-        &mut self,
+        &self,
         state: &StageState,
-        pending: Pending,
+        pending: Pending<'_>,
         layers_before: usize,
     ) -> Result<(), String> {
-        self.cache_misses += 1;
+        lock(&self.stats).cache_misses += 1;
         let (Some(index), Some((key, inputs))) = (self.cache.as_ref(), pending.key) else {
             return Ok(());
         };
-        self.keys.push((state.stage_name.clone(), key));
+        lock(&self.stats).keys.push((state.stage_name.clone(), key));
         let layer = match state.layers.get(layers_before) {
             None => None,
             Some(l) => Some(CachedLayer {
@@ -175,13 +236,12 @@ impl Engine<'_> {
 
     /// A new step id, with its StepStarted event.
     pub(super) fn step_started(
-        &mut self,
+        &self,
         state: &StageState,
         text: &str,
         lines: Option<(usize, usize)>,
     ) -> (StepId, Instant) {
-        self.next_id += 1;
-        let id = StepId(self.next_id);
+        let id = self.next_step_id();
         self.hooks.reporter.event(&Event::StepStarted {
             id,
             place: crate::progress::StepPlace {

@@ -4,6 +4,8 @@
 //! ([`instructions::StageState`]); this file decides which stages run, on
 //! which base, and feeds each one's commands to [`Engine::dispatch`].
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::config::{self, ImageConfig};
 use super::copy::HostDir;
@@ -15,6 +17,7 @@ use super::{
 };
 use crate::cache::KeyChain;
 use crate::context::IgnoreRules;
+use crate::graph::{Graph, RunError, Scheduler};
 use crate::instructions::{self, GlobalScope, Parsed, StageRef, Stages};
 use crate::parser::Dockerfile;
 
@@ -45,6 +48,9 @@ pub(super) struct StageState {
     pub base_layers: usize,
     /// The stage's cache key chain.
     pub chain: crate::cache::KeyChain,
+    /// The step being dispatched was satisfied from the cache (so it gets
+    /// no StepFinished event).
+    pub cached_step: Option<crate::progress::StepId>,
     /// Cached layers replayed onto `layers` but not yet onto `fs`: a hit
     /// reads nothing until a later step needs the file view.
     pub fs_pending: Vec<std::path::PathBuf>,
@@ -75,22 +81,55 @@ pub(super) struct Engine<'a> {
     pub global: GlobalScope,
     pub opts: &'a BuildOptions,
     pub store: &'a crate::store::Store,
-    pub resolver: &'a mut dyn ImageResolver,
-    pub runner: Option<&'a mut dyn RunExecutor>,
-    pub built: BTreeMap<usize, StageState>,
-    pub in_progress: Vec<usize>,
-    pub images: BTreeMap<String, (ImageConfig, FsView, Vec<LayerBlob>)>,
+    /// Taken in turn by stages resolving images; holding it while the
+    /// image is pulled keeps two stages from pulling the same one.
+    resolver: Mutex<&'a mut dyn ImageResolver>,
+    pub runner: Option<&'a dyn RunExecutor>,
+    /// Stages built, being built or failed.
+    slots: Slots,
+    images: Mutex<BTreeMap<String, ImageView>>,
     pub context: HostDir,
     pub hooks: BuildHooks<'a>,
     pub cache: Option<crate::cache::CacheIndex<'a>>,
-    pub next_id: u64,
+    next_id: AtomicU64,
+    pub stats: Mutex<Stats>,
+    /// Cache keys of the steps running now.
+    pub in_flight: super::cached::InFlight,
+}
+
+/// An image as a stage sees it: config, file view, layers.
+pub(super) type ImageView = (ImageConfig, FsView, Vec<LayerBlob>);
+
+/// A built stage, shared by the stages that use it; the lock is held only
+/// to bring its file view up to date or to copy parts of it.
+pub(super) type SharedStage = Arc<Mutex<StageState>>;
+
+/// What the cache did, summed over every stage.
+#[derive(Default)]
+pub(super) struct Stats {
     pub explanations: Vec<serde_json::Value>,
     pub cache_hits: usize,
     pub cache_misses: usize,
-    /// The last step satisfied from the cache (no StepFinished for it).
-    pub cached_step: Option<crate::progress::StepId>,
     /// Keys of the steps that are in the cache now, with their stage.
     pub keys: Vec<(String, crate::cache::CacheKey)>,
+}
+
+enum Slot {
+    Building,
+    Done(SharedStage),
+    Failed(BuildError),
+}
+
+/// Stage results with a condition variable, so a stage needing another
+/// that some thread is building waits for it instead of building it twice.
+#[derive(Default)]
+struct Slots {
+    map: Mutex<BTreeMap<usize, Slot>>,
+    changed: Condvar,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(super) fn instruction_error(e: instructions::InstructionError) -> BuildError {
@@ -111,7 +150,7 @@ pub fn build<'a>(
     opts: &'a BuildOptions,
     store: &'a crate::store::Store,
     resolver: &'a mut dyn ImageResolver,
-    runner: Option<&'a mut dyn RunExecutor>,
+    runner: Option<&'a dyn RunExecutor>,
 ) -> Result<BuiltImage, BuildError> {
     build_with(df, opts, store, resolver, runner, BuildHooks::none()).map(|(image, _)| image)
 }
@@ -123,7 +162,7 @@ pub fn build_with<'a>(
     opts: &'a BuildOptions,
     store: &'a crate::store::Store,
     resolver: &'a mut dyn ImageResolver,
-    runner: Option<&'a mut dyn RunExecutor>,
+    runner: Option<&'a dyn RunExecutor>,
     hooks: BuildHooks<'a>,
 ) -> Result<(BuiltImage, BuildReport), BuildError> {
     let stages = instructions::parse_dockerfile(df).map_err(instruction_error)?;
@@ -156,16 +195,15 @@ pub fn build_with<'a>(
             }
         }
     };
-    let mut engine = Engine {
+    let engine = Engine {
         stages,
         global,
         opts,
         store,
-        resolver,
+        resolver: Mutex::new(resolver),
         runner,
-        built: BTreeMap::new(),
-        in_progress: Vec::new(),
-        images: BTreeMap::new(),
+        slots: Slots::default(),
+        images: Mutex::new(BTreeMap::new()),
         context: HostDir::new(&opts.context, ignore),
         cache: if hooks.cache {
             Some(
@@ -176,40 +214,30 @@ pub fn build_with<'a>(
             None
         },
         hooks,
-        next_id: 0,
-        explanations: Vec::new(),
-        cache_hits: 0,
-        cache_misses: 0,
-        cached_step: None,
-        keys: Vec::new(),
+        next_id: AtomicU64::new(0),
+        stats: Mutex::new(Stats::default()),
+        in_flight: Default::default(),
     };
-    engine.build_stage(target)?;
+    let shared = engine.schedule(target)?;
     if let Some(index) = &engine.cache {
         index
             .update_roots()
             .map_err(|e| BuildError::general(format!("build cache: {e}")))?;
     }
-    let target_name = engine
-        .built
-        .get(&target)
-        .map(|s| s.stage_name.clone())
-        .unwrap_or_default();
+    let mut state = lock(&shared).clone();
+    let stats = std::mem::take(&mut *lock(&engine.stats));
     let report = BuildReport {
-        cache_hits: engine.cache_hits,
-        cache_misses: engine.cache_misses,
-        explanations: std::mem::take(&mut engine.explanations),
-        keys: engine.keys.iter().map(|(_, k)| k.clone()).collect(),
-        target_keys: engine
+        cache_hits: stats.cache_hits,
+        cache_misses: stats.cache_misses,
+        explanations: stats.explanations,
+        keys: stats.keys.iter().map(|(_, k)| k.clone()).collect(),
+        target_keys: stats
             .keys
             .iter()
-            .filter(|(s, _)| *s == target_name)
+            .filter(|(s, _)| *s == state.stage_name)
             .map(|(_, k)| k.clone())
             .collect(),
     };
-    let mut state = engine
-        .built
-        .remove(&target)
-        .ok_or_else(|| BuildError::general("internal: target stage was not built"))?;
     if !opts.labels.is_empty() {
         let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
         for (k, v) in &opts.labels {
@@ -245,23 +273,145 @@ impl Engine<'_> {
             .map(|t| crate::image::format_rfc3339(t, 0))
     }
 
-    /// Builds stage `index` (and, on demand, what it depends on).
-    pub(super) fn build_stage(&mut self, index: usize) -> Result<(), BuildError> {
-        if self.built.contains_key(&index) {
-            return Ok(());
+    /// Builds the target and what it needs: the stages it reaches through
+    /// FROM, `COPY --from` and `RUN --mount=from=` become a graph, and the
+    /// scheduler builds independent ones at the same time. Dependencies the
+    /// graph cannot see before the build (an expanded `--from=$X`, ONBUILD
+    /// triggers) are built on demand by the stage that meets them.
+    fn schedule(&self, target: usize) -> Result<SharedStage, BuildError> {
+        let mut graph: Graph<usize> = Graph::new();
+        let mut todo = vec![target];
+        let mut nodes = BTreeMap::new();
+        while let Some(i) = todo.pop() {
+            if nodes.contains_key(&i) {
+                continue;
+            }
+            nodes.insert(i, graph.add(format!("stage {i}"), i));
+            todo.extend(self.static_deps(i));
         }
-        if self.in_progress.contains(&index) {
-            return Err(BuildError::general("circular dependency between stages"));
+        for (i, node) in &nodes {
+            for d in self.static_deps(*i) {
+                if let Some(dn) = nodes.get(&d) {
+                    graph
+                        .depend(*node, *dn)
+                        .map_err(|e| BuildError::general(format!("internal: {e}")))?;
+                }
+            }
         }
-        self.in_progress.push(index);
-        let result = self.build_stage_inner(index);
-        self.in_progress.retain(|i| *i != index);
-        let state = result?;
-        self.built.insert(index, state);
-        Ok(())
+        let target_node = nodes
+            .get(&target)
+            .copied()
+            .ok_or_else(|| BuildError::general("internal: target stage missing from the graph"))?;
+        let scheduler = Scheduler::new(self.hooks.jobs).with_cancel(self.hooks.cancel.clone());
+        let result = scheduler.run(&graph, &[target_node], |_, stage| {
+            self.build_stage(*stage).map(|_| ())
+        });
+        match result {
+            Ok(_) => self.build_stage(target),
+            Err(RunError::Failed { error, .. }) => Err(error),
+            Err(RunError::Cancelled(reason)) => Err(BuildError::general(format!("build {reason}"))),
+            Err(e) => Err(BuildError::general(e.to_string())),
+        }
     }
 
-    fn build_stage_inner(&mut self, index: usize) -> Result<StageState, BuildError> {
+    /// Stages that stage `index` surely needs, as far as can be told
+    /// before expanding anything: its FROM and literal `--from=` values.
+    fn static_deps(&self, index: usize) -> Vec<usize> {
+        let Some(stage) = self.stages.stages.get(index) else {
+            return Vec::new();
+        };
+        let mut deps = Vec::new();
+        if stage
+            .name()
+            .is_some_and(|n| self.opts.named_contexts.contains_key(n))
+        {
+            return deps;
+        }
+        if let Ok(from) = self.global.resolve_from(stage) {
+            if let StageRef::Stage(j) = self.stages.resolve_base(&from.base, index) {
+                deps.push(j);
+            }
+        }
+        let mut names: Vec<String> = Vec::new();
+        for cmd in &stage.commands {
+            match &cmd.instruction {
+                instructions::Instruction::Copy(c) => names.extend(c.from.clone()),
+                instructions::Instruction::Run(r) => {
+                    for spec in &r.mount_specs {
+                        names.extend(spec.split(',').filter_map(|kv| {
+                            let (k, v) = kv.split_once('=')?;
+                            k.trim()
+                                .eq_ignore_ascii_case("from")
+                                .then(|| v.trim().to_string())
+                        }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for name in names {
+            if name.contains('$') || self.opts.named_contexts.contains_key(&name) {
+                continue;
+            }
+            if let Ok(StageRef::Stage(j)) = self.stages.resolve_from(&name) {
+                if j < index {
+                    deps.push(j);
+                }
+            }
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        deps
+    }
+
+    /// Builds stage `index` (and, on demand, what it depends on), or waits
+    /// for the thread already building it.
+    pub(super) fn build_stage(&self, index: usize) -> Result<SharedStage, BuildError> {
+        {
+            let mut map = lock(&self.slots.map);
+            loop {
+                match map.get(&index) {
+                    Some(Slot::Done(s)) => return Ok(s.clone()),
+                    Some(Slot::Failed(e)) => return Err(e.clone()),
+                    // Stages only use stages defined before them, so
+                    // waiting can never go round in a circle.
+                    Some(Slot::Building) => {
+                        if let Some(reason) = self.hooks.cancel.reason() {
+                            return Err(BuildError::general(format!("build {reason}")));
+                        }
+                        map = self
+                            .slots
+                            .changed
+                            .wait_timeout(map, std::time::Duration::from_millis(100))
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|p| p.into_inner().0);
+                    }
+                    None => {
+                        map.insert(index, Slot::Building);
+                        break;
+                    }
+                }
+            }
+        }
+        let result = self.build_stage_inner(index);
+        let mut map = lock(&self.slots.map);
+        let out = match result {
+            Ok(state) => {
+                let shared = Arc::new(Mutex::new(state));
+                map.insert(index, Slot::Done(shared.clone()));
+                Ok(shared)
+            }
+            Err(e) => {
+                map.insert(index, Slot::Failed(e.clone()));
+                Err(e)
+            }
+        };
+        drop(map);
+        self.slots.changed.notify_all();
+        out
+    }
+
+    fn build_stage_inner(&self, index: usize) -> Result<StageState, BuildError> {
         let stage = self
             .stages
             .stages
@@ -298,17 +448,15 @@ impl Engine<'_> {
         } else {
             match self.stages.resolve_base(&from.base, index) {
                 StageRef::Stage(j) => {
-                    self.build_stage(j)?;
-                    let parent = self
-                        .built
-                        .get(&j)
-                        .ok_or_else(|| at("internal: base stage missing".into()))?;
+                    let parent = self.build_stage(j)?;
+                    let parent = lock(&parent);
                     let mut s = parent.clone();
                     s.scope = instructions::StageState::from_parent(&parent.scope);
                     triggers = std::mem::take(&mut s.onbuild_written);
                     s.config.config.on_build = None;
                     s.cmd_set = false;
                     s.chain = KeyChain::from_key(parent.chain.key().clone());
+                    s.cached_step = None;
                     s
                 }
                 StageRef::Image(reference) => {
@@ -375,6 +523,7 @@ impl Engine<'_> {
             onbuild_written: Vec::new(),
             platform,
             chain,
+            cached_step: None,
             fs_pending: Vec::new(),
             stage_name: String::new(),
             position: 0,
@@ -383,7 +532,7 @@ impl Engine<'_> {
     }
 
     fn named_context_image(
-        &mut self,
+        &self,
         name: &str,
         nc: &NamedContext,
         platform: &Platform,
@@ -402,22 +551,30 @@ impl Engine<'_> {
 
     /// An image used as a base or a `COPY --from` source, cached per
     /// reference; a named build context of that name wins.
-    pub(super) fn image(
-        &mut self,
-        reference: &str,
-        platform: &Platform,
-    ) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
+    pub(super) fn image(&self, reference: &str, platform: &Platform) -> Result<ImageView, String> {
         if let Some(nc) = self.opts.named_contexts.get(reference).cloned() {
             return self.named_context_image(reference, &nc, platform);
         }
         let key = format!("{reference}@{}", platform.format());
-        if let Some(s) = self.images.get(&key) {
+        if let Some(s) = lock(&self.images).get(&key) {
             return Ok(s.clone());
         }
-        let image = self.resolver.resolve(reference, platform)?;
+        let mut resolver = lock(&self.resolver);
+        // Another stage may have resolved it while this one waited.
+        if let Some(s) = lock(&self.images).get(&key) {
+            return Ok(s.clone());
+        }
+        self.hooks.cancel.check().map_err(|e| e.to_string())?;
+        let image = resolver.resolve(reference, platform)?;
         let v = view_of(&image)?;
-        self.images.insert(key, v.clone());
+        lock(&self.images).insert(key, v.clone());
+        drop(resolver);
         Ok(v)
+    }
+
+    /// A new step id.
+    pub(super) fn next_step_id(&self) -> crate::progress::StepId {
+        crate::progress::StepId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 

@@ -29,10 +29,7 @@ pub fn download(url: &str, checksum: Option<&str>, scratch: &Path) -> Result<FsV
         .header("Last-Modified")
         .and_then(parse_http_date)
         .unwrap_or(0);
-    let spool = scratch.join(format!(
-        "url-{}",
-        super::images::sha256_digest(url.as_bytes()).trim_start_matches("sha256:")
-    ));
+    let spool = super::images::spool_path(scratch, "url-");
     let mut file =
         std::fs::File::create(&spool).map_err(|e| format!("{}: {e}", spool.display()))?;
     let mut reader = response.into_reader();

@@ -269,6 +269,12 @@ fn marker(path: &str, kind: Kind) -> Entry {
     }
 }
 
+/// A fresh path in `scratch` starting with `prefix`: stages built at the
+/// same time spool into one scratch directory, so every name is unique.
+pub(super) fn spool_path(scratch: &Path, prefix: &str) -> PathBuf {
+    scratch.join(format!("{prefix}{}", SPOOL.fetch_add(1, Ordering::Relaxed)))
+}
+
 /// Replaces [`Origin::Layer`] contents with files spooled into `scratch`,
 /// reading each base layer once.
 pub fn materialize(entries: &mut [(Entry, Origin)], scratch: &Path) -> Result<(), String> {
@@ -292,7 +298,7 @@ pub fn materialize(entries: &mut [(Entry, Origin)], scratch: &Path) -> Result<()
             let Some(indexes) = members.get(&member) else {
                 continue;
             };
-            let spool = scratch.join(format!("m{}", SPOOL.fetch_add(1, Ordering::Relaxed)));
+            let spool = spool_path(scratch, "m");
             let mut f =
                 std::fs::File::create(&spool).map_err(|e| format!("{}: {e}", spool.display()))?;
             std::io::copy(&mut item, &mut f).map_err(|e| format!("{name}: {member}: {e}"))?;

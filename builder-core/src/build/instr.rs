@@ -40,22 +40,34 @@ fn go_quote_list(items: &[String]) -> String {
 
 impl Engine<'_> {
     pub(super) fn dispatch(
-        &mut self,
+        &self,
         state: &mut StageState,
         stage: usize,
         cmd: &Command,
     ) -> Result<(), BuildError> {
+        if let Some(reason) = self.hooks.cancel.reason() {
+            return Err(BuildError::general(format!("build {reason}")));
+        }
         state.position += 1;
         let lines = (cmd.span.start_line > 0).then_some((cmd.span.start_line, cmd.span.end_line));
         let (id, start) = self.step_started(state, cmd.original.trim(), lines);
         let result = self.dispatch_step(state, stage, cmd, id);
         match &result {
-            Ok(()) if self.cached_step == Some(id) => {}
+            Ok(()) if state.cached_step == Some(id) => {}
             Ok(()) => self.hooks.reporter.event(&Event::StepFinished {
                 id,
                 duration: start.elapsed(),
                 result: StepResult::Done,
             }),
+            // Stopped because of another step or Ctrl-C: not this
+            // step's failure.
+            Err(_) if self.hooks.cancel.is_cancelled() => {
+                self.hooks.reporter.event(&Event::StepFinished {
+                    id,
+                    duration: start.elapsed(),
+                    result: StepResult::Cancelled,
+                })
+            }
             Err(e) => self.hooks.reporter.event(&Event::StepFailed {
                 id,
                 error: e.message.clone(),
@@ -67,7 +79,7 @@ impl Engine<'_> {
     }
 
     fn dispatch_step(
-        &mut self,
+        &self,
         state: &mut StageState,
         stage: usize,
         cmd: &Command,
@@ -269,7 +281,7 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn workdir(&mut self, state: &mut StageState, wd: &str, id: StepId) -> Result<(), String> {
+    fn workdir(&self, state: &mut StageState, wd: &str, id: StepId) -> Result<(), String> {
         state.config.config.working_dir = Some(wd.to_string());
         let time = self.history_time();
         if wd == "/" {
@@ -282,7 +294,7 @@ impl Engine<'_> {
         let builder = Some(state.chain.other("WORKDIR", &text));
         let layers_before = state.layers.len();
         let pending = match self.cache_lookup(state, id, "WORKDIR", &text, builder)? {
-            Lookup::Hit => return self.hit(id),
+            Lookup::Hit => return self.hit(state, id),
             Lookup::Miss(p) => p,
         };
         let chown = if user.is_empty() {
@@ -309,8 +321,8 @@ impl Engine<'_> {
         self.cache_record(state, pending, layers_before)
     }
 
-    fn hit(&mut self, id: StepId) -> Result<(), String> {
-        self.cached_step = Some(id);
+    fn hit(&self, state: &mut StageState, id: StepId) -> Result<(), String> {
+        state.cached_step = Some(id);
         Ok(())
     }
 
@@ -351,7 +363,7 @@ impl Engine<'_> {
 
     /// Writes a layer from the entries (if any) and records the history.
     pub(super) fn commit_layer(
-        &mut self,
+        &self,
         state: &mut StageState,
         mut entries: Vec<(crate::fsentry::Entry, Origin)>,
         created_by: String,
@@ -388,7 +400,7 @@ impl Engine<'_> {
     /// a named directory context as it is, else the stage's or image's
     /// layers flattened into the build's scratch directory.
     fn mount_root(
-        &mut self,
+        &self,
         state: &StageState,
         stage: usize,
         from: &str,
@@ -406,11 +418,9 @@ impl Engine<'_> {
                             "cannot mount stage {from:?}, it needs to be defined before the current stage"
                         ));
                     }
-                    self.build_stage(j).map_err(|e| e.message)?;
-                    self.built
-                        .get(&j)
-                        .map(|s| s.layers.clone())
-                        .unwrap_or_default()
+                    let built = self.build_stage(j).map_err(|e| e.message)?;
+                    let layers = super::engine::lock(&built).layers.clone();
+                    layers
                 }
                 StageRef::Image(reference) => self.image(&reference, &state.platform.clone())?.2,
             }
@@ -425,7 +435,7 @@ impl Engine<'_> {
             super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
         ));
         if !dir.is_dir() {
-            let tmp = dir.with_extension("tmp");
+            let tmp = super::images::spool_path(&self.opts.scratch, "mount-tmp-");
             std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
             let mut report = crate::export::FlattenReport::default();
             for l in &layers {
@@ -436,14 +446,20 @@ impl Engine<'_> {
                 crate::export::apply_layer(&tmp, reader, &mut report)
                     .map_err(|e| format!("{}: {e}", l.digest))?;
             }
-            std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            if let Err(e) = std::fs::rename(&tmp, &dir) {
+                // Another stage flattened the same layers meanwhile.
+                let _ = std::fs::remove_dir_all(&tmp);
+                if !dir.is_dir() {
+                    return Err(format!("{}: {e}", dir.display()));
+                }
+            }
         }
         Ok(dir)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn run(
-        &mut self,
+        &self,
         state: &mut StageState,
         stage: usize,
         run: instructions::Run,
@@ -479,7 +495,7 @@ impl Engine<'_> {
         let layers_before = state.layers.len();
         let created_by = invocation.created_by.clone();
         let pending = match self.cache_lookup(state, id, "RUN", &created_by, builder)? {
-            Lookup::Hit => return self.hit(id),
+            Lookup::Hit => return self.hit(state, id),
             Lookup::Miss(p) => p,
         };
         let request = RunRequest {
@@ -493,10 +509,18 @@ impl Engine<'_> {
             mount_roots,
             script: invocation.script.clone(),
         };
-        let Some(runner) = self.runner.as_deref_mut() else {
+        let Some(runner) = self.runner else {
             return Err("internal: no RUN executor".into());
         };
-        let layer = runner.run(&request)?;
+        self.hooks.cancel.check().map_err(|e| e.to_string())?;
+        let mut output = crate::progress::StepOutput::new(self.hooks.reporter, id);
+        let layer = runner.run(
+            &request,
+            &mut super::RunControl {
+                cancel: &self.hooks.cancel,
+                output: &mut output,
+            },
+        )?;
         let time = self.history_time();
         let msg = invocation.created_by;
         match layer {
@@ -512,7 +536,7 @@ impl Engine<'_> {
     }
 
     fn copy(
-        &mut self,
+        &self,
         state: &mut StageState,
         stage: usize,
         req: CopyRequest,
@@ -559,14 +583,10 @@ impl Engine<'_> {
                                 "cannot copy from stage {f:?}, it needs to be defined before the current stage"
                             ));
                         }
-                        self.build_stage(j).map_err(|e| e.message)?;
-                        match self.built.get_mut(&j) {
-                            Some(s) => {
-                                s.sync_fs()?;
-                                Some(s.fs.clone())
-                            }
-                            None => None,
-                        }
+                        let built = self.build_stage(j).map_err(|e| e.message)?;
+                        let mut s = super::engine::lock(&built);
+                        s.sync_fs()?;
+                        Some(s.fs.clone())
                     }
                     StageRef::Image(reference) => {
                         let p = state.platform.clone();
@@ -590,7 +610,7 @@ impl Engine<'_> {
         let kind = if is_add { "ADD" } else { "COPY" };
         let layers_before = state.layers.len();
         let pending = match self.cache_lookup(state, id, kind, &msg, builder)? {
-            Lookup::Hit => return self.hit(id),
+            Lookup::Hit => return self.hit(state, id),
             Lookup::Miss(p) => p,
         };
         let source: &dyn SourceFs = match (&from_fs, &named_dir) {

@@ -69,7 +69,7 @@ impl Engine<'_> {
     /// source is something the cache cannot vouch for (a URL, a named
     /// directory context, a path the listing lacks).
     pub(super) fn copy_key(
-        &mut self,
+        &self,
         state: &mut StageState,
         req: &CopyRequest,
         srcs: &[String],
@@ -101,10 +101,11 @@ impl Engine<'_> {
                     image_identity(&c, &l)
                 }
                 None => match self.stages.resolve_from(f).map_err(|k| k.to_string())? {
-                    StageRef::Stage(j) => match self.built.get(&j) {
-                        Some(s) => s.chain.key().to_string(),
-                        None => return Ok(None),
-                    },
+                    StageRef::Stage(j) => {
+                        let built = self.build_stage(j).map_err(|e| e.message)?;
+                        let key = super::engine::lock(&built).chain.key().to_string();
+                        key
+                    }
                     StageRef::Image(reference) => {
                         let (c, _, l) = self.image(&reference, &p)?;
                         image_identity(&c, &l)

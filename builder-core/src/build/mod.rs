@@ -119,6 +119,12 @@ pub struct BuildHooks<'a> {
     pub listing: Option<&'a crate::context::ContextListing>,
     /// Keep a cache at all (None of the lookups or records happen if false).
     pub cache: bool,
+    /// `--jobs`: stages built at the same time; 0 means one per core.
+    pub jobs: usize,
+    /// Stops the build: cancelled by the caller (Ctrl-C, see
+    /// [`crate::graph::signal`]) or by the engine when a step fails, it
+    /// kills running steps and makes waiting ones give up.
+    pub cancel: crate::graph::CancelToken,
 }
 
 impl BuildHooks<'_> {
@@ -130,6 +136,8 @@ impl BuildHooks<'_> {
             no_cache_filter: Vec::new(),
             listing: None,
             cache: false,
+            jobs: 0,
+            cancel: crate::graph::CancelToken::new(),
         }
     }
 }
@@ -149,17 +157,34 @@ pub struct BuildReport {
     pub target_keys: Vec<crate::cache::CacheKey>,
 }
 
-/// Resolves image references (FROM, COPY --from) to images.
-pub trait ImageResolver {
+/// Resolves image references (FROM, COPY --from) to images. Stages built
+/// in parallel take turns: the engine calls it under a lock.
+pub trait ImageResolver: Send {
     /// Fetches or finds `reference` for `platform`.
     fn resolve(&mut self, reference: &str, platform: &Platform) -> Result<BaseImage, String>;
 }
 
-/// Runs a RUN step: the seam the sandbox plugs into.
-pub trait RunExecutor {
+/// Runs a RUN step: the seam the sandbox plugs into. Steps of stages
+/// built in parallel call it from several threads at once.
+pub trait RunExecutor: Sync {
     /// Runs `argv` with `env`, `user` and `workdir` over the stage's
     /// filesystem (the layers, bottom first) and returns the new layer.
-    fn run(&mut self, request: &RunRequest) -> Result<Option<LayerBlob>, String>;
+    /// The process's output goes to `control.output` as it arrives; once
+    /// `control.cancel` is cancelled the step must be killed and an error
+    /// returned.
+    fn run(
+        &self,
+        request: &RunRequest,
+        control: &mut RunControl<'_>,
+    ) -> Result<Option<LayerBlob>, String>;
+}
+
+/// What a running step gets from the engine besides its request.
+pub struct RunControl<'a> {
+    /// The build's cancellation: another step failed, or Ctrl-C.
+    pub cancel: &'a crate::graph::CancelToken,
+    /// Receives the process's output (the progress display's step log).
+    pub output: &'a mut dyn crate::sandbox::OutputSink,
 }
 
 /// What a RUN step needs.

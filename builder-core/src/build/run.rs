@@ -3,10 +3,13 @@
 //! namespaces, and what it changed becomes the next layer.
 use std::path::{Path, PathBuf};
 
-use super::{LayerBlob, RunExecutor, RunRequest};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::{LayerBlob, RunControl, RunExecutor, RunRequest};
 use crate::instructions::{MountType, NetworkMode};
 use crate::layer::{CompressionOptions, LayerOptions};
-use crate::sandbox::{self, CollectOutput, IdMap, Mount, MountKind, Network, Rootfs, Spec};
+use crate::sandbox::{self, IdMap, Mount, MountKind, Network, OutputSink, Rootfs, Spec};
 use crate::snapshot::{self, RootfsMode};
 use crate::store::Store;
 
@@ -20,11 +23,11 @@ pub struct SandboxRunner<'a> {
     idmap: IdMap,
     context: PathBuf,
     scratch: PathBuf,
-    counter: usize,
+    counter: AtomicUsize,
     network: Network,
     layer_options: LayerOptions,
     /// Things to tell the user (id mapping limits, skipped layer members).
-    pub warnings: Vec<String>,
+    warnings: Mutex<Vec<String>>,
 }
 
 impl<'a> SandboxRunner<'a> {
@@ -55,7 +58,7 @@ impl<'a> SandboxRunner<'a> {
             idmap,
             context: context.to_path_buf(),
             scratch: scratch.to_path_buf(),
-            counter: 0,
+            counter: AtomicUsize::new(0),
             network: if network_none {
                 Network::None
             } else {
@@ -65,16 +68,32 @@ impl<'a> SandboxRunner<'a> {
                 compression,
                 source_date_epoch,
             },
-            warnings: notes,
+            warnings: Mutex::new(notes),
         })
     }
 
-    fn mounts(&mut self, req: &RunRequest) -> Result<Vec<Mount>, String> {
+    /// Things to tell the user (id mapping limits, skipped layer members),
+    /// collected so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn warn(&self, message: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
+    }
+
+    fn mounts(&self, req: &RunRequest) -> Result<Vec<Mount>, String> {
         let mut out = Vec::new();
         if let Some(script) = &req.script {
             // A `#!` heredoc runs as /dev/pipes/NAME, as BuildKit mounts it.
-            let dir = self.scratch.join(format!("pipes-{}", self.counter));
-            self.counter += 1;
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let dir = self.scratch.join(format!("pipes-{n}"));
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let file = dir.join(&script.name);
             std::fs::write(&file, &script.data).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -168,7 +187,7 @@ impl SandboxRunner<'_> {
     /// temporary name and renamed into place so a half-set-up directory is
     /// never used.
     fn owned_cache_dir(
-        &mut self,
+        &self,
         name: &str,
         uid: Option<u32>,
         gid: Option<u32>,
@@ -204,14 +223,12 @@ impl SandboxRunner<'_> {
                             .map_err(|e2| format!("{e}; in the user namespace: {e2}"))
                     });
                 if let Err(e) = owned {
-                    self.warnings.push(format!(
+                    self.warn(format!(
                         "cache mount {name}: cannot give it to {u}:{g}: {e}"
                     ));
                 }
             }
-            _ => self
-                .warnings
-                .push(format!("cache mount {name}: {u}:{g} is not mapped")),
+            _ => self.warn(format!("cache mount {name}: {u}:{g} is not mapped")),
         }
         match std::fs::rename(&tmp, &dir) {
             Ok(()) => Ok(dir),
@@ -222,6 +239,45 @@ impl SandboxRunner<'_> {
             }
             Err(e) => Err(err(e)),
         }
+    }
+}
+
+/// Passes a step's output on and keeps its last lines for the error
+/// message of a failing step; memory stays bounded whatever it prints.
+struct Tail<'a> {
+    inner: &'a mut dyn OutputSink,
+    text: std::collections::VecDeque<u8>,
+}
+
+impl<'a> Tail<'a> {
+    /// Bytes kept: enough for [`TAIL_LINES`] ordinary lines.
+    const KEEP: usize = 16 * 1024;
+
+    fn new(inner: &'a mut dyn OutputSink) -> Tail<'a> {
+        Tail {
+            inner,
+            text: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn lines(&mut self) -> Vec<String> {
+        let text = String::from_utf8_lossy(self.text.make_contiguous()).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .get(lines.len().saturating_sub(TAIL_LINES)..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
+    }
+}
+
+impl OutputSink for Tail<'_> {
+    fn output(&mut self, stream: sandbox::Stream, data: &[u8]) {
+        self.inner.output(stream, data);
+        self.text.extend(data);
+        let extra = self.text.len().saturating_sub(Self::KEEP);
+        self.text.drain(..extra);
     }
 }
 
@@ -291,7 +347,11 @@ impl Drop for SandboxRunner<'_> {
 }
 
 impl RunExecutor for SandboxRunner<'_> {
-    fn run(&mut self, req: &RunRequest) -> Result<Option<LayerBlob>, String> {
+    fn run(
+        &self,
+        req: &RunRequest,
+        control: &mut RunControl<'_>,
+    ) -> Result<Option<LayerBlob>, String> {
         let mut diff_ids = Vec::new();
         for l in &req.layers {
             let mut f =
@@ -300,15 +360,16 @@ impl RunExecutor for SandboxRunner<'_> {
                 .snapshots
                 .ensure_layer(&l.diff_id, &mut f)
                 .map_err(|e| e.to_string())?;
-            self.warnings
-                .extend(warnings.iter().map(|w| format!("{w:?}")));
+            for w in &warnings {
+                self.warn(format!("{w:?}"));
+            }
             diff_ids.push(l.diff_id.clone());
         }
         let ws = self
             .snapshots
             .workspace(&diff_ids)
             .map_err(|e| e.to_string())?;
-        let result = self.run_in(&ws, req);
+        let result = self.run_in(&ws, req, control);
         let layer = match result {
             Ok(l) => l,
             Err(e) => {
@@ -330,9 +391,10 @@ impl RunExecutor for SandboxRunner<'_> {
 
 impl SandboxRunner<'_> {
     fn run_in(
-        &mut self,
+        &self,
         ws: &snapshot::Workspace,
         req: &RunRequest,
+        control: &mut RunControl<'_>,
     ) -> Result<Option<LayerBlob>, String> {
         let read = |p: &str| -> Result<Option<String>, String> {
             Ok(ws
@@ -373,15 +435,16 @@ impl SandboxRunner<'_> {
             NetworkMode::Default => self.network,
         };
         spec.mounts = self.mounts(req)?;
-        let mut out = CollectOutput::default();
-        let outcome = sandbox::run(&spec, &self.idmap, &mut out).map_err(|e| e.to_string())?;
-        self.warnings
-            .extend(outcome.warnings.iter().map(|w| format!("{w:?}")));
+        let mut out = Tail::new(&mut *control.output);
+        let cancel = control.cancel;
+        let outcome =
+            sandbox::run_cancellable(&spec, &self.idmap, &mut out, &|| cancel.is_cancelled())
+                .map_err(|e| e.to_string())?;
+        for w in &outcome.warnings {
+            self.warn(format!("{w:?}"));
+        }
         if !outcome.status.success() {
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&out.stderr));
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+            let tail = out.lines().join("\n");
             let how = match outcome.status {
                 sandbox::ExitStatus::Code(c) => format!("exit code: {c}"),
                 sandbox::ExitStatus::Signal(s) => format!("killed by signal {s}"),
