@@ -8,9 +8,7 @@ use build_support::*;
 
 /// A context holding a static busybox and a two-user passwd file.
 fn context(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("busybox"))
-        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
+    context_with_busybox(dir);
     tree(
         dir,
         &[
@@ -23,16 +21,14 @@ fn context(dir: &std::path::Path) {
     );
 }
 
-const BASE: &str = "FROM scratch\n\
-     COPY busybox /bin/busybox\n\
-     RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-     COPY passwd group /etc/\n";
+/// The common start: busybox, then the users of [`context`].
+const USERS: &str = "COPY passwd group /etc/\n";
 
 fn build(work: &std::path::Path, dockerfile: &str) -> std::path::PathBuf {
     let ctx = work.join("ctx");
     context(&ctx);
     let df = work.join("Dockerfile");
-    std::fs::write(&df, format!("{BASE}{dockerfile}")).unwrap();
+    std::fs::write(&df, format!("{BUSYBOX_BASE}{USERS}{dockerfile}")).unwrap();
     build_to_layout(work, &df, &ctx, &[], &[])
 }
 
@@ -100,7 +96,7 @@ fn add_archive_members_replace_directories() {
     std::fs::write(
         &df,
         format!(
-            "{BASE}RUN mkdir /empty /full && echo x > /full/inner && mkdir /full/deeper\n\
+            "{BUSYBOX_BASE}{USERS}RUN mkdir /empty /full && echo x > /full/inner && mkdir /full/deeper\n\
              ADD t.tar /\n\
              RUN test -e /full/inner || echo gone > /check\n"
         ),

@@ -4,24 +4,12 @@ mod build_support;
 
 use build_support::*;
 
-fn context_with_busybox(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("busybox"))
-        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
-}
-
 #[test]
 fn run_steps_change_the_filesystem_and_see_env_args_and_workdir() {
     let work = tempfile::tempdir().unwrap();
-    let ctx = work.path().join("ctx");
-    context_with_busybox(&ctx);
-    let df = work.path().join("Dockerfile");
-    std::fs::write(
-        &df,
-        "FROM scratch\n\
-         COPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         ENV FOO=bar\n\
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "ENV FOO=bar\n\
          ARG BAZ=qux\n\
          WORKDIR /w\n\
          RUN echo \"$FOO $BAZ $(pwd)\" > out && mkdir -p /gone && rm -rf /gone\n\
@@ -30,8 +18,7 @@ fn run_steps_change_the_filesystem_and_see_env_args_and_workdir() {
          echo two >> /h\n\
          EOF\n\
          RUN --network=none chown 12:34 /h && chmod 4750 /h\n",
-    )
-    .unwrap();
+    );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
     let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
@@ -125,17 +112,10 @@ fn cache_dir(store: &std::path::Path) -> Option<std::path::PathBuf> {
 #[test]
 fn ctrl_c_stops_the_running_step_and_exits_130_storing_nothing() {
     let work = tempfile::tempdir().unwrap();
-    let ctx = work.path().join("ctx");
-    context_with_busybox(&ctx);
-    let df = work.path().join("Dockerfile");
-    std::fs::write(
-        &df,
-        "FROM scratch\n\
-         COPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         RUN --mount=type=cache,target=/c,id=int touch /c/started; sleep 5; touch /c/finished\n",
-    )
-    .unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN --mount=type=cache,target=/c,id=int touch /c/started; sleep 5; touch /c/finished\n",
+    );
     let store = work.path().join("store");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args([
@@ -179,17 +159,10 @@ fn ctrl_c_stops_the_running_step_and_exits_130_storing_nothing() {
 #[test]
 fn run_output_streams_to_progress_and_jobs_is_accepted() {
     let work = tempfile::tempdir().unwrap();
-    let ctx = work.path().join("ctx");
-    context_with_busybox(&ctx);
-    let df = work.path().join("Dockerfile");
-    std::fs::write(
-        &df,
-        "FROM scratch\n\
-         COPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         RUN echo streamed-out; echo streamed-err >&2\n",
-    )
-    .unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN echo streamed-out; echo streamed-err >&2\n",
+    );
     let store = work.path().join("store");
     let (ok, _, err) = kiln(
         &[

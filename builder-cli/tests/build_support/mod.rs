@@ -90,6 +90,29 @@ pub fn build_to_archive(
     )
 }
 
+/// The start of a Dockerfile whose root is Debian's busybox-static (see
+/// scripts/test-packages.txt) with a link for each applet.
+pub const BUSYBOX_BASE: &str = "FROM scratch\n\
+     COPY busybox /bin/busybox\n\
+     RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+
+/// Puts busybox into the context `dir`.
+pub fn context_with_busybox(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("busybox"))
+        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
+}
+
+/// Writes `work/ctx` (busybox in it) and `work/Dockerfile`, which is
+/// [`BUSYBOX_BASE`] followed by `rest`; returns (context, Dockerfile).
+pub fn busybox_build(work: &Path, rest: &str) -> (PathBuf, PathBuf) {
+    let ctx = work.join("ctx");
+    context_with_busybox(&ctx);
+    let df = work.join("Dockerfile");
+    std::fs::write(&df, format!("{BUSYBOX_BASE}{rest}")).unwrap();
+    (ctx, df)
+}
+
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn blob(layout: &Path, digest: &str) -> Vec<u8> {
