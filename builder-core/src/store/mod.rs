@@ -210,8 +210,16 @@ impl Store {
         self.root.join("kiln/v1/tmp")
     }
 
-    /// Writes `bytes` to `path` atomically: temp file, fsync, rename, dir fsync.
+    /// Writes `bytes` to `path` atomically: temp file, fsync, rename, dir
+    /// fsync. A file that already holds exactly `bytes` is left alone: a
+    /// no-op rebuild then costs no fsync (they dominate its time on a busy
+    /// disk).
     pub fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        if fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+            && fs::read(path).is_ok_and(|old| old == bytes)
+        {
+            return Ok(());
+        }
         let mut w = self.blob_writer()?;
         let tmp = w.temp_path().to_path_buf();
         io::Write::write_all(&mut w, bytes).map_err(io_err(&tmp))?;
