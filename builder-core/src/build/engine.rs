@@ -231,12 +231,15 @@ pub fn build_with<'a>(
         cache_misses: stats.cache_misses,
         explanations: stats.explanations,
         keys: stats.keys.iter().map(|(_, k)| k.clone()).collect(),
-        target_keys: stats
-            .keys
-            .iter()
-            .filter(|(s, _)| *s == state.stage_name)
-            .map(|(_, k)| k.clone())
-            .collect(),
+        target_keys: {
+            let lineage = engine.lineage(target);
+            stats
+                .keys
+                .iter()
+                .filter(|(s, _)| lineage.contains(s))
+                .map(|(_, k)| k.clone())
+                .collect()
+        },
     };
     if !opts.labels.is_empty() {
         let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
@@ -312,6 +315,30 @@ impl Engine<'_> {
             Err(RunError::Cancelled(reason)) => Err(BuildError::general(format!("build {reason}"))),
             Err(e) => Err(BuildError::general(e.to_string())),
         }
+    }
+
+    /// The names of stage `index` and of the stages it is built FROM, in
+    /// turn: the stages whose layers end up in its image (what
+    /// `--cache-to mode=min` exports).
+    fn lineage(&self, mut index: usize) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Some(stage) = self.stages.stages.get(index) {
+            names.push(
+                stage
+                    .name()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| index.to_string()),
+            );
+            let parent = match self.global.resolve_from(stage) {
+                Ok(from) => self.stages.resolve_base(&from.base, index),
+                Err(_) => break,
+            };
+            match parent {
+                StageRef::Stage(j) if j < index => index = j,
+                _ => break,
+            }
+        }
+        names
     }
 
     /// Stages that stage `index` surely needs, as far as can be told
