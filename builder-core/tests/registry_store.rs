@@ -100,7 +100,7 @@ fn push_from_store_is_read_back_by_skopeo_and_pulls_into_another_store() {
     let (_, m, config) = other
         .load_image(&pulled.record.descriptor, &Platform::host().to_image())
         .unwrap();
-    assert_eq!(config.architecture, "amd64");
+    assert_eq!(config.platform.architecture, "amd64");
     assert!(m.layers.iter().all(|l| other.has_blob(&l.digest)));
     assert_store_verifies(&other);
 }

@@ -74,10 +74,9 @@ pub fn store_image(
         .map_err(|e| format!("store: {e}"))?;
     let mut desc = Descriptor::new(MT_MANIFEST, digest, m.manifest.len() as u64);
     desc.platform = Some(crate::image::Platform {
-        os: image.config.os.clone(),
-        architecture: image.config.architecture.clone(),
-        variant: image.config.variant.clone(),
-        ..crate::image::Platform::host()
+        os_version: None,
+        os_features: None,
+        ..image.config.platform.clone()
     });
     for n in names {
         store.tag(n, &desc).map_err(|e| format!("store: {e}"))?;

@@ -21,29 +21,10 @@ pub struct ImageConfig {
     /// Author (MAINTAINER).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    /// CPU architecture.
-    #[serde(default)]
-    pub architecture: String,
-    /// Operating system.
-    #[serde(default)]
-    pub os: String,
-    /// OS version.
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    /// OS features.
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    /// CPU variant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    /// The platform: `architecture`, `os`, `os.version`, `os.features`,
+    /// `variant`, flattened into the config as the spec has them.
+    #[serde(flatten)]
+    pub platform: Platform,
     /// The runtime configuration.
     #[serde(default, deserialize_with = "null_as_default")]
     pub config: ContainerConfig,
@@ -234,11 +215,7 @@ impl ImageConfig {
     /// no layers and the default PATH.
     pub fn scratch(platform: &Platform) -> ImageConfig {
         let mut c = ImageConfig {
-            architecture: platform.architecture.clone(),
-            os: platform.os.clone(),
-            variant: platform.variant.clone(),
-            os_version: platform.os_version.clone(),
-            os_features: platform.os_features.clone(),
+            platform: platform.clone(),
             ..ImageConfig::default()
         };
         c.ensure_default_path();
@@ -255,22 +232,11 @@ impl ImageConfig {
         to_canonical_json(self)
     }
 
-    /// The platform the config declares.
-    pub fn platform(&self) -> Platform {
-        Platform {
-            architecture: self.architecture.clone(),
-            os: self.os.clone(),
-            os_version: self.os_version.clone(),
-            os_features: self.os_features.clone(),
-            variant: self.variant.clone(),
-        }
-    }
-
     /// Adds `PATH=DEFAULT_PATH` when the environment has no PATH, as BuildKit
     /// does for Linux images.
     pub fn ensure_default_path(&mut self) {
         let env = self.config.env.get_or_insert_with(Vec::new);
-        if !env.iter().any(|e| e.starts_with("PATH=")) && self.os != "windows" {
+        if !env.iter().any(|e| e.starts_with("PATH=")) && self.platform.os != "windows" {
             env.push(format!("PATH={DEFAULT_PATH}"));
         }
     }

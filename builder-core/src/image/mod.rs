@@ -52,11 +52,13 @@ pub mod media {
 }
 
 /// The platform an image runs on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     /// CPU architecture (`amd64`, `arm64`…).
+    #[serde(default)]
     pub architecture: String,
     /// Operating system (`linux`).
+    #[serde(default)]
     pub os: String,
     /// OS version (Windows only).
     #[serde(

@@ -381,7 +381,7 @@ impl Store {
         let cfg = self.put_json(media::OCI_CONFIG, config)?;
         let manifest = Manifest::oci(cfg, layers.to_vec());
         let mut d = self.put_json(media::OCI_MANIFEST, &manifest)?;
-        d.platform = Some(config.platform());
+        d.platform = Some(config.platform.clone());
         Ok(d)
     }
 }
