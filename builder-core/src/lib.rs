@@ -9,8 +9,9 @@
 //! * [`shell`]: BuildKit's word expansion (quotes, escapes, `${v...}`).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
 //! * [`context`]: the build context: sources, .dockerignore, safe paths, digests.
-//! * [`digest`], [`image`], [`store`], [`layer`], [`export`]: image assembly —
-//!   content digests, config/manifest types, the OCI-layout content store,
+//! * [`digest`], [`reference`], [`image`], [`store`], [`layer`], [`export`]:
+//!   image assembly — content digests, image names with Docker's
+//!   normalisation, config/manifest types, the OCI-layout content store,
 //!   reproducible layer tars with parallel compression, and the exporters.
 //! * [`build`]: the build engine: stages, instructions, COPY/ADD layers, outputs.
 //! * [`registry`]: pulling base images from and pushing results to OCI registries.
@@ -32,6 +33,7 @@ pub mod instructions;
 pub mod layer;
 pub mod parser;
 pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod sandbox;
 pub mod shell;

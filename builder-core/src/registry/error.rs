@@ -148,3 +148,12 @@ impl Error {
 
 /// Results of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::reference::ReferenceError> for Error {
+    fn from(e: crate::reference::ReferenceError) -> Error {
+        Error::InvalidReference {
+            reference: e.reference,
+            reason: e.reason,
+        }
+    }
+}

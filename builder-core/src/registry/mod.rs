@@ -20,7 +20,8 @@ pub mod platform;
 pub mod progress;
 pub mod pull;
 pub mod push;
-pub mod reference;
+/// Image references (shared with the store).
+pub use crate::reference;
 pub mod sink;
 mod store_ops;
 mod store_sink;

@@ -9,82 +9,18 @@ pub struct NameError {
     /// The rejected name.
     pub name: String,
     /// What is wrong with it.
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 /// The full form of `name`: registry host added (`docker.io`), `library/`
 /// added for official images, `:latest` when neither tag nor digest is given.
 pub fn normalize_name(name: &str) -> Result<String, NameError> {
-    let err = |reason| NameError {
-        name: name.to_string(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(err("empty"));
-    }
-    let (rest, digest) = match name.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (name, None),
-    };
-    if let Some(d) = digest {
-        d.parse::<crate::digest::Digest>()
-            .map_err(|_| err("bad digest"))?;
-    }
-    // A tag is a `:` after the last `/` (a `:` before it is a registry port).
-    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (repo, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
-    if let Some(t) = tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.bytes().enumerate().all(|(i, b)| {
-                b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && (b == b'.' || b == b'-'))
-            });
-        if !ok {
-            return Err(err("bad tag"));
-        }
-    }
-    let (domain, path) = match repo.split_once('/') {
-        Some((d, p)) if d.contains('.') || d.contains(':') || d == "localhost" => {
-            (d.to_string(), p.to_string())
-        }
-        _ => ("docker.io".to_string(), repo.to_string()),
-    };
-    let path = if domain == "docker.io" && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path
-    };
-    let path_ok = !path.is_empty()
-        && path.split('/').all(|c| {
-            !c.is_empty()
-                && c.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-                })
-                && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-        });
-    if !path_ok {
-        return Err(err(
-            "repository must be lowercase letters, digits and separators",
-        ));
-    }
-    let mut out = format!("{domain}/{path}");
-    match (tag, digest) {
-        (Some(t), _) => {
-            out.push(':');
-            out.push_str(t);
-        }
-        (None, None) => out.push_str(":latest"),
-        (None, Some(_)) => {}
-    }
-    if let Some(d) = digest {
-        out.push('@');
-        out.push_str(d);
-    }
-    Ok(out)
+    crate::reference::Reference::parse(name)
+        .map(|r| r.to_string())
+        .map_err(|e| NameError {
+            name: name.to_string(),
+            reason: e.reason,
+        })
 }
 
 /// The short form Docker shows: `docker.io/library/` and `docker.io/` dropped.

@@ -1,10 +1,10 @@
 //! Image references with Docker's normalisation: `busybox` is
 //! `docker.io/library/busybox:latest`, and `docker.io` is served by
-//! `registry-1.docker.io`.
+//! `registry-1.docker.io`. The store names images with it and the registry
+//! client talks to registries with it.
 use std::fmt;
 use std::str::FromStr;
 
-use super::error::Error;
 use crate::digest::Digest;
 
 /// The registry Docker Hub's names live in.
@@ -25,8 +25,18 @@ pub struct Reference {
     pub digest: Option<Digest>,
 }
 
-fn invalid(reference: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidReference {
+/// A string that is not an image reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid reference {reference:?}: {reason}")]
+pub struct ReferenceError {
+    /// The text as given.
+    pub reference: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(reference: &str, reason: impl Into<String>) -> ReferenceError {
+    ReferenceError {
         reference: reference.to_string(),
         reason: reason.into(),
     }
@@ -34,7 +44,7 @@ fn invalid(reference: &str, reason: impl Into<String>) -> Error {
 
 impl Reference {
     /// Parses and normalises `text` the way `docker pull` does.
-    pub fn parse(text: &str) -> Result<Reference, Error> {
+    pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
         if text.is_empty() {
             return Err(invalid(text, "empty"));
         }
@@ -151,8 +161,8 @@ pub fn registry_api_host(registry: &str) -> &str {
 }
 
 impl FromStr for Reference {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Reference, Error> {
+    type Err = ReferenceError;
+    fn from_str(s: &str) -> Result<Reference, ReferenceError> {
         Reference::parse(s)
     }
 }
