@@ -66,7 +66,7 @@ fn in_table(table: &[(u32, u32)], c: char) -> bool {
 }
 
 /// Go's `unicode.IsLetter` (general category L).
-pub(super) fn is_letter(c: char) -> bool {
+pub(crate) fn is_letter(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphabetic();
     }
@@ -74,7 +74,7 @@ pub(super) fn is_letter(c: char) -> bool {
 }
 
 /// Go's `unicode.IsDigit` (general category Nd).
-pub(super) fn is_digit(c: char) -> bool {
+pub(crate) fn is_digit(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_digit();
     }

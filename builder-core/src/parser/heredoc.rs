@@ -1,15 +1,19 @@
 //! Heredoc markers (`<<EOF`, `<<-EOF`, `3<<"EOF"`) in a RUN, COPY or ADD line.
 use super::ast::Heredoc;
 use super::error::ParseErrorKind;
-use super::heredoc_lex::{process_words, LexError, LexOptions, MAX_NESTING};
+use crate::shell::{EmptyEnv, Lexer, ShellError};
 
-fn lex_error(e: LexError) -> ParseErrorKind {
-    match e {
-        LexError::Syntax(message) => ParseErrorKind::Heredoc(message),
-        LexError::TooDeep => ParseErrorKind::Heredoc(format!(
-            "variable references nested more than {MAX_NESTING} levels deep"
-        )),
-    }
+/// Splits `text` into words as BuildKit's shell lexer does for heredoc
+/// detection: unset variables left as written, `\` as the escape
+/// character whatever the Dockerfile's directive says.
+fn split(text: &str, raw_quotes: bool, raw_escapes: bool) -> Result<Vec<String>, ShellError> {
+    let mut lexer = Lexer::new('\\');
+    lexer.raw_quotes = raw_quotes;
+    lexer.raw_escapes = raw_escapes;
+    lexer.skip_unset_env = true;
+    // Go's text/scanner drops a byte-order mark at the very start.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    lexer.process_words(text, &EmptyEnv)
 }
 
 /// Finds the heredoc markers in an instruction line, in order, as BuildKit's
@@ -20,14 +24,10 @@ fn lex_error(e: LexError) -> ParseErrorKind {
 /// such limit).
 /// Bodies are left empty: the parser fills them from the following lines.
 pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ParseErrorKind> {
-    let raw = LexOptions {
-        raw_quotes: true,
-        raw_escapes: true,
-    };
-    let words = match process_words(line, raw) {
+    let words = match split(line, true, true) {
         Ok(words) => words,
-        Err(LexError::Syntax(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(lex_error(e)),
+        Err(e) if e.is_nesting_limit() => return Err(ParseErrorKind::Heredoc(e.message)),
+        Err(_) => return Ok(Vec::new()),
     };
     let mut docs = Vec::new();
     for word in words {
@@ -63,22 +63,12 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, ParseErrorKind> {
         fd_text.parse::<u32>().unwrap_or(u32::MAX)
     };
 
-    let cooked = LexOptions {
-        raw_quotes: false,
-        raw_escapes: false,
-    };
-    let words = process_words(rest, cooked).map_err(lex_error)?;
+    let lex_error = |e: ShellError| ParseErrorKind::Heredoc(e.message);
+    let words = split(rest, false, false).map_err(lex_error)?;
     let [name] = words.as_slice() else {
         return Ok(None);
     };
-    let raw_words = process_words(
-        rest,
-        LexOptions {
-            raw_quotes: true,
-            raw_escapes: false,
-        },
-    )
-    .map_err(lex_error)?;
+    let raw_words = split(rest, true, false).map_err(lex_error)?;
     let [raw_name] = raw_words.as_slice() else {
         return Err(ParseErrorKind::Heredoc(format!(
             "internal lexing of heredoc produced inconsistent results: {rest}"
@@ -183,5 +173,66 @@ mod tests {
             chomp_heredoc_content("\thello\n\t\tworld\n x\t\n"),
             "hello\nworld\n x\t\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    //! The shell lexer in the mode heredoc detection uses, with the corner
+    //! cases detection depends on.
+    use super::split;
+
+    fn raw(input: &str) -> Vec<String> {
+        split(input, true, true).unwrap_or_else(|e| panic!("{input:?}: {e:?}"))
+    }
+
+    fn cooked(input: &str) -> Vec<String> {
+        split(input, false, false).unwrap_or_else(|e| panic!("{input:?}: {e:?}"))
+    }
+
+    #[test]
+    fn splits_words_keeping_raw_quotes() {
+        assert_eq!(raw("RUN <<EOF cat"), ["RUN", "<<EOF", "cat"]);
+        assert_eq!(raw("RUN << EOF"), ["RUN", "<< EOF"]);
+        assert_eq!(raw("RUN <<- EOF"), ["RUN", "<<-", "EOF"]);
+        assert_eq!(raw("RUN '<<EOF'"), ["RUN", "'<<EOF'"]);
+        assert_eq!(cooked("a\\ b 'c d'"), ["a b", "c d"]);
+        assert_eq!(raw("a\\ b"), ["a\\ b"]);
+        assert_eq!(cooked("x ''"), ["x"]);
+        assert_eq!(raw("x ''"), ["x", "''"]);
+    }
+
+    #[test]
+    fn unset_variables_stay_as_written() {
+        assert_eq!(cooked("$A ${B} ${C:-x y}"), ["$A", "${B}", "${C:-x", "y}"]);
+        assert_eq!(cooked("${A//x/y}"), ["${A/x/y}"]);
+        assert_eq!(cooked("$ $1x ${#}"), ["$", "$1x", "${#}"]);
+        // A nested ${...:-...} restarts the word, as in BuildKit.
+        assert_eq!(cooked("abc${x:-y}"), ["${x:-y}"]);
+    }
+
+    #[test]
+    fn double_quotes_and_escapes() {
+        assert_eq!(cooked(r#""a\"b" "c\d""#), [r#"a"b"#, r"c\d"]);
+        assert_eq!(raw(r#""c\d""#), [r#""c\\d""#]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = |n: usize| format!("{}{}", "${a:-".repeat(n), "}".repeat(n));
+        assert_eq!(cooked(&deep(100)).len(), 1);
+        let e = split(&deep(20_000), true, true).unwrap_err();
+        assert!(e.is_nesting_limit(), "{e}");
+    }
+
+    #[test]
+    fn errors() {
+        for input in [
+            "'abc", "\"abc", "${", "${}", "${:x}", "${a", "${a:#x}", "${a!}", "${a:-x", "${a/x",
+            "${a/x/y",
+        ] {
+            let e = split(input, false, false).unwrap_err();
+            assert!(!e.is_nesting_limit(), "{input:?}");
+        }
     }
 }

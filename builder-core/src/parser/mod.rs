@@ -16,9 +16,9 @@ mod ast;
 mod directives;
 mod dump;
 mod error;
-mod gostr;
+/// Go's string and Unicode rules (shared with the shell lexer).
+pub(crate) mod gostr;
 mod heredoc;
-mod heredoc_lex;
 mod instruction;
 mod json;
 mod reader;

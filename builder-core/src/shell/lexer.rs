@@ -108,16 +108,10 @@ fn is_space(c: char) -> bool {
     c.is_whitespace()
 }
 
-/// Go's `unicode.IsDigit` (category Nd). Rust's `is_numeric` also accepts
-/// the Nl and No categories (`²`, `½`); the difference only shows for such
-/// characters right after a `$`, which no real Dockerfile writes.
-fn is_digit(c: char) -> bool {
-    c.is_numeric()
-}
-
-fn is_letter(c: char) -> bool {
-    c.is_alphabetic()
-}
+// Go's `unicode.IsDigit` (category Nd) and `unicode.IsLetter` (category
+// L), from the parser's tables: Rust's `is_numeric` and `is_alphabetic`
+// take more characters (`²`, `½`, marks).
+use crate::parser::gostr::{is_digit, is_letter};
 
 fn is_special_param(c: char) -> bool {
     matches!(c, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0')
@@ -428,7 +422,7 @@ impl<'a> Scanner<'a> {
 
     fn process_dollar(&mut self) -> Res<String> {
         if self.depth >= MAX_NESTING {
-            return Err("syntax error: substitutions nested too deeply".into());
+            return Err(super::TOO_DEEP.into());
         }
         self.depth += 1;
         let r = self.process_dollar_inner();

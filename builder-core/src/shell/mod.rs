@@ -18,6 +18,9 @@ mod pattern;
 pub use env::{EmptyEnv, EnvLookup};
 pub use lexer::{Lexer, WordResult};
 
+/// The message of a word nesting `${...}` beyond our limit.
+const TOO_DEEP: &str = "syntax error: substitutions nested too deeply";
+
 /// A word that could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("failed to process {word:?}: {message}")]
@@ -26,6 +29,14 @@ pub struct ShellError {
     pub word: String,
     /// What went wrong, in BuildKit's wording.
     pub message: String,
+}
+
+impl ShellError {
+    /// The word nests `${...}` deeper than kiln follows (BuildKit has no
+    /// limit): unlike a syntax error, something BuildKit would accept.
+    pub fn is_nesting_limit(&self) -> bool {
+        self.message == TOO_DEEP
+    }
 }
 
 #[cfg(test)]
