@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate builder-core/src/parser/unicode_tables.rs: the Unicode category
+"""Generate builder-core/src/shell/unicode_tables.rs: the Unicode category
 ranges Go's unicode.IsLetter / unicode.IsDigit / strconv.IsPrint use.
 
 Go (1.21 and later) ships Unicode 15.0.0; Python's own unicodedata may be
@@ -58,7 +58,7 @@ for name, doc, rs in tables:
     lines.append("")
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                   "builder-core", "src", "parser", "unicode_tables.rs")
+                   "builder-core", "src", "shell", "unicode_tables.rs")
 with open(out, "w") as f:
     f.write("\n".join(lines))
 print(out, [len(t[2]) for t in tables], file=sys.stderr)

@@ -1,9 +1,10 @@
 //! The few pieces of Go's string library BuildKit's parser leans on, so our
 //! output matches it byte for byte: `unicode.IsSpace`, `strings.ToLower`,
-//! `unicode.IsLetter`/`IsDigit` and `strconv.Quote` (the `%q` verb).
+//! and `strconv.Quote` (the `%q` verb); Go's Unicode categories live in
+//! `shell::unicode`.
 use std::fmt::Write as _;
 
-use super::unicode_tables::{DIGIT, GRAPHIC, LETTER};
+use crate::shell::unicode::is_print;
 
 /// Go's `unicode.IsSpace`: the Unicode White_Space property, which is what
 /// Rust's `char::is_whitespace` implements too.
@@ -48,46 +49,6 @@ pub(super) fn to_upper(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn in_table(table: &[(u32, u32)], c: char) -> bool {
-    let cp = u32::from(c);
-    table
-        .binary_search_by(|&(lo, hi)| {
-            if hi < cp {
-                std::cmp::Ordering::Less
-            } else if lo > cp {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        })
-        .is_ok()
-}
-
-/// Go's `unicode.IsLetter` (general category L).
-pub(crate) fn is_letter(c: char) -> bool {
-    if c.is_ascii() {
-        return c.is_ascii_alphabetic();
-    }
-    in_table(LETTER, c)
-}
-
-/// Go's `unicode.IsDigit` (general category Nd).
-pub(crate) fn is_digit(c: char) -> bool {
-    if c.is_ascii() {
-        return c.is_ascii_digit();
-    }
-    in_table(DIGIT, c)
-}
-
-/// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and
-/// the ASCII space.
-pub(super) fn is_print(c: char) -> bool {
-    if c.is_ascii() {
-        return (' '..='~').contains(&c);
-    }
-    in_table(GRAPHIC, c)
 }
 
 /// Go's `strconv.Quote` (what `%q` prints for a string).
@@ -169,9 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn categories() {
-        assert!(is_letter('é') && is_letter('ж') && !is_letter('1') && !is_letter('_'));
-        assert!(is_digit('٣') && !is_digit('Ⅳ'));
+    fn space_bytes() {
         assert!(is_space_byte(0xa0) && is_space_byte(0x85) && !is_space_byte(0xc3));
     }
 }

@@ -16,13 +16,11 @@ mod ast;
 mod directives;
 mod dump;
 mod error;
-/// Go's string and Unicode rules (shared with the shell lexer).
-pub(crate) mod gostr;
+mod gostr;
 mod heredoc;
 mod instruction;
 mod json;
 mod reader;
-mod unicode_tables;
 mod words;
 
 pub use ast::{Args, Directive, Dockerfile, Heredoc, NameValue, Node, Span, Warning};

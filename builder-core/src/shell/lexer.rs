@@ -108,10 +108,7 @@ fn is_space(c: char) -> bool {
     c.is_whitespace()
 }
 
-// Go's `unicode.IsDigit` (category Nd) and `unicode.IsLetter` (category
-// L), from the parser's tables: Rust's `is_numeric` and `is_alphabetic`
-// take more characters (`²`, `½`, marks).
-use crate::parser::gostr::{is_digit, is_letter};
+use super::unicode::{is_digit, is_letter};
 
 fn is_special_param(c: char) -> bool {
     matches!(c, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0')

@@ -14,6 +14,8 @@
 mod env;
 mod lexer;
 mod pattern;
+pub(crate) mod unicode;
+mod unicode_tables;
 
 pub use env::{EmptyEnv, EnvLookup};
 pub use lexer::{Lexer, WordResult};
