@@ -275,10 +275,6 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     }
     let renderer = Renderer::stderr(args.progress);
     let started = std::time::Instant::now();
-    renderer.event(&Event::BuildStarted {
-        target: args.target.clone(),
-        steps: df.nodes.len(),
-    });
     // Ctrl-C and SIGTERM stop the running steps (their process trees are
     // killed, their mounts undone) and nothing half-made is stored; the
     // scratch directory goes when `scratch` is dropped on the way out.

@@ -301,6 +301,18 @@ impl Engine<'_> {
                 }
             }
         }
+        // What the progress display counts down: the instructions of the
+        // stages the target surely needs (on-demand ones add to it).
+        self.hooks
+            .reporter
+            .event(&crate::progress::Event::BuildStarted {
+                target: self.opts.target.clone(),
+                steps: nodes
+                    .keys()
+                    .filter_map(|i| self.stages.stages.get(*i))
+                    .map(|s| s.commands.len())
+                    .sum(),
+            });
         let target_node = nodes
             .get(&target)
             .copied()

@@ -68,7 +68,7 @@ pub enum StepResult {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// The build began.
+    /// The build began: the engine knows which stages it needs.
     BuildStarted {
         /// The target stage, if one was named.
         target: Option<String>,
