@@ -26,7 +26,28 @@ pub(super) enum Lookup {
 /// A missed step's key, waiting for the step to succeed.
 pub(super) struct Pending {
     identity: String,
+    /// The key and inputs to record (None: nothing is recorded).
     key: Option<(CacheKey, InputsRecord)>,
+    /// The step's key for the chain (None: the step has no key).
+    chain_key: Option<CacheKey>,
+}
+
+/// What the next step's `parent` input is after a step with key `key`
+/// (None for a step the cache cannot key) produced `diff_id` (None: no
+/// layer) on top of `parent`. The chain follows what each step really
+/// produced, not only what went into it: a step run again with the cache
+/// off (`--no-cache-filter`), an uncacheable step (`ADD URL`) or a
+/// nondeterministic one that gives another layer changes the keys of
+/// everything built on it, so nothing later is reused from the old result;
+/// one that gives the same layer keeps them.
+fn next_parent(parent: &CacheKey, key: Option<&CacheKey>, diff_id: Option<&Digest>) -> CacheKey {
+    let diff = diff_id.map_or_else(|| "none".to_string(), Digest::to_string);
+    let b = KeyBuilder::new("RESULT").input("layer", diff);
+    let b = match key {
+        Some(k) => b.input("step", k.to_string()),
+        None => b.parent(parent),
+    };
+    b.build().0
 }
 
 impl Engine<'_> {
@@ -54,6 +75,7 @@ impl Engine<'_> {
             return Ok(Lookup::Miss(Pending {
                 identity,
                 key: None,
+                chain_key: None,
             }));
         };
         // What shapes the layer bytes besides the step: clamped times and
@@ -68,10 +90,10 @@ impl Engine<'_> {
             )
             .build();
         let Some(index) = self.cache.as_ref() else {
-            state.chain.advance(key.clone());
             return Ok(Lookup::Miss(Pending {
                 identity,
                 key: None,
+                chain_key: Some(key),
             }));
         };
         let skip = !self.hooks.use_cache
@@ -84,8 +106,11 @@ impl Engine<'_> {
             if let Some(result) = index.lookup(&key).map_err(|e| e.to_string())? {
                 index.touch(&identity, &key).map_err(|e| e.to_string())?;
                 self.keys.push((state.stage_name.clone(), key.clone()));
+                state.chain_keys.push(key.clone());
                 self.replay(state, &result, created_by)?;
-                state.chain.advance(key.clone());
+                let diff_id = result.layer.as_ref().map(|l| &l.diff_id);
+                let next = next_parent(state.chain.key(), Some(&key), diff_id);
+                state.chain.advance(next);
                 self.hooks.reporter.event(&Event::StepCached {
                     id,
                     key: key.to_string(),
@@ -111,9 +136,9 @@ impl Engine<'_> {
             "instruction": created_by,
             "explanation": why.to_json(),
         }));
-        state.chain.advance(key.clone());
         Ok(Lookup::Miss(Pending {
             identity,
+            chain_key: Some(key.clone()),
             key: Some((key, inputs)),
         }))
     }
@@ -122,15 +147,11 @@ impl Engine<'_> {
     /// the stage had before it ran.
     pub(super) fn cache_record(
         &mut self,
-        state: &StageState,
+        state: &mut StageState,
         pending: Pending,
         layers_before: usize,
     ) -> Result<(), String> {
         self.cache_misses += 1;
-        let (Some(index), Some((key, inputs))) = (self.cache.as_ref(), pending.key) else {
-            return Ok(());
-        };
-        self.keys.push((state.stage_name.clone(), key));
         let layer = match state.layers.get(layers_before) {
             None => None,
             Some(l) => Some(CachedLayer {
@@ -138,6 +159,14 @@ impl Engine<'_> {
                 diff_id: parse_digest(&l.diff_id)?,
             }),
         };
+        let diff_id = layer.as_ref().map(|l| &l.diff_id);
+        let next = next_parent(state.chain.key(), pending.chain_key.as_ref(), diff_id);
+        state.chain.advance(next);
+        let (Some(index), Some((key, inputs))) = (self.cache.as_ref(), pending.key) else {
+            return Ok(());
+        };
+        self.keys.push((state.stage_name.clone(), key.clone()));
+        state.chain_keys.push(key);
         let result = CacheResult {
             layer,
             ..CacheResult::default()

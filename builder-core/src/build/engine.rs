@@ -45,6 +45,9 @@ pub(super) struct StageState {
     pub base_layers: usize,
     /// The stage's cache key chain.
     pub chain: crate::cache::KeyChain,
+    /// The keys of the layer steps this stage's image is made of, its
+    /// base stages' included (`--cache-to mode=min` exports these).
+    pub chain_keys: Vec<crate::cache::CacheKey>,
     /// Cached layers replayed onto `layers` but not yet onto `fs`: a hit
     /// reads nothing until a later step needs the file view.
     pub fs_pending: Vec<std::path::PathBuf>,
@@ -189,22 +192,17 @@ pub fn build_with<'a>(
             .update_roots()
             .map_err(|e| BuildError::general(format!("build cache: {e}")))?;
     }
-    let target_name = engine
+    let target_keys = engine
         .built
         .get(&target)
-        .map(|s| s.stage_name.clone())
+        .map(|s| s.chain_keys.clone())
         .unwrap_or_default();
     let report = BuildReport {
         cache_hits: engine.cache_hits,
         cache_misses: engine.cache_misses,
         explanations: std::mem::take(&mut engine.explanations),
         keys: engine.keys.iter().map(|(_, k)| k.clone()).collect(),
-        target_keys: engine
-            .keys
-            .iter()
-            .filter(|(s, _)| *s == target_name)
-            .map(|(_, k)| k.clone())
-            .collect(),
+        target_keys,
     };
     let mut state = engine
         .built
@@ -375,6 +373,7 @@ impl Engine<'_> {
             onbuild_written: Vec::new(),
             platform,
             chain,
+            chain_keys: Vec::new(),
             fs_pending: Vec::new(),
             stage_name: String::new(),
             position: 0,

@@ -145,7 +145,9 @@ pub struct BuildReport {
     pub explanations: Vec<serde_json::Value>,
     /// Every step key the build used or recorded (`--cache-to mode=max`).
     pub keys: Vec<crate::cache::CacheKey>,
-    /// The keys of the target stage's steps (`--cache-to mode=min`).
+    /// The keys of the steps the target image is made of: the target
+    /// stage's and those of the stages it is built `FROM` (`--cache-to
+    /// mode=min`).
     pub target_keys: Vec<crate::cache::CacheKey>,
 }
 
