@@ -63,17 +63,30 @@ impl Build {
             .collect()
     }
 
-    /// The `--explain-cache` reasons of the step whose instruction starts
-    /// with `text`.
+    /// The `--explain-cache` reasons of the step whose text starts with
+    /// `text` (matched through its place: the explanation's step identity
+    /// is `DOCKERFILE#STAGE#POSITION#KIND`).
     pub fn explained(&self, text: &str) -> Vec<String> {
+        let places: Vec<String> = self
+            .events
+            .iter()
+            .filter(|e| {
+                e["type"] == "step_started"
+                    && e["text"].as_str().is_some_and(|t| t.starts_with(text))
+            })
+            .map(|e| {
+                let stage = e["place"]["stage"].as_str().unwrap_or_default();
+                format!("#{stage}#{}#", e["place"]["position"])
+            })
+            .collect();
         self.explain
             .as_array()
             .into_iter()
             .flatten()
             .filter(|e| {
-                e["instruction"]
+                e["step"]
                     .as_str()
-                    .is_some_and(|i| i.starts_with(text))
+                    .is_some_and(|s| places.iter().any(|p| s.contains(p.as_str())))
             })
             .flat_map(|e| {
                 e["explanation"]["reasons"]

@@ -96,12 +96,22 @@ impl Engine<'_> {
                 chain_key: Some(key),
             }));
         };
-        let skip = !self.hooks.use_cache
-            || self
-                .hooks
-                .no_cache_filter
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(&state.stage_name));
+        let disabled = if !self.hooks.use_cache {
+            Some("cache disabled (--no-cache)".to_string())
+        } else if self
+            .hooks
+            .no_cache_filter
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&state.stage_name))
+        {
+            Some(format!(
+                "cache disabled for stage {} (--no-cache-filter)",
+                state.stage_name
+            ))
+        } else {
+            None
+        };
+        let skip = disabled.is_some();
         if !skip {
             if let Some(result) = index.lookup(&key).map_err(|e| e.to_string())? {
                 index.touch(&identity, &key).map_err(|e| e.to_string())?;
@@ -119,13 +129,23 @@ impl Engine<'_> {
                 return Ok(Lookup::Hit);
             }
         }
-        let why = index
+        let mut why = index
             .explain_miss(&identity, &inputs)
             .map_err(|e| e.to_string())?;
-        let mut reasons = why.reasons();
-        if skip {
-            reasons.insert(0, "cache disabled for this step (--no-cache)".into());
-        }
+        let reasons = match disabled {
+            None => why.reasons(),
+            Some(d) => {
+                // Not looked up: an unchanged step is not "missing".
+                why.result_missing = false;
+                let changed = why.previous.is_some()
+                    && !(why.changed.is_empty() && why.added.is_empty() && why.removed.is_empty());
+                let mut r = vec![d];
+                if changed {
+                    r.extend(why.reasons());
+                }
+                r
+            }
+        };
         self.hooks.reporter.event(&Event::CacheMiss {
             id,
             reasons,

@@ -314,7 +314,8 @@ impl Engine<'_> {
                     let chain = KeyChain::from_image(
                         &super::cached::image_identity(&config, &layers),
                         &platform.format(),
-                    );
+                    )
+                    .named(&reference);
                     triggers = config.config.on_build.take().unwrap_or_default();
                     self.image_stage(config, fs, layers, platform.clone(), chain)
                 }

@@ -84,7 +84,9 @@ impl Engine<'_> {
         );
         let mut b = state.chain.copy(kind, &canonical);
         if let (Some(spec), Some(c)) = (&req.chown, chown) {
-            b = b.input("chown", format!("{spec} → {c:?}"));
+            // By spec, so a miss says "owner lookup app changed" when the
+            // stage's /etc/passwd maps the name to another id.
+            b = b.input(format!("chown:{spec}"), format!("{}:{}", c.0, c.1));
         }
         for doc in &req.paths.inline_sources {
             b = b.input(
