@@ -399,3 +399,46 @@ fn no_cache_and_no_cache_filter_as_buildkit() {
     assert!(b.steps("cache_miss").is_empty(), "{:?}", b.events);
     assert_eq!(four, three);
 }
+
+#[test]
+fn a_context_bind_mount_depends_on_its_source_only() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context_with_busybox(
+        work.path(),
+        &[
+            ("dep.txt", "1\n"),
+            ("deps/a", "a\n"),
+            ("deps/b", "b\n"),
+            ("main.txt", "m\n"),
+        ],
+    );
+    let file_run = "RUN --mount=type=bind,source=dep.txt,target=/dep.txt [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /dep.txt > /out\"]";
+    let dir_run = "RUN --mount=type=bind,source=deps,target=/deps [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /deps/a /deps/b > /out2\"]";
+    let df = format!("FROM scratch\nCOPY busybox /bin/busybox\n{file_run}\n{dir_run}\n");
+    let first = ok(build(work.path(), &ctx, &df, &[]));
+
+    // Like `go mod download` under a go.sum mount: other sources changing
+    // leave it alone.
+    std::fs::write(ctx.join("main.txt"), "changed\n").unwrap();
+    let b = ok(build(work.path(), &ctx, &df, &[]));
+    assert!(b.steps("cache_miss").is_empty(), "{:?}", b.events);
+    assert_eq!(b.digest, first.digest);
+
+    std::fs::write(ctx.join("deps/b"), "changed\n").unwrap();
+    let b = ok(build(work.path(), &ctx, &df, &[]));
+    assert_eq!(b.steps("cache_miss"), [dir_run]);
+    assert_reason(
+        &b,
+        "RUN --mount=type=bind,source=deps",
+        "file deps/b changed",
+    );
+
+    std::fs::write(ctx.join("dep.txt"), "2\n").unwrap();
+    let b = ok(build(work.path(), &ctx, &df, &[]));
+    assert_eq!(b.steps("cache_miss"), [file_run, dir_run]);
+    assert_reason(
+        &b,
+        "RUN --mount=type=bind,source=dep.txt",
+        "file dep.txt changed",
+    );
+}
