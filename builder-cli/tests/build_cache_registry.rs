@@ -73,12 +73,24 @@ fn mode_max_lets_an_empty_store_hit_every_layer_step_without_running_them() {
     assert_eq!(second.digest, first.digest, "no RUN ran again");
     assert!(second.warnings().is_empty(), "{:?}", second.warnings());
 
-    // The control: without the cache a third store runs both RUNs and
+    // The imported records explain a miss in another new store, whose
+    // Dockerfile is elsewhere.
+    let third = tempfile::tempdir().unwrap();
+    let changed = build(third.path(), &ctx, &DF.replace("/w", "/w2"), &[&from]);
+    assert_eq!(changed.steps("cache_miss"), ["WORKDIR /w2"]);
+    assert_eq!(
+        changed.reasons("WORKDIR"),
+        ["instruction text changed"],
+        "{:?}",
+        changed.events
+    );
+
+    // The control: without the cache a fresh store runs both RUNs and
     // gets other random ids, so the equal digest above is meaningful.
-    let third_dir = tempfile::tempdir().unwrap();
-    let third = build(third_dir.path(), &ctx, DF, &[]);
-    assert_eq!(third.steps("cache_miss").len(), 6);
-    assert_ne!(third.digest, first.digest);
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = build(fresh_dir.path(), &ctx, DF, &[]);
+    assert_eq!(fresh.steps("cache_miss").len(), 6);
+    assert_ne!(fresh.digest, first.digest);
 }
 
 #[test]

@@ -51,12 +51,19 @@ fn next_parent(parent: &CacheKey, key: Option<&CacheKey>, diff_id: Option<&Diges
 }
 
 impl Engine<'_> {
-    /// The step identity the cache explains misses against.
+    /// The step identity the cache explains misses against. The Dockerfile
+    /// is named relative to the context (or by its file name), so the same
+    /// project checked out elsewhere, or a cache imported from another
+    /// machine, still finds the earlier builds of its steps.
     fn identity(&self, state: &StageState, kind: &str) -> String {
-        format!(
-            "{}#{}#{}#{kind}",
-            self.opts.dockerfile_name, state.stage_name, state.position
-        )
+        let path = std::path::Path::new(&self.opts.dockerfile_name);
+        let name = match path.strip_prefix(&self.opts.context) {
+            Ok(rel) => rel.to_string_lossy(),
+            Err(_) => path
+                .file_name()
+                .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy()),
+        };
+        format!("{name}#{}#{}#{kind}", state.stage_name, state.position)
     }
 
     /// Looks `builder`'s key up (None: the step cannot be cached, e.g. it
