@@ -442,3 +442,62 @@ fn a_context_bind_mount_depends_on_its_source_only() {
         "file dep.txt changed",
     );
 }
+
+/// Serves the current content of `body` to every GET on 127.0.0.1, for
+/// as long as the test runs; returns the port.
+fn serve(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = body.lock().unwrap().clone();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn steps_after_an_add_url_follow_what_it_downloaded() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context_with_busybox(work.path(), &[]);
+    let body = std::sync::Arc::new(std::sync::Mutex::new(b"1\n".to_vec()));
+    let port = serve(body.clone());
+    let run_copy = run("/bin/busybox cat /f.txt > /copy");
+    let df = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nADD http://127.0.0.1:{port}/f.txt /f.txt\n{run_copy}\n"
+    );
+    let copy_of = |b: &Build, n: u32| {
+        assert!(b.ok, "{}", b.stderr);
+        std::fs::read_to_string(work.path().join(format!("out{n}/copy"))).unwrap()
+    };
+    let out = |n: u32| {
+        format!(
+            "type=local,dest={}",
+            work.path().join(format!("out{n}")).display()
+        )
+    };
+    let b = build(work.path(), &ctx, &df, &["-o", &out(1)]);
+    assert_eq!(copy_of(&b, 1), "1\n");
+
+    // The same download: the RUN on it is reused.
+    let b = build(work.path(), &ctx, &df, &["-o", &out(2)]);
+    assert_eq!(copy_of(&b, 2), "1\n");
+    assert!(b.steps("step_cached").contains(&run_copy), "{:?}", b.events);
+
+    // Another download: the RUN runs on it, it is not reused.
+    *body.lock().unwrap() = b"2\n".to_vec();
+    let b = build(work.path(), &ctx, &df, &["-o", &out(3)]);
+    assert_eq!(copy_of(&b, 3), "2\n");
+    assert_eq!(b.steps("cache_miss"), std::slice::from_ref(&run_copy));
+    assert_reason(&b, SH, "an earlier step changed");
+}
