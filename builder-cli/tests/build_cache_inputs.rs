@@ -501,3 +501,33 @@ fn steps_after_an_add_url_follow_what_it_downloaded() {
     assert_eq!(b.steps("cache_miss"), std::slice::from_ref(&run_copy));
     assert_reason(&b, SH, "an earlier step changed");
 }
+
+#[test]
+fn plain_progress_names_the_changed_input() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context_with_busybox(work.path(), &[("c.txt", "c\n")]);
+    ok(build(work.path(), &ctx, ARGS_DF, &[]));
+    let dockerfile = work.path().join("Dockerfile");
+    let root = work.path().join("store");
+    let (success, _, err) = build_support::kiln(
+        &[
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "--progress=plain",
+            "--build-arg",
+            "UNUSED=3",
+            "-f",
+            dockerfile.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        &[("SOURCE_DATE_EPOCH", "0")],
+    );
+    assert!(success, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.ends_with(" cache miss: build arg UNUSED changed")),
+        "{err}"
+    );
+    assert_eq!(err.matches("CACHED").count(), 3, "{err}");
+}

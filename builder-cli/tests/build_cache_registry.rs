@@ -248,3 +248,40 @@ fn a_missing_cache_reference_is_a_warning_not_a_failure() {
     let warnings = b.warnings().join("\n");
     assert!(warnings.contains("x/none:yet"), "{warnings}");
 }
+
+#[test]
+fn a_tampered_cache_bundle_is_refused_by_digest() {
+    let reg = Registry::start(Auth::None, None);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(work.path());
+    let cache = format!("{}/x/cache:bundle", reg.host());
+    let to = format!("--cache-to=type=registry,ref={cache},mode=max");
+    build(work.path(), &ctx, DF, &[&to]);
+
+    // The cache manifest's config is the bundle: entries and their inputs.
+    let repo = reg
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories/x/cache");
+    let link = std::fs::read_to_string(repo.join("_manifests/tags/bundle/current/link")).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry_blob(&reg, link.trim())).unwrap()).unwrap();
+    let bundle = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let path = registry_blob(&reg, &bundle);
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Still JSON, same length: only the digest can tell.
+    let forged = text.replacen("\"version\":1", "\"version\":2", 1);
+    assert_ne!(forged, text);
+    std::fs::write(&path, forged).unwrap();
+
+    let other = tempfile::tempdir().unwrap();
+    let from = format!("--cache-from=type=registry,ref={cache}");
+    let second = build(other.path(), &ctx, DF, &[&from]);
+    let warnings = second.warnings().join("\n");
+    assert!(warnings.contains("does not match"), "{warnings}");
+    assert!(
+        second.steps("step_cached").is_empty(),
+        "{:?}",
+        second.events
+    );
+}
