@@ -531,3 +531,26 @@ fn plain_progress_names_the_changed_input() {
     );
     assert_eq!(err.matches("CACHED").count(), 3, "{err}");
 }
+
+#[test]
+fn shell_changes_only_shell_form_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context_with_busybox(work.path(), &[]);
+    let exec_run = run("echo x > /x");
+    let df = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nSHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n{exec_run}\nRUN echo y > /y\n"
+    );
+    ok(build(work.path(), &ctx, &df, &[]));
+    let b = ok(build(
+        work.path(),
+        &ctx,
+        &df.replace("\"sh\", \"-c\"]", "\"sh\", \"-e\", \"-c\"]"),
+        &[],
+    ));
+    assert_eq!(
+        b.steps("step_cached"),
+        ["COPY busybox /bin/busybox", exec_run.as_str()]
+    );
+    assert_eq!(b.steps("cache_miss"), ["RUN echo y > /y"]);
+    assert_reason(&b, "RUN echo y", "instruction text changed");
+}

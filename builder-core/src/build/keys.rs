@@ -1,7 +1,7 @@
 //! Cache keys of the layer steps: what each RUN, COPY and ADD reads,
 //! named so a miss can say which input changed.
 use super::cached::image_identity;
-use super::config::{shell as shell_of, working_dir};
+use super::config::working_dir;
 use super::copy::resolve_sources;
 use super::engine::{Engine, StageState};
 use super::fsview::{clean, join};
@@ -34,7 +34,9 @@ impl Engine<'_> {
         state
             .chain
             .set_user(state.config.config.user.as_deref().unwrap_or(""));
-        state.chain.set_shell(&shell_of(&state.config));
+        // No `set_shell`: the key's text is the argv, which for the shell
+        // form already starts with the shell; an exec-form RUN does not
+        // use SHELL, so (as in BuildKit) changing SHELL leaves it cached.
         let mut b = state
             .chain
             .run(&format!(
