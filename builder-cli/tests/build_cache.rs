@@ -4,87 +4,14 @@ mod build_support;
 
 use std::path::{Path, PathBuf};
 
+use build_support::cache::{build, context_with_busybox};
 use build_support::*;
 
-struct Build {
-    ok: bool,
-    digest: String,
-    events: Vec<serde_json::Value>,
-    stderr: String,
-}
-
-impl Build {
-    /// The instruction text of every step with an event of `kind`.
-    fn steps(&self, kind: &str) -> Vec<String> {
-        let mut texts = std::collections::BTreeMap::new();
-        for e in &self.events {
-            if e["type"] == "step_started" {
-                texts.insert(e["id"].to_string(), e["text"].as_str().unwrap().to_string());
-            }
-        }
-        self.events
-            .iter()
-            .filter(|e| e["type"] == kind)
-            .map(|e| texts[&e["id"].to_string()].clone())
-            .collect()
-    }
-
-    /// The reasons of the miss of the step whose text starts with `text`.
-    fn reasons(&self, text: &str) -> Vec<String> {
-        let ids: Vec<String> = self
-            .events
-            .iter()
-            .filter(|e| {
-                e["type"] == "step_started" && e["text"].as_str().unwrap().starts_with(text)
-            })
-            .map(|e| e["id"].to_string())
-            .collect();
-        self.events
-            .iter()
-            .filter(|e| e["type"] == "cache_miss" && ids.contains(&e["id"].to_string()))
-            .flat_map(|e| e["reasons"].as_array().unwrap().clone())
-            .map(|r| r.as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-fn build(work: &Path, ctx: &Path, df: &str, extra: &[&str]) -> Build {
-    let dockerfile = work.join("Dockerfile");
-    std::fs::write(&dockerfile, df).unwrap();
-    let root = work.join("store");
-    let mut args = vec![
-        "build",
-        "--root",
-        root.to_str().unwrap(),
-        "--progress=rawjson",
-        "-f",
-        dockerfile.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    let (ok, stdout, stderr) = kiln(&args, &[("SOURCE_DATE_EPOCH", "0")]);
-    let events = stderr
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    Build {
-        ok,
-        digest: stdout.trim().to_string(),
-        events,
-        stderr,
-    }
-}
-
 fn context(work: &Path) -> PathBuf {
-    let ctx = work.join("ctx");
-    tree(
-        &ctx,
+    context_with_busybox(
+        work,
         &[("src/a.txt", "a\n"), ("src/b.txt", "b\n"), ("c.txt", "c\n")],
-    );
-    std::fs::copy("/bin/busybox", ctx.join("busybox"))
-        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
-    ctx
+    )
 }
 
 const DF: &str = "FROM scratch\n\

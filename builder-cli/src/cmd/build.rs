@@ -266,14 +266,21 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     } else {
         Some(Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?)
     };
+    let renderer = Renderer::stderr(args.progress);
     if !cache_from.is_empty() {
         let index = CacheIndex::open(&store).map_err(|e| format!("error: build cache: {e}"))?;
-        for spec in &cache_from {
-            transfer::import(&index, spec, transfer_client.as_ref(), &NoProgress)
-                .map_err(|e| format!("error: --cache-from: {e}"))?;
+        for (spec, value) in cache_from.iter().zip(&args.cache_from) {
+            // As in BuildKit, a cache source that cannot be used (not there
+            // yet, unreachable, a blob that fails its digest) only costs
+            // cache hits: nothing of it is used and the build goes on.
+            if let Err(e) = transfer::import(&index, spec, transfer_client.as_ref(), &NoProgress) {
+                renderer.event(&Event::Warning {
+                    id: None,
+                    message: format!("--cache-from {value}: not used: {e}"),
+                });
+            }
         }
     }
-    let renderer = Renderer::stderr(args.progress);
     let started = std::time::Instant::now();
     // Ctrl-C and SIGTERM stop the running steps (their process trees are
     // killed, their mounts undone) and nothing half-made is stored; the

@@ -1,6 +1,8 @@
 //! Helpers for the `kiln build` tests: run the binary, read the OCI layout
 //! it wrote, flatten the layers the way a container runtime would.
 #![allow(dead_code)]
+pub mod cache;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

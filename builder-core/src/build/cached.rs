@@ -29,7 +29,10 @@ pub(super) enum Lookup<'e> {
 /// A missed step's key, waiting for the step to succeed.
 pub(super) struct Pending<'e> {
     identity: String,
+    /// The key and inputs to record (None: nothing is recorded).
     key: Option<(CacheKey, InputsRecord)>,
+    /// The step's key for the chain (None: the step has no key).
+    chain_key: Option<CacheKey>,
     /// Holds the key in flight until the step is recorded or failed.
     _running: Option<Running<'e>>,
 }
@@ -79,13 +82,38 @@ impl InFlight {
     }
 }
 
+/// What the next step's `parent` input is after a step with key `key`
+/// (None for a step the cache cannot key) produced `diff_id` (None: no
+/// layer) on top of `parent`. The chain follows what each step really
+/// produced, not only what went into it: a step run again with the cache
+/// off (`--no-cache-filter`), an uncacheable step (`ADD URL`) or a
+/// nondeterministic one that gives another layer changes the keys of
+/// everything built on it, so nothing later is reused from the old result;
+/// one that gives the same layer keeps them.
+fn next_parent(parent: &CacheKey, key: Option<&CacheKey>, diff_id: Option<&Digest>) -> CacheKey {
+    let diff = diff_id.map_or_else(|| "none".to_string(), Digest::to_string);
+    let b = KeyBuilder::new("RESULT").input("layer", diff);
+    let b = match key {
+        Some(k) => b.input("step", k.to_string()),
+        None => b.parent(parent),
+    };
+    b.build().0
+}
+
 impl Engine<'_> {
-    /// The step identity the cache explains misses against.
+    /// The step identity the cache explains misses against. The Dockerfile
+    /// is named relative to the context (or by its file name), so the same
+    /// project checked out elsewhere, or a cache imported from another
+    /// machine, still finds the earlier builds of its steps.
     fn identity(&self, state: &StageState, kind: &str) -> String {
-        format!(
-            "{}#{}#{}#{kind}",
-            self.opts.dockerfile_name, state.stage_name, state.position
-        )
+        let path = std::path::Path::new(&self.opts.dockerfile_name);
+        let name = match path.strip_prefix(&self.opts.context) {
+            Ok(rel) => rel.to_string_lossy(),
+            Err(_) => path
+                .file_name()
+                .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy()),
+        };
+        format!("{name}#{}#{}#{kind}", state.stage_name, state.position)
     }
 
     /// Looks `builder`'s key up (None: the step cannot be cached, e.g. it
@@ -104,6 +132,7 @@ impl Engine<'_> {
             return Ok(Lookup::Miss(Pending {
                 identity,
                 key: None,
+                chain_key: None,
                 _running: None,
             }));
         };
@@ -119,19 +148,29 @@ impl Engine<'_> {
             )
             .build();
         let Some(index) = self.cache.as_ref() else {
-            state.chain.advance(key.clone());
             return Ok(Lookup::Miss(Pending {
                 identity,
                 key: None,
+                chain_key: Some(key),
                 _running: None,
             }));
         };
-        let skip = !self.hooks.use_cache
-            || self
-                .hooks
-                .no_cache_filter
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(&state.stage_name));
+        let disabled = if !self.hooks.use_cache {
+            Some("cache disabled (--no-cache)".to_string())
+        } else if self
+            .hooks
+            .no_cache_filter
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&state.stage_name))
+        {
+            Some(format!(
+                "cache disabled for stage {} (--no-cache-filter)",
+                state.stage_name
+            ))
+        } else {
+            None
+        };
+        let skip = disabled.is_some();
         let mut running = None;
         if !skip {
             running = Some(
@@ -144,8 +183,11 @@ impl Engine<'_> {
                 lock(&self.stats)
                     .keys
                     .push((state.stage_name.clone(), key.clone()));
+                state.chain_keys.push(key.clone());
                 self.replay(state, &result, created_by)?;
-                state.chain.advance(key.clone());
+                let diff_id = result.layer.as_ref().map(|l| &l.diff_id);
+                let next = next_parent(state.chain.key(), Some(&key), diff_id);
+                state.chain.advance(next);
                 self.hooks.reporter.event(&Event::StepCached {
                     id,
                     key: key.to_string(),
@@ -154,13 +196,23 @@ impl Engine<'_> {
                 return Ok(Lookup::Hit);
             }
         }
-        let why = index
+        let mut why = index
             .explain_miss(&identity, &inputs)
             .map_err(|e| e.to_string())?;
-        let mut reasons = why.reasons();
-        if skip {
-            reasons.insert(0, "cache disabled for this step (--no-cache)".into());
-        }
+        let reasons = match disabled {
+            None => why.reasons(),
+            Some(d) => {
+                // Not looked up: an unchanged step is not "missing".
+                why.result_missing = false;
+                let changed = why.previous.is_some()
+                    && !(why.changed.is_empty() && why.added.is_empty() && why.removed.is_empty());
+                let mut r = vec![d];
+                if changed {
+                    r.extend(why.reasons());
+                }
+                r
+            }
+        };
         self.hooks.reporter.event(&Event::CacheMiss {
             id,
             reasons,
@@ -171,9 +223,9 @@ impl Engine<'_> {
             "instruction": created_by,
             "explanation": why.to_json(),
         }));
-        state.chain.advance(key.clone());
         Ok(Lookup::Miss(Pending {
             identity,
+            chain_key: Some(key.clone()),
             key: Some((key, inputs)),
             _running: running,
         }))
@@ -183,15 +235,11 @@ impl Engine<'_> {
     /// the stage had before it ran.
     pub(super) fn cache_record(
         &self,
-        state: &StageState,
+        state: &mut StageState,
         pending: Pending<'_>,
         layers_before: usize,
     ) -> Result<(), String> {
         lock(&self.stats).cache_misses += 1;
-        let (Some(index), Some((key, inputs))) = (self.cache.as_ref(), pending.key) else {
-            return Ok(());
-        };
-        lock(&self.stats).keys.push((state.stage_name.clone(), key));
         let layer = match state.layers.get(layers_before) {
             None => None,
             Some(l) => Some(CachedLayer {
@@ -199,6 +247,16 @@ impl Engine<'_> {
                 diff_id: parse_digest(&l.diff_id)?,
             }),
         };
+        let diff_id = layer.as_ref().map(|l| &l.diff_id);
+        let next = next_parent(state.chain.key(), pending.chain_key.as_ref(), diff_id);
+        state.chain.advance(next);
+        let (Some(index), Some((key, inputs))) = (self.cache.as_ref(), pending.key) else {
+            return Ok(());
+        };
+        lock(&self.stats)
+            .keys
+            .push((state.stage_name.clone(), key.clone()));
+        state.chain_keys.push(key);
         let result = CacheResult {
             layer,
             ..CacheResult::default()

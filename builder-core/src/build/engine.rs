@@ -51,6 +51,9 @@ pub(super) struct StageState {
     /// The step being dispatched was satisfied from the cache (so it gets
     /// no StepFinished event).
     pub cached_step: Option<crate::progress::StepId>,
+    /// The keys of the layer steps this stage's image is made of, its
+    /// base stages' included (`--cache-to mode=min` exports these).
+    pub chain_keys: Vec<crate::cache::CacheKey>,
     /// Cached layers replayed onto `layers` but not yet onto `fs`: a hit
     /// reads nothing until a later step needs the file view.
     pub fs_pending: Vec<std::path::PathBuf>,
@@ -231,15 +234,7 @@ pub fn build_with<'a>(
         cache_misses: stats.cache_misses,
         explanations: stats.explanations,
         keys: stats.keys.iter().map(|(_, k)| k.clone()).collect(),
-        target_keys: {
-            let lineage = engine.lineage(target);
-            stats
-                .keys
-                .iter()
-                .filter(|(s, _)| lineage.contains(s))
-                .map(|(_, k)| k.clone())
-                .collect()
-        },
+        target_keys: state.chain_keys.clone(),
     };
     if !opts.labels.is_empty() {
         let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
@@ -327,30 +322,6 @@ impl Engine<'_> {
             Err(RunError::Cancelled(reason)) => Err(BuildError::general(format!("build {reason}"))),
             Err(e) => Err(BuildError::general(e.to_string())),
         }
-    }
-
-    /// The names of stage `index` and of the stages it is built FROM, in
-    /// turn: the stages whose layers end up in its image (what
-    /// `--cache-to mode=min` exports).
-    fn lineage(&self, mut index: usize) -> Vec<String> {
-        let mut names = Vec::new();
-        while let Some(stage) = self.stages.stages.get(index) {
-            names.push(
-                stage
-                    .name()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| index.to_string()),
-            );
-            let parent = match self.global.resolve_from(stage) {
-                Ok(from) => self.stages.resolve_base(&from.base, index),
-                Err(_) => break,
-            };
-            match parent {
-                StageRef::Stage(j) if j < index => index = j,
-                _ => break,
-            }
-        }
-        names
     }
 
     /// Stages that stage `index` surely needs, as far as can be told
@@ -503,7 +474,8 @@ impl Engine<'_> {
                     let chain = KeyChain::from_image(
                         &super::cached::image_identity(&config, &layers),
                         &platform.format(),
-                    );
+                    )
+                    .named(&reference);
                     triggers = config.config.on_build.take().unwrap_or_default();
                     self.image_stage(config, fs, layers, platform.clone(), chain)
                 }
@@ -563,6 +535,7 @@ impl Engine<'_> {
             platform,
             chain,
             cached_step: None,
+            chain_keys: Vec::new(),
             fs_pending: Vec::new(),
             stage_name: String::new(),
             position: 0,

@@ -1,7 +1,7 @@
 //! Cache keys of the layer steps: what each RUN, COPY and ADD reads,
 //! named so a miss can say which input changed.
 use super::cached::image_identity;
-use super::config::{shell as shell_of, working_dir};
+use super::config::working_dir;
 use super::copy::resolve_sources;
 use super::engine::{Engine, StageState};
 use super::fsview::{clean, join};
@@ -34,7 +34,9 @@ impl Engine<'_> {
         state
             .chain
             .set_user(state.config.config.user.as_deref().unwrap_or(""));
-        state.chain.set_shell(&shell_of(&state.config));
+        // No `set_shell`: the key's text is the argv, which for the shell
+        // form already starts with the shell; an exec-form RUN does not
+        // use SHELL, so (as in BuildKit) changing SHELL leaves it cached.
         let mut b = state
             .chain
             .run(&format!(
@@ -54,8 +56,18 @@ impl Engine<'_> {
                 let name = dir.file_name()?.to_string_lossy().into_owned();
                 b = b.from_source(&m.from, name);
             } else if m.kind == instructions::MountType::Bind {
-                let digest = self.hooks.listing?.root_digest.as_ref()?;
-                b = b.input(format!("context:{}", m.target), digest.to_string());
+                // Only what the mount shows (`source=`), as BuildKit keys it:
+                // `--mount=type=bind,source=go.sum` does not depend on the
+                // rest of the context.
+                let listing = self.hooks.listing?;
+                b = match context_input(b.clone(), listing, &clean(&m.source)) {
+                    Some(b) => b,
+                    // A symlink or a path the listing lacks: the whole context.
+                    None => b.input(
+                        format!("context:{}", m.target),
+                        listing.root_digest.as_ref()?.to_string(),
+                    ),
+                };
             }
         }
         if let Some(script) = &invocation.script {
@@ -84,7 +96,9 @@ impl Engine<'_> {
         );
         let mut b = state.chain.copy(kind, &canonical);
         if let (Some(spec), Some(c)) = (&req.chown, chown) {
-            b = b.input("chown", format!("{spec} → {c:?}"));
+            // By spec, so a miss says "owner lookup app changed" when the
+            // stage's /etc/passwd maps the name to another id.
+            b = b.input(format!("chown:{spec}"), format!("{}:{}", c.0, c.1));
         }
         for doc in &req.paths.inline_sources {
             b = b.input(
@@ -126,41 +140,52 @@ impl Engine<'_> {
                 _ => src.clone(),
             };
             for m in resolve_sources(&self.context, &pattern)? {
-                let rel = clean(&m);
-                let (digest, below) = if rel.is_empty() || rel == "." {
-                    (
-                        listing.root_digest.as_ref(),
-                        listing.subtree(std::path::Path::new("")),
-                    )
-                } else {
-                    let Some(node) = listing.get(std::path::Path::new(&rel)) else {
-                        return Ok(None);
-                    };
-                    if matches!(node.kind, crate::context::NodeKind::Symlink { .. }) {
-                        return Ok(None);
-                    }
-                    (
-                        node.digest.as_ref(),
-                        listing.subtree(std::path::Path::new(&rel)),
-                    )
-                };
-                let Some(digest) = digest else {
-                    return Ok(None);
-                };
-                b = b.file(&rel, digest.to_string());
-                if below.len() > 1 || rel.is_empty() {
-                    let files = below
-                        .iter()
-                        .filter(|n| n.kind != crate::context::NodeKind::Dir)
-                        .filter_map(|n| {
-                            let d = n.digest.as_ref()?;
-                            Some((format!("file:{}", n.path.display()), d.to_string()))
-                        })
-                        .collect();
-                    b = b.detail(&format!("file:{rel}"), files);
+                match context_input(b, listing, &clean(&m)) {
+                    Some(next) => b = next,
+                    None => return Ok(None),
                 }
             }
         }
         Ok(Some(b))
     }
+}
+
+/// The context path `rel` (empty or `.`: the root) as a `file:REL` input
+/// with its content digest, and for a directory the digest of each file
+/// below it as the detail a miss is explained with. None when the listing
+/// cannot vouch for it (missing, a symlink, no digest).
+fn context_input(
+    b: KeyBuilder,
+    listing: &crate::context::ContextListing,
+    rel: &str,
+) -> Option<KeyBuilder> {
+    let root = rel.is_empty() || rel == ".";
+    let (digest, below) = if root {
+        (
+            listing.root_digest.as_ref(),
+            listing.subtree(std::path::Path::new("")),
+        )
+    } else {
+        let node = listing.get(std::path::Path::new(rel))?;
+        if matches!(node.kind, crate::context::NodeKind::Symlink { .. }) {
+            return None;
+        }
+        (
+            node.digest.as_ref(),
+            listing.subtree(std::path::Path::new(rel)),
+        )
+    };
+    let mut b = b.file(rel, digest?.to_string());
+    if below.len() > 1 || root {
+        let files = below
+            .iter()
+            .filter(|n| n.kind != crate::context::NodeKind::Dir)
+            .filter_map(|n| {
+                let d = n.digest.as_ref()?;
+                Some((format!("file:{}", n.path.display()), d.to_string()))
+            })
+            .collect();
+        b = b.detail(&format!("file:{rel}"), files);
+    }
+    Some(b)
 }

@@ -153,8 +153,8 @@ pub struct BuildReport {
     pub explanations: Vec<serde_json::Value>,
     /// Every step key the build used or recorded (`--cache-to mode=max`).
     pub keys: Vec<crate::cache::CacheKey>,
-    /// The keys of the steps whose layers are in the image: the target
-    /// stage's and those of the stages it is built FROM (`--cache-to
+    /// The keys of the steps the target image is made of: the target
+    /// stage's and those of the stages it is built `FROM` (`--cache-to
     /// mode=min`).
     pub target_keys: Vec<crate::cache::CacheKey>,
 }

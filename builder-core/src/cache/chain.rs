@@ -1,8 +1,10 @@
 //! The key chain of one stage, as the engine should build it.
 //!
 //! Only layer steps (RUN, COPY, ADD, a WORKDIR that creates its directory)
-//! get keys. Each one's parent is the previous layer step's key, or the
-//! stage's base key, and the config that changes what it does enters as
+//! get keys. Each one's parent is the previous layer step's key (the
+//! engine derives it from that step's key and result), or the stage's base
+//! key; the first step of a stage built on an image names the image and
+//! platform themselves. The config that changes what it does enters as
 //! named inputs: ENV, ARG, WORKDIR, USER and SHELL for RUN; WORKDIR for
 //! COPY/ADD (it resolves relative destinations). Metadata-only steps
 //! (LABEL, EXPOSE, CMD, ENTRYPOINT, VOLUME, STOPSIGNAL, HEALTHCHECK,
@@ -11,10 +13,22 @@ use std::collections::BTreeMap;
 
 use super::key::{CacheKey, KeyBuilder};
 
+/// The image a stage starts from, named in the inputs of the stage's first
+/// layer step so that a miss there says "base image changed".
+#[derive(Clone, Debug)]
+struct Base {
+    digest: String,
+    platform: String,
+    /// How the Dockerfile named it; shown, never part of a key.
+    name: Option<String>,
+}
+
 /// Tracks a stage's parent key and execution-relevant config.
 #[derive(Clone, Debug)]
 pub struct KeyChain {
     parent: CacheKey,
+    /// Until the first layer step: the base image (its key is `parent`).
+    base: Option<Base>,
     env: BTreeMap<String, String>,
     args: BTreeMap<String, String>,
     workdir: String,
@@ -31,13 +45,31 @@ impl KeyChain {
             .base(manifest_digest)
             .input("platform", platform)
             .build();
-        KeyChain::from_key(key)
+        KeyChain {
+            base: Some(Base {
+                digest: manifest_digest.to_string(),
+                platform: platform.to_string(),
+                name: None,
+            }),
+            ..KeyChain::from_key(key)
+        }
+    }
+
+    /// Names the base image as the Dockerfile wrote it (`alpine:3.20`), so
+    /// an explanation can say which image changed. Not part of any key: the
+    /// same image under another name is the same base.
+    pub fn named(mut self, name: &str) -> KeyChain {
+        if let Some(b) = &mut self.base {
+            b.name = Some(name.to_string());
+        }
+        self
     }
 
     /// A stage built on another stage, whose current key is `parent`.
     pub fn from_key(parent: CacheKey) -> KeyChain {
         KeyChain {
             parent,
+            base: None,
             env: BTreeMap::new(),
             args: BTreeMap::new(),
             workdir: "/".into(),
@@ -83,12 +115,29 @@ impl KeyChain {
         self.shell = shell.to_vec();
     }
 
+    /// The first layer step of a stage built on an image names the image
+    /// (`base`, `platform`) instead of the key made of them, so its miss
+    /// says what changed; later steps have the previous step as `parent`.
     fn step(&self, kind: &str, instruction: &str) -> KeyBuilder {
-        KeyBuilder::new(kind)
+        let b = KeyBuilder::new(kind)
             .label(instruction)
-            .parent(&self.parent)
             .instruction(instruction)
-            .exclude(&self.excluded)
+            .exclude(&self.excluded);
+        match &self.base {
+            None => b.parent(&self.parent),
+            Some(base) => {
+                let b = b
+                    .base(base.digest.as_str())
+                    .input("platform", base.platform.as_str());
+                match &base.name {
+                    None => b,
+                    Some(name) => b.detail(
+                        "base",
+                        BTreeMap::from([("base".to_string(), format!("{name}@{}", base.digest))]),
+                    ),
+                }
+            }
+        }
     }
 
     /// A RUN: everything it can observe of the config. Add `mount:…`,
@@ -124,5 +173,6 @@ impl KeyChain {
     /// After a layer step (hit or built): its key is the next parent.
     pub fn advance(&mut self, key: CacheKey) {
         self.parent = key;
+        self.base = None;
     }
 }

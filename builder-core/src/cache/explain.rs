@@ -100,10 +100,12 @@ pub(super) fn distance(before: &InputsRecord, now: &InputsRecord) -> usize {
         .count()
 }
 
-fn short(v: &str) -> &str {
-    match v.strip_prefix("sha256:") {
-        Some(hex) => hex.get(..12).unwrap_or(hex),
-        None => v,
+/// A value with its digest cut to 12 hex digits: `sha256:0123…` →
+/// `0123456789ab`, `alpine:3@sha256:0123…` → `alpine:3@0123456789ab`.
+fn short(v: &str) -> String {
+    match v.split_once("sha256:") {
+        Some((name, hex)) => format!("{name}{}", hex.get(..12).unwrap_or(hex)),
+        None => v.to_string(),
     }
 }
 
