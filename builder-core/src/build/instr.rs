@@ -361,10 +361,21 @@ impl Engine<'_> {
             add_history(&mut state.config, created_by, true, time);
             return Ok(());
         }
+        // The entries come from the stage's view (a `LayerBuilder`), so only
+        // those `materialize` re-points differ from it: the view must not
+        // point into another stage's layers any more. Applying just those
+        // spares a clone of every entry of a large layer.
+        let from_layers: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, origin))| matches!(origin, Origin::Layer { .. }))
+            .map(|(i, _)| i)
+            .collect();
         materialize(&mut entries, &self.opts.scratch)?;
         state.sync_fs()?;
-        // The view must not point into another stage's layers any more.
-        state.fs.apply(entries.iter().cloned());
+        state
+            .fs
+            .apply(from_layers.iter().filter_map(|&i| entries.get(i)).cloned());
         let opts = crate::layer::LayerOptions {
             compression: self.opts.compression,
             source_date_epoch: self.opts.source_date_epoch,
