@@ -27,6 +27,8 @@ pub(super) struct CopyRequest {
     pub exclude: Vec<String>,
     pub checksum: Option<String>,
     pub unpack: bool,
+    /// `--link`: copy onto an empty root, merge the result on top.
+    pub link: bool,
 }
 
 /// Go's `%q` of a string slice: `["a" "b c"]`.
@@ -243,6 +245,7 @@ impl Engine<'_> {
                     exclude: c.exclude,
                     checksum: None,
                     unpack: false,
+                    link: c.link,
                 };
                 self.copy(state, stage, req, id).map_err(at)?
             }
@@ -257,6 +260,7 @@ impl Engine<'_> {
                     exclude: a.exclude,
                     checksum: a.checksum,
                     unpack: a.unpack.unwrap_or(true),
+                    link: a.link,
                 };
                 self.copy(state, stage, req, id).map_err(at)?
             }
@@ -611,6 +615,12 @@ impl Engine<'_> {
         };
 
         state.sync_fs()?;
+        // `--link` (BuildKit ignores it with `--chmod`): the copy runs on an
+        // empty root and its result is merged onto the stage, so the layer
+        // holds only what the copy made (fresh parent directories, no
+        // symlink of the stage followed) and replaces what it overlaps.
+        let linked = req.link && req.chmod.is_none();
+        let merge_onto = linked.then(|| std::mem::take(&mut state.fs));
         let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
         let result = (|| -> Result<(), String> {
             for src in &srcs {
@@ -673,7 +683,13 @@ impl Engine<'_> {
             Ok(())
         })();
         let (view, entries) = layer.finish();
-        state.fs = view;
+        state.fs = match merge_onto {
+            Some(mut below) => {
+                below.apply(entries.iter().cloned());
+                below
+            }
+            None => view,
+        };
         result?;
         self.commit_layer(state, entries, msg)?;
         self.cache_record(state, pending, layers_before)

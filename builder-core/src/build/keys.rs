@@ -83,6 +83,10 @@ impl Engine<'_> {
             req.from, req.exclude, req.checksum, req.unpack
         );
         let mut b = state.chain.copy(kind, &canonical);
+        if req.link && req.chmod.is_none() {
+            // Not in the history text, yet the layer differs.
+            b = b.input("link", "true");
+        }
         if let (Some(spec), Some(c)) = (&req.chown, chown) {
             b = b.input("chown", format!("{spec} → {c:?}"));
         }
