@@ -245,3 +245,93 @@ fn hard_links_in_the_context_stay_links_within_one_copy() {
     // Alone in its own COPY, the file is a plain file.
     assert_eq!(describe(&fs["single"]), "file 0644 0:0 \"shared\\n\"");
 }
+
+/// (name, type, uid) of every member of layer `n` of the image, in order.
+fn layer_members(layout: &std::path::Path, n: usize) -> Vec<(String, char, u64)> {
+    use std::io::Read;
+    let (_, manifest, _) = image(layout);
+    let digest = manifest["layers"][n]["digest"].as_str().unwrap();
+    let raw = std::fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap()),
+    )
+    .unwrap();
+    let mut data = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .read_to_end(&mut data)
+        .unwrap();
+    let mut archive = tar::Archive::new(&data[..]);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.entry_type().as_byte() as char,
+                h.uid().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn copy_link_builds_its_layer_on_an_empty_root() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            ("etc/keep", "k"),
+            ("real/r", "r"),
+            ("existing/e", "e"),
+            ("a.txt", "hello"),
+        ],
+    );
+    std::os::unix::fs::symlink("/real", ctx.join("lnk")).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch AS base\n\
+         COPY --chown=5:6 etc /etc\n\
+         COPY --chown=5:6 etc /etc2\n\
+         COPY real /real\n\
+         COPY lnk /lnk\n\
+         COPY existing /existing\n\
+         FROM base\n\
+         COPY --link a.txt /etc/a.txt\n\
+         COPY --link a.txt /lnk/a.txt\n\
+         COPY --link a.txt /existing\n\
+         COPY a.txt /lnk/again.txt\n\
+         COPY --link --chmod=600 a.txt /etc2/b.txt\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let s = |v: &[(&str, char, u64)]| -> Vec<(String, char, u64)> {
+        v.iter().map(|(p, t, u)| (p.to_string(), *t, *u)).collect()
+    };
+    // The parent is made fresh (root-owned), not the stage's 5:6 /etc.
+    assert_eq!(
+        layer_members(&layout, 5),
+        s(&[("etc/", '5', 0), ("etc/a.txt", '0', 0)])
+    );
+    // The stage's symlink is not followed: the layer makes /lnk a directory.
+    assert_eq!(
+        layer_members(&layout, 6),
+        s(&[("lnk/", '5', 0), ("lnk/a.txt", '0', 0)])
+    );
+    // The stage's directory is not looked into: /existing becomes the file.
+    assert_eq!(layer_members(&layout, 7), s(&[("existing", '0', 0)]));
+    // Later steps see the merged result: /lnk is a directory now.
+    assert_eq!(
+        layer_members(&layout, 8),
+        s(&[("lnk/", '5', 0), ("lnk/again.txt", '0', 0)])
+    );
+    // With --chmod BuildKit does a plain copy: the stage's /etc2 (5:6) stays.
+    assert_eq!(
+        layer_members(&layout, 9),
+        s(&[("etc2/", '5', 5), ("etc2/b.txt", '0', 0)])
+    );
+}

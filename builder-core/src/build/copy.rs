@@ -113,26 +113,31 @@ impl LayerBuilder {
 
     /// The layer's entries: every changed path plus its ancestors (with the
     /// metadata they have in the view), sorted so parents come first.
-    pub fn finish(self) -> (FsView, Vec<(Entry, Origin)>) {
-        let mut paths: BTreeSet<String> = BTreeSet::new();
+    pub fn finish(mut self) -> (FsView, Vec<(Entry, Origin)>) {
+        // Ancestors join the changed set itself: a second set holding every
+        // path again would be the largest transient of a big COPY. A walk up
+        // stops at a path already present, whose ancestors are (or will be)
+        // added from its own walk.
+        let mut ancestors: BTreeSet<String> = BTreeSet::new();
         for p in &self.changed {
-            let mut q = p.as_str();
-            while !q.is_empty() {
-                paths.insert(q.to_string());
+            let mut q = parent(p);
+            while !q.is_empty() && !self.changed.contains(q) && ancestors.insert(q.to_string()) {
                 q = parent(q);
             }
         }
+        self.changed.append(&mut ancestors);
         // Sort by components so `a/b` comes right after `a`, before `a-b`.
-        let mut ordered: Vec<&String> = paths.iter().collect();
+        // The paths move out of the set (no copy) and each is dropped once
+        // its entry is cloned, so the layer's entries never coexist with a
+        // full second set of its paths.
+        let mut ordered: Vec<String> = std::mem::take(&mut self.changed).into_iter().collect();
         ordered.sort_by(|a, b| a.split('/').cmp(b.split('/')));
-        let entries = ordered
-            .into_iter()
-            .filter_map(|p| {
-                self.view
-                    .get(p)
-                    .map(|n| (n.entry.clone(), n.origin.clone()))
-            })
-            .collect();
+        let mut entries = Vec::with_capacity(ordered.len());
+        for p in ordered {
+            if let Some(n) = self.view.get(&p) {
+                entries.push((n.entry.clone(), n.origin.clone()));
+            }
+        }
         (self.view, entries)
     }
 

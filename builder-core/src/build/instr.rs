@@ -27,6 +27,8 @@ pub(super) struct CopyRequest {
     pub exclude: Vec<String>,
     pub checksum: Option<String>,
     pub unpack: bool,
+    /// `--link`: copy onto an empty root, merge the result on top.
+    pub link: bool,
 }
 
 /// Go's `%q` of a string slice: `["a" "b c"]`.
@@ -255,6 +257,7 @@ impl Engine<'_> {
                     exclude: c.exclude,
                     checksum: None,
                     unpack: false,
+                    link: c.link,
                 };
                 self.copy(state, stage, req, id).map_err(at)?
             }
@@ -269,6 +272,7 @@ impl Engine<'_> {
                     exclude: a.exclude,
                     checksum: a.checksum,
                     unpack: a.unpack.unwrap_or(true),
+                    link: a.link,
                 };
                 self.copy(state, stage, req, id).map_err(at)?
             }
@@ -373,10 +377,21 @@ impl Engine<'_> {
             add_history(&mut state.config, created_by, true, time);
             return Ok(());
         }
+        // The entries come from the stage's view (a `LayerBuilder`), so only
+        // those `materialize` re-points differ from it: the view must not
+        // point into another stage's layers any more. Applying just those
+        // spares a clone of every entry of a large layer.
+        let from_layers: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, origin))| matches!(origin, Origin::Layer { .. }))
+            .map(|(i, _)| i)
+            .collect();
         materialize(&mut entries, &self.opts.scratch)?;
         state.sync_fs()?;
-        // The view must not point into another stage's layers any more.
-        state.fs.apply(entries.iter().cloned());
+        state
+            .fs
+            .apply(from_layers.iter().filter_map(|&i| entries.get(i)).cloned());
         let opts = crate::layer::LayerOptions {
             compression: self.opts.compression,
             source_date_epoch: self.opts.source_date_epoch,
@@ -620,6 +635,12 @@ impl Engine<'_> {
         };
 
         state.sync_fs()?;
+        // `--link` (BuildKit ignores it with `--chmod`): the copy runs on an
+        // empty root and its result is merged onto the stage, so the layer
+        // holds only what the copy made (fresh parent directories, no
+        // symlink of the stage followed) and replaces what it overlaps.
+        let linked = req.link && req.chmod.is_none();
+        let merge_onto = linked.then(|| std::mem::take(&mut state.fs));
         let mut layer = LayerBuilder::new(std::mem::take(&mut state.fs));
         let result = (|| -> Result<(), String> {
             for src in &srcs {
@@ -682,7 +703,13 @@ impl Engine<'_> {
             Ok(())
         })();
         let (view, entries) = layer.finish();
-        state.fs = view;
+        state.fs = match merge_onto {
+            Some(mut below) => {
+                below.apply(entries.iter().cloned());
+                below
+            }
+            None => view,
+        };
         result?;
         self.commit_layer(state, entries, msg)?;
         self.cache_record(state, pending, layers_before)

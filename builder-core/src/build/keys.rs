@@ -95,6 +95,10 @@ impl Engine<'_> {
             req.from, req.exclude, req.checksum, req.unpack
         );
         let mut b = state.chain.copy(kind, &canonical);
+        if req.link && req.chmod.is_none() {
+            // Not in the history text, yet the layer differs.
+            b = b.input("link", "true");
+        }
         if let (Some(spec), Some(c)) = (&req.chown, chown) {
             // By spec, so a miss says "owner lookup app changed" when the
             // stage's /etc/passwd maps the name to another id.

@@ -86,6 +86,40 @@ fn order_is_componentwise_and_whiteouts_are_named() {
 }
 
 #[test]
+fn duplicates_keep_the_last_given_and_paths_are_cleaned() {
+    let prepared = prepare_entries(vec![
+        file("c", b"first", 1),
+        entry("", Kind::Dir, 0o755, 1),
+        file("./c", b"second", 1),
+        file("d/./e", b"e", 1),
+        file("/c", b"third", 1),
+        entry("d/", Kind::Dir, 0o700, 1),
+        entry("d", Kind::Dir, 0o755, 1),
+    ])
+    .unwrap_or_default();
+    let summary: Vec<(String, u32, u64)> = prepared
+        .iter()
+        .map(|e| {
+            let size = match &e.kind {
+                Kind::File { size, .. } => *size,
+                _ => 0,
+            };
+            (e.path.display().to_string(), e.mode, size)
+        })
+        .collect();
+    // The root is dropped, `./c` and `/c` are `c`, `d/` is `d`; the last
+    // of each name wins (`third`, mode 0755).
+    assert_eq!(
+        summary,
+        [
+            ("c".to_string(), 0o644, 5),
+            ("d".to_string(), 0o755, 0),
+            ("d/e".to_string(), 0o644, 1)
+        ]
+    );
+}
+
+#[test]
 fn hardlink_content_moves_to_the_first_member() {
     let t = tar_of(
         vec![

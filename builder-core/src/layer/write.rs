@@ -1,4 +1,6 @@
 //! Ordering entries and streaming them out as tar.
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -32,8 +34,22 @@ fn clean(p: &Path) -> Result<PathBuf, LayerError> {
     Ok(out)
 }
 
-/// The name an entry has in the tar, without a directory's trailing `/`.
-fn tar_name(e: &Entry) -> Vec<u8> {
+/// [`clean`] without a new allocation for a path that is clean already
+/// (every path a `LayerBuilder` hands over).
+fn clean_in_place(p: &mut PathBuf) -> Result<(), LayerError> {
+    let b = p.as_os_str().as_bytes();
+    let is_clean = !b.is_empty()
+        && b.split(|&c| c == b'/')
+            .all(|part| !part.is_empty() && part != b"." && part != b"..");
+    if !is_clean {
+        *p = clean(p)?;
+    }
+    Ok(())
+}
+
+/// The name an entry has in the tar, without a directory's trailing `/`;
+/// borrowed from the path except for whiteout and opaque markers.
+fn tar_name(e: &Entry) -> Cow<'_, [u8]> {
     let p = e.path.as_os_str().as_bytes();
     match e.kind {
         Kind::Whiteout => {
@@ -44,20 +60,20 @@ fn tar_name(e: &Entry) -> Vec<u8> {
                 ),
                 None => (&[][..], p),
             };
-            [dir, b".wh.", base].concat()
+            Cow::Owned([dir, b".wh.", base].concat())
         }
-        Kind::Opaque if p.is_empty() => b".wh..wh..opq".to_vec(),
-        Kind::Opaque => [p, b"/.wh..wh..opq"].concat(),
-        _ => p.to_vec(),
+        Kind::Opaque if p.is_empty() => Cow::Borrowed(b".wh..wh..opq"),
+        Kind::Opaque => Cow::Owned([p, b"/.wh..wh..opq"].concat()),
+        _ => Cow::Borrowed(p),
     }
 }
 
 // Component-wise bytewise order == bytewise order with '/' below every
-// other byte (components never contain '/' or NUL).
-fn sort_key(name: &[u8]) -> Vec<u8> {
-    name.iter()
-        .map(|&b| if b == b'/' { 0 } else { b })
-        .collect()
+// other byte (components never contain '/' or NUL). Compared on the fly:
+// a sort key per entry would copy every path of a large layer once more.
+fn tar_order(a: &Entry, b: &Entry) -> Ordering {
+    let key = |b: &u8| if *b == b'/' { 0 } else { *b };
+    tar_name(a).iter().map(key).cmp(tar_name(b).iter().map(key))
 }
 
 /// Cleans paths, sorts, drops duplicates (the last one given wins) and the
@@ -66,37 +82,58 @@ fn sort_key(name: &[u8]) -> Vec<u8> {
 pub fn prepare_entries<I: IntoIterator<Item = Entry>>(
     entries: I,
 ) -> Result<Vec<Entry>, LayerError> {
-    let mut keyed: Vec<(Vec<u8>, usize, Entry)> = Vec::new();
-    for (i, mut e) in entries.into_iter().enumerate() {
-        e.path = clean(&e.path)?;
-        if let Kind::Hardlink { target } = &e.kind {
-            let t = clean(target)?;
-            e.kind = Kind::Hardlink { target: t };
-        }
-        if e.path.as_os_str().is_empty() && !matches!(e.kind, Kind::Opaque) {
-            // The root directory is never an entry of a layer.
-            continue;
-        }
-        keyed.push((sort_key(&tar_name(&e)), i, e));
-    }
-    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut out: Vec<Entry> = Vec::with_capacity(keyed.len());
-    let mut last_key: Option<Vec<u8>> = None;
-    for (k, _, e) in keyed {
-        if last_key.as_ref() == Some(&k) {
-            if let Some(slot) = out.last_mut() {
-                *slot = e;
+    // One pass that maps and filters without a second vector: fed from a
+    // `Vec` (as `write_layer`'s callers do), std collects in place, so a
+    // large layer's entries are never held twice.
+    let mut bad = None;
+    let mut out: Vec<Entry> = entries
+        .into_iter()
+        .filter_map(|mut e| {
+            if bad.is_some() {
+                return None;
             }
-            continue;
-        }
-        last_key = Some(k);
-        out.push(e);
+            let cleaned = clean_in_place(&mut e.path).and_then(|()| {
+                if let Kind::Hardlink { target } = &e.kind {
+                    e.kind = Kind::Hardlink {
+                        target: clean(target)?,
+                    };
+                }
+                Ok(())
+            });
+            if let Err(err) = cleaned {
+                bad = Some(err);
+                return None;
+            }
+            // The root directory is never an entry of a layer.
+            (!e.path.as_os_str().is_empty() || matches!(e.kind, Kind::Opaque)).then_some(e)
+        })
+        .collect();
+    if let Some(err) = bad {
+        return Err(err);
     }
+    // Stable, so entries with the same name stay in the order given.
+    out.sort_by(tar_order);
+    // `dedup_by` keeps the earlier of two equal neighbours: swapping moves
+    // the later one into the kept slot, so the last one given wins.
+    out.dedup_by(|later, kept| {
+        let same = tar_order(later, kept) == Ordering::Equal;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
     fix_hardlinks(&mut out)?;
     Ok(out)
 }
 
 fn fix_hardlinks(entries: &mut [Entry]) -> Result<(), LayerError> {
+    // The path index below copies every path: only build it when needed.
+    if !entries
+        .iter()
+        .any(|e| matches!(e.kind, Kind::Hardlink { .. }))
+    {
+        return Ok(());
+    }
     let index: HashMap<PathBuf, usize> = entries
         .iter()
         .enumerate()
@@ -172,7 +209,7 @@ pub fn write_tar_with<W: Write>(
         Ok(())
     };
     for e in entries {
-        let mut name = tar_name(e);
+        let mut name = tar_name(e).into_owned();
         let mtime = match opts.source_date_epoch {
             Some(epoch) if e.mtime > epoch => epoch,
             _ => e.mtime,
