@@ -98,18 +98,20 @@ impl<W: Write> ParGzEncoder<W> {
                 .map(|_| {
                     let jrx = Arc::clone(&jrx);
                     let rtx = rtx.clone();
-                    std::thread::spawn(move || {
+                    std::thread::spawn(move || loop {
+                        let job = match jrx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        // A fresh compressor per block: zlib-rs's reset
+                        // plus set_dictionary leaves state from the previous
+                        // block behind, so reusing one made the output
+                        // depend on which worker took which block.
                         let mut c = Compress::new(Compression::new(level), false);
-                        loop {
-                            let job = match jrx.lock() {
-                                Ok(rx) => rx.recv(),
-                                Err(_) => return,
-                            };
-                            let Ok(job) = job else { return };
-                            let r = deflate_block(&mut c, &job);
-                            if rtx.send((job.seq, r)).is_err() {
-                                return;
-                            }
+                        let r = deflate_block(&mut c, &job);
+                        if rtx.send((job.seq, r)).is_err() {
+                            return;
                         }
                     })
                 })
