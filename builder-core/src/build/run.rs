@@ -3,6 +3,8 @@
 //! namespaces, and what it changed becomes the next layer.
 use std::path::{Path, PathBuf};
 
+use super::cache_mount::CacheLocks;
+use super::secrets::{SecretStore, StepSecrets};
 use super::{LayerBlob, RunExecutor, RunRequest};
 use crate::instructions::{MountType, NetworkMode};
 use crate::layer::{CompressionOptions, LayerOptions};
@@ -23,6 +25,7 @@ pub struct SandboxRunner<'a> {
     counter: usize,
     network: Network,
     layer_options: LayerOptions,
+    secrets: SecretStore,
     /// Things to tell the user (id mapping limits, skipped layer members).
     pub warnings: Vec<String>,
 }
@@ -66,11 +69,20 @@ impl<'a> SandboxRunner<'a> {
                 source_date_epoch,
             },
             warnings: notes,
+            secrets: SecretStore::new(),
         })
     }
 
-    fn mounts(&mut self, req: &RunRequest) -> Result<Vec<Mount>, String> {
+    /// The secrets and SSH agents `RUN --mount=type=secret|ssh` may use.
+    /// They stay on the runner: never in a cache key or the image.
+    pub fn with_secrets(mut self, secrets: SecretStore) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    fn mounts(&mut self, req: &RunRequest, step: &mut StepMounts) -> Result<Vec<Mount>, String> {
         let mut out = Vec::new();
+        let mut ssh_index = 0;
         if let Some(script) = &req.script {
             // A `#!` heredoc runs as /dev/pipes/NAME, as BuildKit mounts it.
             let dir = self.scratch.join(format!("pipes-{}", self.counter));
@@ -91,11 +103,14 @@ impl<'a> SandboxRunner<'a> {
             });
         }
         for (i, m) in req.mounts.iter().enumerate() {
-            let target = if m.target.starts_with('/') {
-                m.target.clone()
-            } else {
-                format!("{}/{}", req.workdir.trim_end_matches('/'), m.target)
+            let absolute = |t: &str| {
+                if t.starts_with('/') {
+                    t.to_string()
+                } else {
+                    format!("{}/{}", req.workdir.trim_end_matches('/'), t)
+                }
             };
+            let target = absolute(&m.target);
             let kind = match m.kind {
                 MountType::Bind => {
                     let root = match req.mount_roots.get(i) {
@@ -131,10 +146,17 @@ impl<'a> SandboxRunner<'a> {
                     } else {
                         id
                     };
+                    // The id only ever names a cache through its digest,
+                    // so no id (`../..`, `/etc`) can lead out of the store.
                     let name = format!(
                         "run-cache-{}",
                         super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
                     );
+                    let locks = self
+                        .store
+                        .cache_dir("run-cache-locks")
+                        .map_err(|e| e.to_string())?;
+                    let name = step.locks.acquire(&locks, &name, m.sharing_or_default())?;
                     let dir = if owned {
                         self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
                     } else {
@@ -148,8 +170,80 @@ impl<'a> SandboxRunner<'a> {
                 MountType::Tmpfs => MountKind::Tmpfs {
                     size: (m.size_limit > 0).then_some(m.size_limit as u64),
                 },
-                MountType::Secret | MountType::Ssh => {
-                    return Err("RUN --mount=type=secret and type=ssh are not supported yet".into())
+                MountType::Secret => {
+                    let id = m.secret_id();
+                    let data = self.secrets.read_secret(&id).map_err(|e| e.to_string())?;
+                    let Some(data) = data else {
+                        if m.required {
+                            return Err(format!(
+                                "secret {id} not found (kiln build --secret id={id},src=FILE)"
+                            ));
+                        }
+                        continue;
+                    };
+                    if let Some(var) = &m.env {
+                        let value = String::from_utf8(data.clone()).map_err(|_| {
+                            format!("secret {id} is not UTF-8 text, so it cannot be ${var}")
+                        })?;
+                        step.env.push((var.clone(), value));
+                    }
+                    let Some(t) = m.secret_target() else {
+                        continue;
+                    };
+                    let src = step.secrets.file(
+                        &id,
+                        &data,
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.secret_mode(),
+                    )?;
+                    push_file_mount(
+                        &mut out,
+                        &absolute(&t),
+                        MountKind::Bind {
+                            src,
+                            readonly: true,
+                        },
+                    );
+                    continue;
+                }
+                MountType::Ssh => {
+                    let id = m.ssh_id();
+                    let t = if m.target.is_empty() {
+                        format!("/run/buildkit/ssh_agent.{ssh_index}")
+                    } else {
+                        absolute(&m.target)
+                    };
+                    ssh_index += 1;
+                    // The first agent mount is the step's SSH_AUTH_SOCK
+                    // unless the step sets one (BuildKit's llb.ExecOp).
+                    if ssh_index == 1 && !req.env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                        step.env.push(("SSH_AUTH_SOCK".into(), t.clone()));
+                    }
+                    let Some(agent) = self.secrets.agent(&id).map(Path::to_path_buf) else {
+                        if m.required {
+                            return Err(format!(
+                                "ssh agent {id} not forwarded (kiln build --ssh {id}=SOCKET)"
+                            ));
+                        }
+                        continue;
+                    };
+                    let src = step.secrets.agent(
+                        &id,
+                        &agent,
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.mode.unwrap_or(0o600),
+                    )?;
+                    push_file_mount(
+                        &mut out,
+                        &t,
+                        MountKind::Bind {
+                            src,
+                            readonly: true,
+                        },
+                    );
+                    continue;
                 }
             };
             out.push(Mount {
@@ -160,6 +254,35 @@ impl<'a> SandboxRunner<'a> {
         }
         Ok(out)
     }
+}
+
+/// What one step holds while it runs: cache locks, its staged secrets and
+/// agent sockets, and the environment its secret mounts add.
+struct StepMounts {
+    locks: CacheLocks,
+    secrets: StepSecrets,
+    env: Vec<(String, String)>,
+}
+
+/// A secret file or agent socket at `target`: BuildKit leaves the
+/// directories made for it in the layer but not the file's mount point.
+fn push_file_mount(out: &mut Vec<Mount>, target: &str, kind: MountKind) {
+    let parent = target
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map(|(p, _)| p);
+    if let Some(p) = parent.filter(|p| !p.is_empty()) {
+        out.push(Mount {
+            target: p.to_string(),
+            kind: MountKind::EnsureDir,
+            keep_created_target: true,
+        });
+    }
+    out.push(Mount {
+        target: target.to_string(),
+        kind,
+        keep_created_target: false,
+    });
 }
 
 impl SandboxRunner<'_> {
@@ -372,9 +495,25 @@ impl SandboxRunner<'_> {
             NetworkMode::None => Network::None,
             NetworkMode::Default => self.network,
         };
-        spec.mounts = self.mounts(req)?;
+        let mut step = StepMounts {
+            locks: CacheLocks::default(),
+            secrets: StepSecrets::new(
+                self.scratch.join(format!("secrets-{}", self.counter)),
+                &self.idmap,
+            ),
+            env: Vec::new(),
+        };
+        self.counter += 1;
+        spec.mounts = self.mounts(req, &mut step)?;
+        for (k, v) in &step.env {
+            let prefix = format!("{k}=");
+            spec.env.retain(|e| !e.starts_with(&prefix));
+            spec.env.push(format!("{k}={v}"));
+        }
         let mut out = CollectOutput::default();
         let outcome = sandbox::run(&spec, &self.idmap, &mut out).map_err(|e| e.to_string())?;
+        // Secrets, agents and cache locks end with the step.
+        drop(step);
         self.warnings
             .extend(outcome.warnings.iter().map(|w| format!("{w:?}")));
         if !outcome.status.success() {
