@@ -7,6 +7,7 @@
 //! cache). For each step the values are staged in a private directory
 //! (0700) under the build's scratch directory and removed after the step.
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -334,7 +335,7 @@ impl Drop for StepSecrets {
 /// the user's agent, so the step sees a socket with the owner and mode its
 /// mount asks for without touching the user's own socket.
 struct AgentProxy {
-    path: PathBuf,
+    listener: UnixListener,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -342,24 +343,28 @@ struct AgentProxy {
 impl AgentProxy {
     fn start(path: &Path, upstream: &Path) -> std::io::Result<AgentProxy> {
         let listener = UnixListener::bind(path)?;
+        let accepting = listener.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, up) = (stop.clone(), upstream.to_path_buf());
         let thread = std::thread::Builder::new()
             .name("kiln-ssh-agent".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if flag.load(Ordering::SeqCst) {
-                        break;
+            .spawn(move || loop {
+                let conn = accepting.accept();
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                match conn {
+                    Ok((client, _)) => {
+                        if let Ok(agent) = UnixStream::connect(&up) {
+                            forward(client, agent);
+                        }
                     }
-                    let Ok(client) = conn else { continue };
-                    let Ok(agent) = UnixStream::connect(&up) else {
-                        continue;
-                    };
-                    forward(client, agent);
+                    // E.g. out of descriptors: do not spin.
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
                 }
             })?;
         Ok(AgentProxy {
-            path: path.to_path_buf(),
+            listener,
             stop,
             thread: Some(thread),
         })
@@ -367,8 +372,11 @@ impl AgentProxy {
 
     fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = UnixStream::connect(&self.path);
+        // Wake the accept loop: shutting a listening socket down makes a
+        // blocked accept return (connecting to it would not do, the socket
+        // may now belong to a container id we cannot connect as).
+        // SAFETY: shutdown on a descriptor we own.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
