@@ -284,7 +284,10 @@ fn sandbox_ensure_dir_keeps_the_parents_of_a_removed_file_mount_point() {
     assert_eq!(out, "s3cret");
     let up = upper(&dir);
     assert!(up.join("run/secrets").is_dir());
-    assert_eq!(std::fs::read_dir(up.join("run/secrets")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(up.join("run/secrets")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
