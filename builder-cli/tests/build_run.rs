@@ -117,7 +117,7 @@ fn ctrl_c_stops_the_running_step_and_exits_130_storing_nothing() {
         "RUN --mount=type=cache,target=/c,id=int touch /c/started; sleep 5; touch /c/finished\n",
     );
     let store = work.path().join("store");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let child = std::process::Command::new(kiln_bin())
         .args([
             "--root",
             store.to_str().unwrap(),

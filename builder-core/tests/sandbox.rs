@@ -260,6 +260,37 @@ fn sandbox_mounts_bind_ro_and_tmpfs_and_removes_created_points() {
 }
 
 #[test]
+fn sandbox_ensure_dir_keeps_the_parents_of_a_removed_file_mount_point() {
+    let (dir, mut spec) = base("ensure");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    spec.mounts = vec![
+        Mount {
+            target: "/run/secrets".into(),
+            kind: MountKind::EnsureDir,
+            keep_created_target: true,
+        },
+        Mount {
+            target: "/run/secrets/tok".into(),
+            kind: MountKind::Bind {
+                src: secret,
+                readonly: true,
+            },
+            keep_created_target: false,
+        },
+    ];
+    let (st, out, err) = sh(&mut spec, "cat /run/secrets/tok");
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "s3cret");
+    let up = upper(&dir);
+    assert!(up.join("run/secrets").is_dir());
+    assert_eq!(
+        std::fs::read_dir(up.join("run/secrets")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
 fn sandbox_mount_targets_cannot_follow_symlinks_out() {
     let (dir, mut spec) = base("symlink-target");
     let outside = dir.join("outside");

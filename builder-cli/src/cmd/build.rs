@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use builder_core::build::output::{manifest, store_image};
 use builder_core::build::resolve::StoreResolver;
 use builder_core::build::run::SandboxRunner;
+use builder_core::build::secrets::SecretStore;
 use builder_core::build::{self, BuildError, BuildOptions, NamedContext, Platform};
 use builder_core::export::{self, Dest, ExportOptions, ExportReport, OutputSpec};
 use builder_core::registry::Client;
@@ -87,6 +88,14 @@ pub struct Args {
     /// Stages built at the same time (default: one per core).
     #[arg(long, short = 'j', default_value_t = 0, hide_default_value = true)]
     pub jobs: usize,
+    /// Expose a secret to `RUN --mount=type=secret`: id=ID[,src=FILE|,env=VAR]
+    /// (repeatable; with only id=ID, the variable ID if set, else the file ID).
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// Forward an ssh-agent to `RUN --mount=type=ssh`: default, ID
+    /// ($SSH_AUTH_SOCK) or ID=SOCKET (repeatable; agent sockets only, not key files).
+    #[arg(long = "ssh")]
+    pub ssh: Vec<String>,
     /// The store's root directory.
     #[arg(long)]
     pub root: Option<PathBuf>,
@@ -234,6 +243,15 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         client: Some(client),
         pull: args.pull,
     };
+    let mut secrets = SecretStore::new();
+    for v in &args.secrets {
+        secrets
+            .add_secret_spec(v)
+            .map_err(|e| format!("error: {e}"))?;
+    }
+    for v in &args.ssh {
+        secrets.add_ssh_spec(v).map_err(|e| format!("error: {e}"))?;
+    }
     let runner = SandboxRunner::new(
         &store,
         ctx.root(),
@@ -242,7 +260,8 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         compression,
         source_date_epoch,
     )
-    .map_err(|e| format!("error: {e}"))?;
+    .map_err(|e| format!("error: {e}"))?
+    .with_secrets(secrets);
     // Content digests of the context, through the stat cache in the store:
     // what COPY/ADD keys are made of.
     let listing = ctx

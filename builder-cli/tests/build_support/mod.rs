@@ -8,9 +8,18 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The kiln binary under test: `$KILN_TEST_BIN` when set (scripts/test
+/// runs some test binaries as an unprivileged user, from a copy it can
+/// reach), else cargo's.
+pub fn kiln_bin() -> PathBuf {
+    std::env::var_os("KILN_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
+}
+
 /// Runs kiln; returns (success, stdout, stderr).
 pub fn kiln(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    let mut cmd = Command::new(kiln_bin());
     cmd.args(args).env_remove("SOURCE_DATE_EPOCH");
     for (k, v) in env {
         cmd.env(k, v);

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod archive;
+mod cache_mount;
 mod cached;
 pub mod config;
 mod copy;
@@ -24,6 +25,7 @@ pub mod mode;
 pub mod output;
 pub mod resolve;
 pub mod run;
+pub mod secrets;
 
 pub use config::ImageConfig;
 pub use engine::{build, build_with};

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::cache_mount::CacheLocks;
+use super::secrets::{SecretStore, StepSecrets};
 use super::{LayerBlob, RunControl, RunExecutor, RunRequest};
 use crate::instructions::{MountType, NetworkMode};
 use crate::layer::{CompressionOptions, LayerOptions};
@@ -26,6 +28,7 @@ pub struct SandboxRunner<'a> {
     counter: AtomicUsize,
     network: Network,
     layer_options: LayerOptions,
+    secrets: SecretStore,
     /// Things to tell the user (id mapping limits, skipped layer members).
     warnings: Mutex<Vec<String>>,
 }
@@ -69,7 +72,15 @@ impl<'a> SandboxRunner<'a> {
                 source_date_epoch,
             },
             warnings: Mutex::new(notes),
+            secrets: SecretStore::new(),
         })
+    }
+
+    /// The secrets and SSH agents `RUN --mount=type=secret|ssh` may use.
+    /// They stay on the runner: never in a cache key or the image.
+    pub fn with_secrets(mut self, secrets: SecretStore) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Things to tell the user (id mapping limits, skipped layer members),
@@ -88,8 +99,9 @@ impl<'a> SandboxRunner<'a> {
             .push(message);
     }
 
-    fn mounts(&self, req: &RunRequest) -> Result<Vec<Mount>, String> {
+    fn mounts(&self, req: &RunRequest, step: &mut StepMounts) -> Result<Vec<Mount>, String> {
         let mut out = Vec::new();
+        let mut ssh_index = 0;
         if let Some(script) = &req.script {
             // A `#!` heredoc runs as /dev/pipes/NAME, as BuildKit mounts it.
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -110,11 +122,14 @@ impl<'a> SandboxRunner<'a> {
             });
         }
         for (i, m) in req.mounts.iter().enumerate() {
-            let target = if m.target.starts_with('/') {
-                m.target.clone()
-            } else {
-                format!("{}/{}", req.workdir.trim_end_matches('/'), m.target)
+            let absolute = |t: &str| {
+                if t.starts_with('/') {
+                    t.to_string()
+                } else {
+                    format!("{}/{}", req.workdir.trim_end_matches('/'), t)
+                }
             };
+            let target = absolute(&m.target);
             let kind = match m.kind {
                 MountType::Bind => {
                     let root = match req.mount_roots.get(i) {
@@ -150,10 +165,17 @@ impl<'a> SandboxRunner<'a> {
                     } else {
                         id
                     };
+                    // The id only ever names a cache through its digest,
+                    // so no id (`../..`, `/etc`) can lead out of the store.
                     let name = format!(
                         "run-cache-{}",
                         super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
                     );
+                    let locks = self
+                        .store
+                        .cache_dir("run-cache-locks")
+                        .map_err(|e| e.to_string())?;
+                    let name = step.locks.acquire(&locks, &name, m.sharing_or_default())?;
                     let dir = if owned {
                         self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
                     } else {
@@ -167,8 +189,80 @@ impl<'a> SandboxRunner<'a> {
                 MountType::Tmpfs => MountKind::Tmpfs {
                     size: (m.size_limit > 0).then_some(m.size_limit as u64),
                 },
-                MountType::Secret | MountType::Ssh => {
-                    return Err("RUN --mount=type=secret and type=ssh are not supported yet".into())
+                MountType::Secret => {
+                    let id = m.secret_id();
+                    let data = self.secrets.read_secret(&id).map_err(|e| e.to_string())?;
+                    let Some(data) = data else {
+                        if m.required {
+                            return Err(format!(
+                                "secret {id} not found (kiln build --secret id={id},src=FILE)"
+                            ));
+                        }
+                        continue;
+                    };
+                    if let Some(var) = &m.env {
+                        let value = String::from_utf8(data.clone()).map_err(|_| {
+                            format!("secret {id} is not UTF-8 text, so it cannot be ${var}")
+                        })?;
+                        step.env.push((var.clone(), value));
+                    }
+                    let Some(t) = m.secret_target() else {
+                        continue;
+                    };
+                    let src = step.secrets.file(
+                        &id,
+                        &data,
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.secret_mode(),
+                    )?;
+                    push_file_mount(
+                        &mut out,
+                        &absolute(&t),
+                        MountKind::Bind {
+                            src,
+                            readonly: true,
+                        },
+                    );
+                    continue;
+                }
+                MountType::Ssh => {
+                    let id = m.ssh_id();
+                    let t = if m.target.is_empty() {
+                        format!("/run/buildkit/ssh_agent.{ssh_index}")
+                    } else {
+                        absolute(&m.target)
+                    };
+                    ssh_index += 1;
+                    // The first agent mount is the step's SSH_AUTH_SOCK
+                    // unless the step sets one (BuildKit's llb.ExecOp).
+                    if ssh_index == 1 && !req.env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                        step.env.push(("SSH_AUTH_SOCK".into(), t.clone()));
+                    }
+                    let Some(agent) = self.secrets.agent(&id).map(Path::to_path_buf) else {
+                        if m.required {
+                            return Err(format!(
+                                "ssh agent {id} not forwarded (kiln build --ssh {id}=SOCKET)"
+                            ));
+                        }
+                        continue;
+                    };
+                    let src = step.secrets.agent(
+                        &id,
+                        &agent,
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.mode.unwrap_or(0o600),
+                    )?;
+                    push_file_mount(
+                        &mut out,
+                        &t,
+                        MountKind::Bind {
+                            src,
+                            readonly: true,
+                        },
+                    );
+                    continue;
                 }
             };
             out.push(Mount {
@@ -179,6 +273,35 @@ impl<'a> SandboxRunner<'a> {
         }
         Ok(out)
     }
+}
+
+/// What one step holds while it runs: cache locks, its staged secrets and
+/// agent sockets, and the environment its secret mounts add.
+struct StepMounts {
+    locks: CacheLocks,
+    secrets: StepSecrets,
+    env: Vec<(String, String)>,
+}
+
+/// A secret file or agent socket at `target`: BuildKit leaves the
+/// directories made for it in the layer but not the file's mount point.
+fn push_file_mount(out: &mut Vec<Mount>, target: &str, kind: MountKind) {
+    let parent = target
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map(|(p, _)| p);
+    if let Some(p) = parent.filter(|p| !p.is_empty()) {
+        out.push(Mount {
+            target: p.to_string(),
+            kind: MountKind::EnsureDir,
+            keep_created_target: true,
+        });
+    }
+    out.push(Mount {
+        target: target.to_string(),
+        kind,
+        keep_created_target: false,
+    });
 }
 
 impl SandboxRunner<'_> {
@@ -434,12 +557,26 @@ impl SandboxRunner<'_> {
             NetworkMode::None => Network::None,
             NetworkMode::Default => self.network,
         };
-        spec.mounts = self.mounts(req)?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut step = StepMounts {
+            locks: CacheLocks::default(),
+            secrets: StepSecrets::new(self.scratch.join(format!("secrets-{n}")), &self.idmap),
+            env: Vec::new(),
+        };
+        spec.mounts = self.mounts(req, &mut step)?;
+        for (k, v) in &step.env {
+            let prefix = format!("{k}=");
+            spec.env.retain(|e| !e.starts_with(&prefix));
+            spec.env.push(format!("{k}={v}"));
+        }
         let mut out = Tail::new(&mut *control.output);
         let cancel = control.cancel;
         let outcome =
             sandbox::run_cancellable(&spec, &self.idmap, &mut out, &|| cancel.is_cancelled())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string());
+        // Secrets, agents and cache locks end with the step.
+        drop(step);
+        let outcome = outcome?;
         for w in &outcome.warnings {
             self.warn(format!("{w:?}"));
         }

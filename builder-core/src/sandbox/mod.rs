@@ -145,6 +145,10 @@ pub enum MountKind {
         /// Size limit in bytes (the kernel's default when `None`).
         size: Option<u64>,
     },
+    /// Not a mount: makes sure the target directory exists (e.g. the
+    /// parents BuildKit leaves in the image for a file mounted below them,
+    /// while the file's own mount point is removed).
+    EnsureDir,
 }
 
 /// One extra mount into the step's root.

@@ -489,6 +489,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
                     ),
                 )
             }
+            MountKind::EnsureDir => (Create::Dir, Action::Ensure),
         };
         push(mount_op(&m.target, create, !m.keep_created_target, action));
     }

@@ -1,0 +1,156 @@
+//! `RUN --mount=type=cache,sharing=...` across steps and kiln processes.
+//!
+//! Every use of a cache directory holds an `flock` on its lock file
+//! (`run-cache-locks/NAME.lock` in the store's caches) for the whole step: `shared` a shared lock, `locked` an
+//! exclusive one (so locked steps run one at a time, also across kiln
+//! processes on one store, and wait for shared users to finish), `private`
+//! an exclusive one taken without waiting: when the directory is in use the
+//! step gets a separate instance (`NAME-private-N`), as BuildKit gives a
+//! private mount a new cache when the existing one is busy. A shared step
+//! waits while a locked or private step holds the main directory.
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::instructions::ShareMode;
+
+/// How many private instances of one cache are tried before giving up.
+const MAX_PRIVATE: usize = 1024;
+
+/// The cache locks one step holds; released when dropped.
+#[derive(Default)]
+pub(super) struct CacheLocks {
+    held: Vec<(String, File)>,
+}
+
+impl CacheLocks {
+    /// Locks cache `name` (a directory name under `dir`) as `sharing`
+    /// asks, waiting where the mode waits; returns the name of the
+    /// directory instance the step should use.
+    pub(super) fn acquire(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        sharing: ShareMode,
+    ) -> Result<String, String> {
+        let mine = |n: &str, held: &[(String, File)]| held.iter().any(|(h, _)| h == n);
+        match sharing {
+            ShareMode::Shared | ShareMode::Locked => {
+                // A step mounting one cache twice must not wait for itself.
+                if mine(name, &self.held) {
+                    return Ok(name.to_string());
+                }
+                let op = if sharing == ShareMode::Shared {
+                    libc::LOCK_SH
+                } else {
+                    libc::LOCK_EX
+                };
+                let f = open_lock(dir, name)?;
+                flock(&f, op).map_err(|e| format!("locking cache {name}: {e}"))?;
+                self.held.push((name.to_string(), f));
+                Ok(name.to_string())
+            }
+            ShareMode::Private => {
+                for n in 0..MAX_PRIVATE {
+                    let inst = if n == 0 {
+                        name.to_string()
+                    } else {
+                        format!("{name}-private-{n}")
+                    };
+                    if mine(&inst, &self.held) {
+                        continue;
+                    }
+                    let f = open_lock(dir, &inst)?;
+                    match flock(&f, libc::LOCK_EX | libc::LOCK_NB) {
+                        Ok(()) => {
+                            self.held.push((inst.clone(), f));
+                            return Ok(inst);
+                        }
+                        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => continue,
+                        Err(e) => return Err(format!("locking cache {inst}: {e}")),
+                    }
+                }
+                Err(format!(
+                    "cache {name}: all {MAX_PRIVATE} private instances are in use"
+                ))
+            }
+        }
+    }
+}
+
+fn lock_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.lock"))
+}
+
+fn open_lock(dir: &Path, name: &str) -> Result<File, String> {
+    let p = lock_path(dir, name);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        let r = unsafe { libc::flock(f.as_raw_fd(), op) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_gets_a_new_instance_while_the_cache_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = CacheLocks::default();
+        let mut b = CacheLocks::default();
+        assert_eq!(a.acquire(dir.path(), "c", ShareMode::Private).unwrap(), "c");
+        assert_eq!(
+            b.acquire(dir.path(), "c", ShareMode::Private).unwrap(),
+            "c-private-1"
+        );
+        // The same step mounting a private cache twice gets two instances.
+        assert_eq!(
+            b.acquire(dir.path(), "c", ShareMode::Private).unwrap(),
+            "c-private-2"
+        );
+        drop(a);
+        let mut c = CacheLocks::default();
+        assert_eq!(c.acquire(dir.path(), "c", ShareMode::Private).unwrap(), "c");
+    }
+
+    #[test]
+    fn shared_users_coexist_and_locked_waits_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = CacheLocks::default();
+        let mut b = CacheLocks::default();
+        a.acquire(dir.path(), "c", ShareMode::Shared).unwrap();
+        b.acquire(dir.path(), "c", ShareMode::Shared).unwrap();
+        // One step mounting a cache twice does not wait for itself.
+        b.acquire(dir.path(), "c", ShareMode::Locked).unwrap();
+        let path = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let mut l = CacheLocks::default();
+            l.acquire(&path, "c", ShareMode::Locked).unwrap();
+            tx.send(()).unwrap();
+        });
+        let waited = rx.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(waited.is_err(), "locked got the cache while others held it");
+        drop((a, b));
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("locked proceeds once the cache is free");
+        t.join().unwrap();
+    }
+}
