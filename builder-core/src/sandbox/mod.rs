@@ -6,6 +6,7 @@
 //! the child enters the namespaces, forks again to become pid 1 of a new pid
 //! namespace, mounts, pivots and execs. See `docs/decisions.md` ("Sandbox").
 mod child;
+mod child_mounts;
 mod fuse;
 mod idmap;
 mod opener;

@@ -1,0 +1,268 @@
+//! The mount work of the step's init process, between `fork()` and
+//! `execve()` (see `child.rs` for the rules: no allocation, raw system
+//! calls only): the overlay root through the new mount API, and each
+//! planned mount opened and attached inside the root with
+//! `openat2(RESOLVE_IN_ROOT)` so no path can lead out of it.
+use std::ffi::{c_int, CString};
+use std::ptr;
+
+use libc::c_char;
+
+use super::child::{errno, fail, Action, Alt, Create, Fds, Op, OverlayPlan, Stage};
+/// Mounts overlayfs at `root` with the new mount API. Returns false on failure (errno set).
+pub(super) unsafe fn mount_overlay_fs_api(ov: &OverlayPlan, root: *const c_char) -> bool {
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_SET_FLAG: u32 = 0;
+    const FSCONFIG_SET_STRING: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
+    let fd = libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) as c_int;
+    if fd < 0 {
+        return false;
+    }
+    let set = |cmd: u32, key: *const c_char, value: *const c_char| {
+        libc::syscall(libc::SYS_fsconfig, fd, cmd, key, value, 0) == 0
+    };
+    let mut ok = ov
+        .lowers
+        .iter()
+        .all(|l| set(FSCONFIG_SET_STRING, c"lowerdir+".as_ptr(), l.as_ptr()));
+    ok = ok
+        && ov
+            .strings
+            .iter()
+            .all(|(k, v)| set(FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr()));
+    ok = ok
+        && ov
+            .flags
+            .iter()
+            .all(|k| set(FSCONFIG_SET_FLAG, k.as_ptr(), ptr::null()));
+    ok = ok && set(FSCONFIG_CMD_CREATE, ptr::null(), ptr::null());
+    if !ok {
+        libc::close(fd);
+        return false;
+    }
+    let mfd = libc::syscall(libc::SYS_fsmount, fd, FSMOUNT_CLOEXEC, 0) as c_int;
+    libc::close(fd);
+    if mfd < 0 {
+        return false;
+    }
+    let r = libc::syscall(
+        libc::SYS_move_mount,
+        mfd,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        root,
+        MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    libc::close(mfd);
+    r == 0
+}
+
+/// `/proc/self/fd/N` for a descriptor, in a stack buffer.
+fn fd_path(fd: c_int, buf: &mut [u8; 32]) -> *const c_char {
+    let prefix = b"/proc/self/fd/";
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut n = fd.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[prefix.len() + i] = digits[len - 1 - i];
+    }
+    buf[prefix.len() + len] = 0;
+    buf.as_ptr().cast()
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Opens `path` (NUL-terminated, relative) inside `rootfd`, with symlinks
+/// resolved as if `rootfd` were `/`, so nothing outside the root is reachable.
+unsafe fn open_in_root(rootfd: c_int, path: *const c_char) -> c_int {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    libc::syscall(
+        libc::SYS_openat2,
+        rootfd,
+        path,
+        &how as *const OpenHow,
+        std::mem::size_of::<OpenHow>(),
+    ) as c_int
+}
+
+/// Resolves an op's target inside the root, creating missing components
+/// (and reporting them when `record`); returns an `O_PATH` descriptor.
+unsafe fn open_target(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) -> c_int {
+    let len = op.target.len().saturating_sub(1);
+    if len == 0 {
+        return libc::dup(rootfd);
+    }
+    let mut parent = libc::dup(rootfd);
+    let mut start = 0;
+    while start < len {
+        let mut end = start;
+        while end < len && op.target[end] != b'/' {
+            end += 1;
+        }
+        let saved = op.target[end];
+        op.target[end] = 0;
+        let mut fd = open_in_root(rootfd, op.target.as_ptr().cast());
+        if fd < 0 && errno() == libc::ENOENT && op.create == Create::Never {
+            op.target[end] = saved;
+            libc::close(parent);
+            return -1;
+        }
+        if fd < 0 && errno() == libc::ENOENT {
+            let name = op.target.as_ptr().add(start).cast::<c_char>();
+            let made = if end == len && op.create == Create::File {
+                let f = libc::openat(
+                    parent,
+                    name,
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o644,
+                );
+                if f >= 0 {
+                    libc::close(f);
+                }
+                f >= 0
+            } else {
+                libc::mkdirat(parent, name, 0o755) == 0
+            };
+            if !made {
+                fail(fds, Stage::Target, index);
+            }
+            if op.record {
+                let mut rec = [0u8; 8];
+                rec[..4].copy_from_slice(&index.to_ne_bytes());
+                rec[4..].copy_from_slice(&(end as u32).to_ne_bytes());
+                libc::write(fds.stubs, rec.as_ptr().cast(), rec.len());
+            }
+            fd = open_in_root(rootfd, op.target.as_ptr().cast());
+        }
+        op.target[end] = saved;
+        if fd < 0 {
+            fail(fds, Stage::Target, index);
+        }
+        libc::close(parent);
+        parent = fd;
+        start = end + 1;
+    }
+    parent
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+unsafe fn make_readonly(rootfd: c_int, target: *const c_char) -> bool {
+    // Re-resolve so the descriptor names the new mount, not the directory under it.
+    let fd = open_in_root(rootfd, target);
+    if fd < 0 {
+        return false;
+    }
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let r = libc::syscall(
+        libc::SYS_mount_setattr,
+        fd,
+        c"".as_ptr(),
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        &attr as *const MountAttr,
+        std::mem::size_of::<MountAttr>(),
+    );
+    libc::close(fd);
+    r == 0
+}
+
+pub(super) unsafe fn run_op(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) {
+    if let Action::Symlink { to } = &op.action {
+        // Symlinks only go into the fresh /dev tmpfs, whose parent exists.
+        if libc::symlinkat(to.as_ptr(), rootfd, op.target.as_ptr().cast()) != 0
+            && errno() != libc::EEXIST
+        {
+            fail(fds, Stage::Symlink, index);
+        }
+        return;
+    }
+    let fd = open_target(rootfd, op, index, fds);
+    if fd < 0 {
+        return; // Create::Never and absent
+    }
+    let Action::Mount {
+        src,
+        fstype,
+        flags,
+        data,
+        alt,
+        readonly,
+        optional,
+    } = &op.action
+    else {
+        libc::close(fd);
+        return;
+    };
+    let mut buf = [0u8; 32];
+    let target = fd_path(fd, &mut buf);
+    let cptr = |c: &Option<CString>| c.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+    let mut ok = libc::mount(cptr(src), target, cptr(fstype), *flags, cptr(data).cast()) == 0;
+    let mut ro = *readonly;
+    if !ok {
+        ok = match alt {
+            Some(Alt::Data(d)) => {
+                libc::mount(cptr(src), target, cptr(fstype), *flags, d.as_ptr().cast()) == 0
+            }
+            Some(Alt::RBindReadonly(host)) => {
+                ro = true;
+                libc::mount(
+                    host.as_ptr(),
+                    target,
+                    ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    ptr::null(),
+                ) == 0
+            }
+            None => false,
+        };
+    }
+    libc::close(fd);
+    if !ok {
+        if *optional {
+            return;
+        }
+        fail(fds, Stage::Mount, index);
+    }
+    if ro && !make_readonly(rootfd, op.target.as_ptr().cast()) {
+        fail(fds, Stage::Readonly, index);
+    }
+}
