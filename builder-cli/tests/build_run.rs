@@ -104,8 +104,12 @@ fn cache_dir(store: &std::path::Path) -> Option<std::path::PathBuf> {
         .flatten()
         .map(|e| e.path())
         .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("run-cache-"))
+            // `run-cache-<sha256 of the id>`, not the locks beside it.
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.strip_prefix("run-cache-")
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            })
         })
 }
 
