@@ -15,9 +15,11 @@
 # A nonce file in the context keeps an earlier run's cache (docker's is the
 # daemon's) from answering the cold build; kiln and buildah get fresh stores.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_init "${1:-}"
 stdlib=$(python3 -c "import sysconfig;print(sysconfig.get_paths()['stdlib'])")
+work=
 bench_workdir work cache
 mkdir -p "$work/ctx" "$work/logs"
 cp -a "$stdlib/." "$work/ctx/lib/"
@@ -35,13 +37,10 @@ run_tool() {
     local name=$1
     shift
     tools+=("$name")
-    BENCH_LOG=$work/logs/$name.cold.log
-    t[$name,cold]=$(bench_secs "$@")
-    BENCH_LOG=$work/logs/$name.noop.log
-    t[$name,noop]=$(bench_secs "$@")
+    t[$name,cold]=$(BENCH_LOG=$work/logs/$name.cold.log bench_secs "$@")
+    t[$name,noop]=$(BENCH_LOG=$work/logs/$name.noop.log bench_secs "$@")
     change
-    BENCH_LOG=$work/logs/$name.one.log
-    t[$name,one]=$(bench_secs "$@")
+    t[$name,one]=$(BENCH_LOG=$work/logs/$name.one.log bench_secs "$@")
     printf '%-8s cold %7ss  no-op %7ss  one-file %7ss\n' "$name" "${t[$name,cold]}" "${t[$name,noop]}" "${t[$name,one]}"
     bench_record "stdlib cold" "$name" "${t[$name,cold]}"
     bench_record "stdlib no-op" "$name" "${t[$name,noop]}"

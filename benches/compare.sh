@@ -13,8 +13,10 @@
 # the other settings). One registry and, if needed, one dockerd serve all
 # the scripts. Each script's own report is shown as it runs.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_init "${1:-}"
+work=
 bench_workdir work compare
 export KILN_BENCH_RESULTS=$work/results.tsv
 : > "$KILN_BENCH_RESULTS"

@@ -10,7 +10,8 @@
 #
 #   benches/four_stages.sh [KILN_BINARY]
 #
-# KILN_BENCH_TOOLS="kiln docker buildah" picks the builders. JOBS (default
+# KILN_BENCH_TOOLS="kiln docker buildah" picks the builders; RUNS=N keeps
+# the best of N for every build (default 1). JOBS (default
 # 4, one per stage) is passed as --jobs to buildah, and to kiln when its
 # `build --help` has the flag (a kiln without it builds the stages one
 # after another: the script works either way). FOUR_STAGES_MB sets the work
@@ -20,11 +21,14 @@
 # untimed build first (kiln unpacks base layers at their first use, docker
 # and buildah when pulling).
 set -euo pipefail
+# shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_init "${1:-}"
 jobs=${JOBS:-4}
+runs=${RUNS:-1}
 mb=${FOUR_STAGES_MB:-800}
 
+work=
 bench_workdir work four-stages
 KILN_ROOT=$work/kiln
 mkdir -p "$work/ctx" "$work/logs"
@@ -48,7 +52,7 @@ dockerfile() {
             echo "FROM \${BASE} AS s$k"
             echo "RUN echo $nonce-$k > /id && dd if=/dev/zero bs=1048576 count=$mb 2>/dev/null | sha256sum > /out"
         done
-        echo 'FROM ${BASE}'
+        echo "FROM \${BASE}"
         for k in 1 2 3 4; do echo "COPY --from=s$k /out /s$k"; done
     } > "$work/ctx/Dockerfile"
 }
@@ -56,14 +60,14 @@ dockerfile() {
 # build TOOL LABEL [FLAGS…]: one cold build, logged as logs/TOOL.LABEL.log;
 # prints its seconds.
 build() {
-    local tool=$1
-    BENCH_LOG=$work/logs/$1.$2.log
+    local tool=$1 log=$work/logs/$1.$2.log
     shift 2
     dockerfile
+    export BENCH_LOG=$log
     case $tool in
     kiln) bench_secs "$KILN" --root "$KILN_ROOT" build "${BENCH_KILN_QUIET[@]}" "${kiln_jobs[@]}" \
         --network none --no-cache --build-arg "BASE=$base" -t bench/four-stages "$@" "$work/ctx" ;;
-    docker) bench_secs bench_docker build -q --network=none --no-cache --iidfile "$BENCH_LOG.iid" \
+    docker) bench_secs bench_docker build -q --network=none --no-cache --iidfile "$log.iid" \
         --build-arg "BASE=$base" -t bench/four-stages "$@" "$work/ctx" ;;
     buildah) bench_secs "${BENCH_BUILDAH[@]}" bud -q --layers --jobs "$jobs" --runtime runc \
         --tls-verify=false --network none --pull=false --no-cache --build-arg "BASE=$base" \
@@ -74,15 +78,23 @@ if [ -n "$BENCH_DOCKER_OK" ]; then
     bench_on_exit "cat '$work'/logs/*.iid 2>/dev/null | xargs -r '$BENCH_DOCKER' rmi -f >/dev/null 2>&1"
 fi
 
+# best TOOL LABEL [FLAGS…]: the best of $runs builds.
+best() {
+    local tool=$1 label=$2 r s=()
+    shift 2
+    for ((r = 0; r < runs; r++)); do s+=("$(build "$tool" "$label.$r" "$@")"); done
+    bench_min "${s[@]}"
+}
+
 declare -A t
 tools=()
 measure() {
     local tool=$1 k
     tools+=("$tool")
     build "$tool" warmup --target s1 >/dev/null
-    t[$tool,whole]=$(build "$tool" whole)
+    t[$tool,whole]=$(best "$tool" whole)
     for k in 1 2 3 4; do
-        t[$tool,$k]=$(build "$tool" "s$k" --target "s$k")
+        t[$tool,$k]=$(best "$tool" "s$k" --target "s$k")
     done
     t[$tool,longest]=$(bench_max "${t[$tool,1]}" "${t[$tool,2]}" "${t[$tool,3]}" "${t[$tool,4]}")
     t[$tool,ratio]=$(bench_ratio "${t[$tool,whole]}" "${t[$tool,longest]}")
@@ -94,7 +106,7 @@ bench_wants kiln && measure kiln
 
 cores=$(nproc)
 floor=$(awk -v c="$cores" 'BEGIN { printf "%.2f", (c >= 4 ? 1 : 4 / c) }')
-echo "four_stages: $base, 4 stages x sha256sum of $mb MB, $cores cores, kiln ${kiln_jobs[*]:-(no --jobs flag)}, buildah --jobs $jobs; seconds"
+echo "four_stages: $base, 4 stages x sha256sum of $mb MB, $cores cores, kiln ${kiln_jobs[*]:-(no --jobs flag)}, buildah --jobs $jobs; seconds, best of $runs"
 cols=(whole s1 s2 s3 s4 longest)
 keys=(whole 1 2 3 4 longest)
 printf '%-16s' ""

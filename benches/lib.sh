@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the comparison scripts in benches/ (sourced, not run).
 #
 #   . "$(dirname "$0")/lib.sh"
@@ -40,7 +41,7 @@ trap 'exit 141' PIPE
 # cd to the repository; $KILN is the binary given as $1, else a release
 # build of the working tree.
 bench_init() {
-    cd "$BENCH_REPO"
+    cd "$BENCH_REPO" || exit 1
     KILN=${1:-}
     if [ -z "$KILN" ]; then
         cargo build -q --release -p builder-cli
@@ -138,6 +139,9 @@ bench_docker_ready() {
     return 1
 }
 
+# $BENCH_LOG names the log file of bench_secs (set it on the call:
+# `BENCH_LOG=f bench_secs …`).
+
 # `DOCKER_BUILDKIT=1 docker …` with Debian's client (the other docker on
 # PATH may want buildx).
 bench_docker() { DOCKER_BUILDKIT=1 "$BENCH_DOCKER" "$@"; }
@@ -217,12 +221,13 @@ bench_pull_base() {
 
 # Detect the builders once: sets BENCH_DOCKER_OK / BENCH_BUILDAH_OK.
 bench_detect() {
-    BENCH_DOCKER_OK= BENCH_BUILDAH_OK=
+    BENCH_DOCKER_OK='' BENCH_BUILDAH_OK=''
     if bench_docker_ready; then BENCH_DOCKER_OK=1; fi
     if bench_buildah_ready; then BENCH_BUILDAH_OK=1; fi
 }
 
 # kiln build's flags that this binary knows: --progress=quiet.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 bench_kiln_quiet() {
     BENCH_KILN_QUIET=()
     if "$KILN" build --help | grep -q -- '--progress'; then BENCH_KILN_QUIET=(--progress=quiet); fi

@@ -7,15 +7,17 @@
 #
 #   benches/pull.sh [KILN_BINARY]
 set -euo pipefail
+# shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_init "${1:-}"
 runs=${RUNS:-5}
+tmp=
 bench_workdir tmp pull
 bench_registry
 
 best() { sort -g | head -1; }
 kiln_times=() skopeo_times=()
-for i in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
     rm -rf "$tmp/k" "$tmp/s"
     t0=$(bench_now)
     "$KILN" --root "$tmp/k" --registry-mirror "docker.io=$REGISTRY" pull -q debian:bookworm >/dev/null

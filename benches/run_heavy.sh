@@ -24,10 +24,12 @@
 # untimed build comes first: kiln unpacks base layers at their first use,
 # docker and buildah when pulling.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_init "${1:-}"
 runs=${RUNS:-1}
 
+work=
 bench_workdir work run-heavy
 KILN_ROOT=$work/kiln
 mkdir -p "$work/ctx" "$work/logs"
@@ -47,11 +49,11 @@ dockerfiles() {
         "RUN rm -rf /usr2/share"
         "RUN mkdir /small && cd /small && seq 5000 | while read -r i; do echo \"\$i\" > \"f\$i\"; done"
     )
-    local k i
-    printf 'ARG BASE\nFROM ${BASE}\nRUN echo %s > /.bench-warmup\n' "$1" > "$work/ctx/Dockerfile.0"
+    local k i head=('ARG BASE' "FROM \${BASE}")
+    printf '%s\n' "${head[@]}" "RUN echo $1 > /.bench-warmup" > "$work/ctx/Dockerfile.0"
     for k in 1 2 3 4; do
         {
-            printf 'ARG BASE\nFROM ${BASE}\n'
+            printf '%s\n' "${head[@]}"
             for ((i = 0; i < k; i++)); do printf '%s\n' "${steps[i]}"; done
         } > "$work/ctx/Dockerfile.$k"
     done
@@ -63,7 +65,7 @@ build() {
     local tool=$1 n=$1.$2 k=$3
     shift 3
     local f=$work/ctx/Dockerfile.$k
-    BENCH_LOG=$work/logs/$n.log
+    export BENCH_LOG=$work/logs/$n.log
     case $tool in
     kiln) bench_secs "$KILN" --root "$KILN_ROOT" build "${BENCH_KILN_QUIET[@]}" --network none \
         -f "$f" --build-arg "BASE=$base" -t bench/run-heavy "$@" "$work/ctx" ;;
