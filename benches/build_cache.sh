@@ -59,8 +59,7 @@ if bench_wants kiln; then
     esac
 fi
 if [ -n "$BENCH_DOCKER_OK" ]; then
-    bench_on_exit "cat '$work'/logs/docker.*.iid 2>/dev/null | xargs -r '$BENCH_DOCKER' rmi -f >/dev/null 2>&1"
-    # One iid file per build: each is removed at exit.
+    bench_docker_rmi_at_exit "$work/logs"
     docker_build() { bench_docker build -q --iidfile "$work/logs/docker.$(date +%s%N).iid" -t bench/stdlib "$work/ctx"; }
     run_tool docker docker_build
 fi

@@ -75,7 +75,7 @@ build() {
     esac
 }
 if [ -n "$BENCH_DOCKER_OK" ]; then
-    bench_on_exit "cat '$work'/logs/*.iid 2>/dev/null | xargs -r '$BENCH_DOCKER' rmi -f >/dev/null 2>&1"
+    bench_docker_rmi_at_exit "$work/logs"
 fi
 
 # best TOOL LABEL [FLAGS…]: the best of $runs builds.

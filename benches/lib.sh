@@ -68,7 +68,8 @@ bench_workdir() {
 bench_now() { date +%s.%N; }
 
 # Seconds "$@" took (2 decimals), or "failed". Output goes to $BENCH_LOG
-# (default /dev/null); on failure its tail is shown on stderr.
+# (default /dev/null; `BENCH_LOG=f bench_secs …`); on failure its tail is
+# shown on stderr.
 bench_secs() {
     local s e log=${BENCH_LOG:-/dev/null}
     s=$(bench_now)
@@ -114,8 +115,8 @@ bench_wants() {
 
 # True when docker was asked for and a daemon answers. As root, a missing
 # daemon is started (`dockerd --bridge=none --iptables=false`, the setup
-# these machines support) and stopped again at exit; one that was already
-# running is left alone.
+# these machines support) and stopped again at exit, its build cache
+# pruned; one that was already running is left alone.
 bench_docker_ready() {
     bench_wants docker || return 1
     [ -x "$BENCH_DOCKER" ] || return 1
@@ -130,7 +131,12 @@ bench_docker_ready() {
     pid=$!
     bench_on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f '$log'"
     for _ in $(seq 300); do
-        "$BENCH_DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1 && return 0
+        if "$BENCH_DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+            # Our own daemon: its build cache is only ours (gigabytes after
+            # a few runs), dropped before it stops.
+            bench_on_exit "'$BENCH_DOCKER' builder prune -af >/dev/null 2>&1"
+            return 0
+        fi
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -139,12 +145,15 @@ bench_docker_ready() {
     return 1
 }
 
-# $BENCH_LOG names the log file of bench_secs (set it on the call:
-# `BENCH_LOG=f bench_secs …`).
-
 # `DOCKER_BUILDKIT=1 docker …` with Debian's client (the other docker on
 # PATH may want buildx).
 bench_docker() { DOCKER_BUILDKIT=1 "$BENCH_DOCKER" "$@"; }
+
+# At exit, remove the images whose ids the builds wrote with --iidfile into
+# DIR/*.iid (one id per file, no newline: awk adds it).
+bench_docker_rmi_at_exit() {
+    bench_on_exit "awk 1 '$1'/*.iid 2>/dev/null | sort -u | xargs -r '$BENCH_DOCKER' rmi -f >/dev/null 2>&1"
+}
 
 # True when buildah was asked for and is installed.
 bench_buildah_ready() {
@@ -213,6 +222,9 @@ bench_pull_base() {
     fi
     if [ -n "${BENCH_DOCKER_OK:-}" ]; then
         bench_docker pull -q "$image" >/dev/null
+        # The name carries this run's port: untag it (the layers stay while
+        # anything else uses them).
+        bench_on_exit "'$BENCH_DOCKER' rmi '$image' >/dev/null 2>&1"
     fi
     if [ -n "${BENCH_BUILDAH_OK:-}" ]; then
         "${BENCH_BUILDAH[@]}" pull -q --tls-verify=false "$image" >/dev/null

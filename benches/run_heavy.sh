@@ -76,8 +76,8 @@ build() {
     esac
 }
 if [ -n "$BENCH_DOCKER_OK" ]; then
-    # The images this run made, not the base image (another run may share it).
-    bench_on_exit "cat '$work'/logs/*.iid 2>/dev/null | xargs -r '$BENCH_DOCKER' rmi -f >/dev/null 2>&1"
+    # The images this run made.
+    bench_docker_rmi_at_exit "$work/logs"
 fi
 
 declare -A t
