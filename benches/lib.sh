@@ -1,0 +1,246 @@
+# shellcheck shell=bash
+# Shared helpers for the comparison scripts in benches/ (sourced, not run).
+#
+#   . "$(dirname "$0")/lib.sh"
+#   bench_init "$@"          # cd to the repository, pick or build kiln ($KILN)
+#
+# Environment:
+#   KILN_BENCH_TOOLS     builders to run, any of "kiln docker buildah"
+#                        (default: all three; a missing one is skipped)
+#   KILN_BENCH_REGISTRY  HOST:PORT of a registry already serving
+#                        library/debian:bookworm and library/busybox:latest
+#                        (compare.sh starts one and passes it on)
+#   KILN_CONFORMANCE_REGISTRY  the Distribution registry storage to serve
+#                        otherwise (default ../shared/conformance/registry)
+#   KILN_BENCH_RESULTS   file to which bench_record appends
+#                        "workload<TAB>tool<TAB>seconds" lines (compare.sh)
+#   KILN_BENCH_KEEP_LOGS set to keep the per-build logs (the work dir is
+#                        otherwise removed at exit)
+#
+# Every helper that starts something registers its cleanup with
+# bench_on_exit; one EXIT trap runs them in reverse order.
+
+BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DOCKER=/usr/bin/docker
+bench_cleanups=()
+
+bench_on_exit() { bench_cleanups+=("$1"); }
+bench_cleanup() {
+    local i
+    for ((i = ${#bench_cleanups[@]} - 1; i >= 0; i--)); do
+        eval "${bench_cleanups[i]}" || true
+    done
+}
+trap bench_cleanup EXIT
+# An interrupted run still cleans up: bash runs the EXIT trap when a trapped
+# signal's handler exits, not when the signal kills it.
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+trap 'exit 141' PIPE
+
+# cd to the repository; $KILN is the binary given as $1, else a release
+# build of the working tree.
+bench_init() {
+    cd "$BENCH_REPO" || exit 1
+    KILN=${1:-}
+    if [ -z "$KILN" ]; then
+        cargo build -q --release -p builder-cli
+        KILN="${CARGO_TARGET_DIR:-$BENCH_REPO/target}/release/kiln"
+    fi
+    KILN=$(realpath "$KILN")
+    [ -x "$KILN" ] || { echo "bench: $KILN is not executable" >&2; exit 1; }
+}
+
+# bench_workdir VAR NAME: a new directory under /tmp, removed at exit, in
+# $VAR (not printed: a command substitution's subshell could not register
+# the cleanup).
+bench_workdir() {
+    local _bw_dir
+    _bw_dir=$(mktemp -d "/tmp/kiln-bench-$2.XXXXXX")
+    if [ -n "${KILN_BENCH_KEEP_LOGS:-}" ]; then
+        bench_on_exit "echo 'bench: kept $_bw_dir' >&2"
+    else
+        bench_on_exit "rm -rf '$_bw_dir'"
+    fi
+    printf -v "$1" '%s' "$_bw_dir"
+}
+
+bench_now() { date +%s.%N; }
+
+# Seconds "$@" took (2 decimals), or "failed". Output goes to $BENCH_LOG
+# (default /dev/null; `BENCH_LOG=f bench_secs …`); on failure its tail is
+# shown on stderr.
+bench_secs() {
+    local s e log=${BENCH_LOG:-/dev/null}
+    s=$(bench_now)
+    if ! "$@" >"$log" 2>&1; then
+        echo "bench: failed: $*" >&2
+        [ "$log" != /dev/null ] && tail -n 15 "$log" >&2
+        echo failed
+        return
+    fi
+    e=$(bench_now)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }'
+}
+
+# a / b to 2 decimals, or "-" when either is missing or failed.
+bench_ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "-"
+        else printf "%.2f", a / b }'
+}
+
+# The largest / smallest of the arguments that are numbers ("failed" if
+# none is): the longest stage, the best of several runs.
+bench_max() {
+    printf '%s\n' "$@" | awk '/^[0-9.]+$/ { if (!n++ || $1 > m) m = $1 }
+        END { if (n) printf "%.2f", m; else print "failed" }'
+}
+bench_min() {
+    printf '%s\n' "$@" | awk '/^[0-9.]+$/ { if (!n++ || $1 < m) m = $1 }
+        END { if (n) printf "%.2f", m; else print "failed" }'
+}
+
+# Append one result for compare.sh.
+bench_record() {
+    if [ -n "${KILN_BENCH_RESULTS:-}" ]; then
+        printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$KILN_BENCH_RESULTS"
+    fi
+}
+
+# True when the user asked for this builder.
+bench_wants() {
+    [[ " ${KILN_BENCH_TOOLS:-kiln docker buildah} " == *" $1 "* ]]
+}
+
+# True when docker was asked for and a daemon answers. As root, a missing
+# daemon is started (`dockerd --bridge=none --iptables=false`, the setup
+# these machines support) and stopped again at exit, its build cache
+# pruned; one that was already running is left alone.
+bench_docker_ready() {
+    bench_wants docker || return 1
+    [ -x "$BENCH_DOCKER" ] || return 1
+    "$BENCH_DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v dockerd >/dev/null; then
+        echo "bench: docker skipped (no daemon running)" >&2
+        return 1
+    fi
+    local log pid
+    log=$(mktemp /tmp/kiln-bench-dockerd.XXXXXX)
+    dockerd --bridge=none --iptables=false >"$log" 2>&1 &
+    pid=$!
+    bench_on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f '$log'"
+    for _ in $(seq 300); do
+        if "$BENCH_DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+            # Our own daemon: its build cache is only ours (gigabytes after
+            # a few runs), dropped before it stops.
+            bench_on_exit "'$BENCH_DOCKER' builder prune -af >/dev/null 2>&1"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench: docker skipped (dockerd did not start, see below)" >&2
+    tail -n 5 "$log" >&2
+    return 1
+}
+
+# `DOCKER_BUILDKIT=1 docker …` with Debian's client (the other docker on
+# PATH may want buildx).
+bench_docker() { DOCKER_BUILDKIT=1 "$BENCH_DOCKER" "$@"; }
+
+# At exit, remove the images whose ids the builds wrote with --iidfile into
+# DIR/*.iid (one id per file, no newline: awk adds it).
+bench_docker_rmi_at_exit() {
+    bench_on_exit "awk 1 '$1'/*.iid 2>/dev/null | sort -u | xargs -r '$BENCH_DOCKER' rmi -f >/dev/null 2>&1"
+}
+
+# True when buildah was asked for and is installed.
+bench_buildah_ready() {
+    bench_wants buildah && command -v buildah >/dev/null
+}
+
+# buildah with a store of its own under DIR (fresh stores keep runs
+# independent of each other and of the machine's images): sets the array
+# BENCH_BUILDAH to the command prefix.
+bench_buildah_store() {
+    BENCH_BUILDAH=(buildah --root "$1/root" --runroot "$1/run")
+    bench_on_exit "buildah --root '$1/root' --runroot '$1/run' rm --all >/dev/null 2>&1; umount -R '$1/root/overlay' 2>/dev/null"
+}
+
+# A Distribution registry on 127.0.0.1 serving a copy of the conformance
+# storage (debian:bookworm, busybox:latest); sets REGISTRY=127.0.0.1:PORT.
+# Reuses $KILN_BENCH_REGISTRY when set.
+bench_registry() {
+    if [ -n "${KILN_BENCH_REGISTRY:-}" ]; then
+        REGISTRY=$KILN_BENCH_REGISTRY
+        return
+    fi
+    local storage=${KILN_CONFORMANCE_REGISTRY:-} c dir port pid
+    for c in "$BENCH_REPO/../shared/conformance/registry" /work/shared/conformance/registry; do
+        [ -z "$storage" ] && [ -d "$c/docker" ] && storage=$c
+    done
+    [ -n "$storage" ] || { echo "bench: conformance registry storage not found (set KILN_CONFORMANCE_REGISTRY)" >&2; exit 1; }
+    command -v docker-registry >/dev/null || { echo "bench: needs docker-registry (apt-get install docker-registry)" >&2; exit 1; }
+    bench_workdir dir registry
+    cp -a "$storage" "$dir/data"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat > "$dir/config.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+http:
+  addr: 127.0.0.1:$port
+YML
+    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    pid=$!
+    bench_on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+    for _ in $(seq 100); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
+            REGISTRY=127.0.0.1:$port
+            return
+        fi
+        sleep 0.1
+    done
+    echo "bench: the registry did not start" >&2
+    cat "$dir/log" >&2
+    exit 1
+}
+
+# Pull IMAGE (a name on $REGISTRY) once into every builder's store, so the
+# timed builds measure the build and not the download. Uses $KILN_ROOT and
+# $BENCH_BUILDAH when those builders run.
+bench_pull_base() {
+    local image=$REGISTRY/$1
+    if bench_wants kiln; then
+        "$KILN" --root "$KILN_ROOT" pull -q "$image" >/dev/null
+    fi
+    if [ -n "${BENCH_DOCKER_OK:-}" ]; then
+        bench_docker pull -q "$image" >/dev/null
+        # The name carries this run's port: untag it (the layers stay while
+        # anything else uses them).
+        bench_on_exit "'$BENCH_DOCKER' rmi '$image' >/dev/null 2>&1"
+    fi
+    if [ -n "${BENCH_BUILDAH_OK:-}" ]; then
+        "${BENCH_BUILDAH[@]}" pull -q --tls-verify=false "$image" >/dev/null
+    fi
+}
+
+# Detect the builders once: sets BENCH_DOCKER_OK / BENCH_BUILDAH_OK.
+bench_detect() {
+    BENCH_DOCKER_OK='' BENCH_BUILDAH_OK=''
+    if bench_docker_ready; then BENCH_DOCKER_OK=1; fi
+    if bench_buildah_ready; then BENCH_BUILDAH_OK=1; fi
+}
+
+# kiln build's flags that this binary knows: --progress=quiet.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+bench_kiln_quiet() {
+    BENCH_KILN_QUIET=()
+    if "$KILN" build --help | grep -q -- '--progress'; then BENCH_KILN_QUIET=(--progress=quiet); fi
+}
