@@ -227,26 +227,38 @@ pub fn build_with<'a>(
             .update_roots()
             .map_err(|e| BuildError::general(format!("build cache: {e}")))?;
     }
-    let mut state = lock(&shared).clone();
+    // Only the config and layers leave the build: copying the whole
+    // state would copy the stage's file view too (tens of MB for a big
+    // COPY) while the engine still holds it.
+    let (mut config, layers, base_layers, target_keys) = {
+        let state = lock(&shared);
+        (
+            state.config.clone(),
+            state.layers.clone(),
+            state.base_layers,
+            state.chain_keys.clone(),
+        )
+    };
+    drop(shared);
     let stats = std::mem::take(&mut *lock(&engine.stats));
+    drop(engine);
     let report = BuildReport {
         cache_hits: stats.cache_hits,
         cache_misses: stats.cache_misses,
         explanations: stats.explanations,
         keys: stats.keys.iter().map(|(_, k)| k.clone()).collect(),
-        target_keys: state.chain_keys.clone(),
+        target_keys,
     };
     if !opts.labels.is_empty() {
-        let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
+        let labels = config.config.labels.get_or_insert_with(BTreeMap::new);
         for (k, v) in &opts.labels {
             labels.insert(k.clone(), v.clone());
         }
     }
-    state.config.created = opts
+    config.created = opts
         .source_date_epoch
         .map(|t| crate::image::format_rfc3339(t, 0));
-    state.config.rootfs.diff_ids = state
-        .layers
+    config.rootfs.diff_ids = layers
         .iter()
         .map(|l| {
             l.diff_id.parse().map_err(|_| {
@@ -256,9 +268,9 @@ pub fn build_with<'a>(
         .collect::<Result<_, _>>()?;
     Ok((
         BuiltImage {
-            config: state.config,
-            layers: state.layers,
-            base_layers: state.base_layers,
+            config,
+            layers,
+            base_layers,
         },
         report,
     ))
