@@ -411,67 +411,6 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// A host directory holding the filesystem `RUN --mount=from=` names:
-    /// a named directory context as it is, else the stage's or image's
-    /// layers flattened into the build's scratch directory.
-    fn mount_root(
-        &self,
-        state: &StageState,
-        stage: usize,
-        from: &str,
-    ) -> Result<std::path::PathBuf, String> {
-        if let Some(super::NamedContext::Dir(d)) = self.opts.named_contexts.get(from) {
-            return Ok(d.clone());
-        }
-        let layers = if self.opts.named_contexts.contains_key(from) {
-            self.image(from, &state.platform.clone())?.2
-        } else {
-            match self.stages.resolve_from(from).map_err(|k| k.to_string())? {
-                StageRef::Stage(j) => {
-                    if j >= stage {
-                        return Err(format!(
-                            "cannot mount stage {from:?}, it needs to be defined before the current stage"
-                        ));
-                    }
-                    let built = self.build_stage(j).map_err(|e| e.message)?;
-                    let layers = super::engine::lock(&built).layers.clone();
-                    layers
-                }
-                StageRef::Image(reference) => self.image(&reference, &state.platform.clone())?.2,
-            }
-        };
-        let key = layers
-            .iter()
-            .map(|l| l.digest.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        let dir = self.opts.scratch.join(format!(
-            "mount-{}",
-            super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
-        ));
-        if !dir.is_dir() {
-            let tmp = super::images::spool_path(&self.opts.scratch, "mount-tmp-");
-            std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-            let mut report = crate::export::FlattenReport::default();
-            for l in &layers {
-                let f = std::fs::File::open(&l.path)
-                    .map_err(|e| format!("{}: {e}", l.path.display()))?;
-                let reader = crate::layer::decompressing_reader(std::io::BufReader::new(f))
-                    .map_err(|e| format!("{}: {e}", l.path.display()))?;
-                crate::export::apply_layer(&tmp, reader, &mut report)
-                    .map_err(|e| format!("{}: {e}", l.digest))?;
-            }
-            if let Err(e) = std::fs::rename(&tmp, &dir) {
-                // Another stage flattened the same layers meanwhile.
-                let _ = std::fs::remove_dir_all(&tmp);
-                if !dir.is_dir() {
-                    return Err(format!("{}: {e}", dir.display()));
-                }
-            }
-        }
-        Ok(dir)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
