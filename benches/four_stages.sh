@@ -28,18 +28,9 @@ jobs=${JOBS:-4}
 runs=${RUNS:-1}
 mb=${FOUR_STAGES_MB:-800}
 
-work=
-bench_workdir work four-stages
-KILN_ROOT=$work/kiln
-mkdir -p "$work/ctx" "$work/logs"
-bench_registry
-base=$REGISTRY/library/busybox:latest
-bench_detect
-if [ -n "$BENCH_BUILDAH_OK" ]; then bench_buildah_store "$work/buildah"; fi
-bench_kiln_quiet
+bench_workload four-stages library/busybox:latest
 kiln_jobs=()
 if "$KILN" build --help | grep -q -- '--jobs'; then kiln_jobs=(--jobs "$jobs"); fi
-bench_pull_base library/busybox:latest
 
 # A Dockerfile with a fresh nonce in each stage, so no cache (an earlier
 # run's, or BuildKit merging identical stages into one) can skip the work.

@@ -244,3 +244,22 @@ bench_kiln_quiet() {
     BENCH_KILN_QUIET=()
     if "$KILN" build --help | grep -q -- '--progress'; then BENCH_KILN_QUIET=(--progress=quiet); fi
 }
+
+# The setup four_stages.sh and run_heavy.sh share: a work dir in $work with
+# ctx/ and logs/, kiln's store in $KILN_ROOT, the registry, the builders
+# detected (a fresh buildah store when there is one), quiet kiln progress,
+# and $base, the registry's IMAGE pulled into every builder's store.
+#   bench_workload NAME IMAGE
+bench_workload() {
+    work=
+    bench_workdir work "$1"
+    KILN_ROOT=$work/kiln
+    mkdir -p "$work/ctx" "$work/logs"
+    bench_registry
+    # shellcheck disable=SC2034 # read by the calling script
+    base=$REGISTRY/$2
+    bench_detect
+    if [ -n "$BENCH_BUILDAH_OK" ]; then bench_buildah_store "$work/buildah"; fi
+    bench_kiln_quiet
+    bench_pull_base "$2"
+}

@@ -29,16 +29,7 @@ set -euo pipefail
 bench_init "${1:-}"
 runs=${RUNS:-1}
 
-work=
-bench_workdir work run-heavy
-KILN_ROOT=$work/kiln
-mkdir -p "$work/ctx" "$work/logs"
-bench_registry
-base=$REGISTRY/library/debian:bookworm
-bench_detect
-if [ -n "$BENCH_BUILDAH_OK" ]; then bench_buildah_store "$work/buildah"; fi
-bench_kiln_quiet
-bench_pull_base library/debian:bookworm
+bench_workload run-heavy library/debian:bookworm
 
 step_names=("copy /usr" "change .so" "delete" "5000 files")
 # Writes Dockerfile.K (the first K steps) for nonce $1 into the context.
