@@ -430,13 +430,16 @@ fn a_private_cache_gives_a_busy_cache_s_second_user_its_own_directory() {
     assert_eq!(holder, "release\n");
 }
 
-/// True when /proc/locks shows a process blocked on the flock of a file
-/// with inode `ino`.
-fn blocked_on(ino: u64) -> bool {
-    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-    locks
-        .lines()
-        .any(|l| l.contains("->") && l.contains("FLOCK") && l.contains(&format!(":{ino} ")))
+/// True when process `pid` has a file below `dir` open: a kiln waiting
+/// for a cache keeps that cache's lock file open while it polls the lock.
+fn has_open_below(pid: u32, dir: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .any(|target| target.starts_with(dir))
+        })
+        .unwrap_or(false)
 }
 
 #[test]
@@ -444,18 +447,13 @@ fn a_locked_cache_makes_a_second_build_wait_for_the_first() {
     let (holder, visitor) = two_processes("locked", "locked", |store, v| {
         let locks = store.join("kiln/v1/cache/run-cache-locks");
         // The visitor's kiln waits on the cache's lock while the holder runs.
-        wait_for("the visitor to block on the cache lock", || {
+        wait_for("the visitor to wait for the cache lock", || {
             assert!(v.try_wait().unwrap().is_none(), "the visitor did not wait");
-            let inos: Vec<u64> = std::fs::read_dir(&locks)
-                .ok()?
-                .flatten()
-                .filter_map(|e| {
-                    use std::os::unix::fs::MetadataExt;
-                    e.metadata().ok().map(|m| m.ino())
-                })
-                .collect();
-            inos.into_iter().any(blocked_on).then_some(())
+            has_open_below(v.id(), &locks).then_some(())
         });
+        // And keeps waiting.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(v.try_wait().unwrap().is_none(), "the visitor did not wait");
     });
     // It ran after the holder had finished: it saw the release, not the
     // holder, and the holder never saw it.

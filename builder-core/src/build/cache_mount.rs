@@ -27,11 +27,14 @@ impl CacheLocks {
     /// Locks cache `name` (a directory name under `dir`) as `sharing`
     /// asks, waiting where the mode waits; returns the name of the
     /// directory instance the step should use.
+    /// While it waits it asks `cancelled` every 50 ms and gives up once it
+    /// says yes (another step failed, Ctrl-C).
     pub(super) fn acquire(
         &mut self,
         dir: &Path,
         name: &str,
         sharing: ShareMode,
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<String, String> {
         let mine = |n: &str, held: &[(String, File)]| held.iter().any(|(h, _)| h == n);
         match sharing {
@@ -46,7 +49,18 @@ impl CacheLocks {
                     libc::LOCK_EX
                 };
                 let f = open_lock(dir, name)?;
-                flock(&f, op).map_err(|e| format!("locking cache {name}: {e}"))?;
+                loop {
+                    match flock(&f, op | libc::LOCK_NB) {
+                        Ok(()) => break,
+                        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                            if cancelled() {
+                                return Err(format!("cancelled while waiting for cache {name}"));
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                        Err(e) => return Err(format!("locking cache {name}: {e}")),
+                    }
+                }
                 self.held.push((name.to_string(), f));
                 Ok(name.to_string())
             }
@@ -115,19 +129,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = CacheLocks::default();
         let mut b = CacheLocks::default();
-        assert_eq!(a.acquire(dir.path(), "c", ShareMode::Private).unwrap(), "c");
         assert_eq!(
-            b.acquire(dir.path(), "c", ShareMode::Private).unwrap(),
+            a.acquire(dir.path(), "c", ShareMode::Private, &|| false)
+                .unwrap(),
+            "c"
+        );
+        assert_eq!(
+            b.acquire(dir.path(), "c", ShareMode::Private, &|| false)
+                .unwrap(),
             "c-private-1"
         );
         // The same step mounting a private cache twice gets two instances.
         assert_eq!(
-            b.acquire(dir.path(), "c", ShareMode::Private).unwrap(),
+            b.acquire(dir.path(), "c", ShareMode::Private, &|| false)
+                .unwrap(),
             "c-private-2"
         );
         drop(a);
         let mut c = CacheLocks::default();
-        assert_eq!(c.acquire(dir.path(), "c", ShareMode::Private).unwrap(), "c");
+        assert_eq!(
+            c.acquire(dir.path(), "c", ShareMode::Private, &|| false)
+                .unwrap(),
+            "c"
+        );
     }
 
     #[test]
@@ -135,15 +159,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = CacheLocks::default();
         let mut b = CacheLocks::default();
-        a.acquire(dir.path(), "c", ShareMode::Shared).unwrap();
-        b.acquire(dir.path(), "c", ShareMode::Shared).unwrap();
+        a.acquire(dir.path(), "c", ShareMode::Shared, &|| false)
+            .unwrap();
+        b.acquire(dir.path(), "c", ShareMode::Shared, &|| false)
+            .unwrap();
         // One step mounting a cache twice does not wait for itself.
-        b.acquire(dir.path(), "c", ShareMode::Locked).unwrap();
+        b.acquire(dir.path(), "c", ShareMode::Locked, &|| false)
+            .unwrap();
         let path = dir.path().to_path_buf();
         let (tx, rx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
             let mut l = CacheLocks::default();
-            l.acquire(&path, "c", ShareMode::Locked).unwrap();
+            l.acquire(&path, "c", ShareMode::Locked, &|| false).unwrap();
             tx.send(()).unwrap();
         });
         let waited = rx.recv_timeout(std::time::Duration::from_millis(300));
@@ -152,5 +179,26 @@ mod tests {
         rx.recv_timeout(std::time::Duration::from_secs(10))
             .expect("locked proceeds once the cache is free");
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_step_waiting_for_a_locked_cache_gives_up_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut holder = CacheLocks::default();
+        holder
+            .acquire(dir.path(), "c", ShareMode::Locked, &|| false)
+            .unwrap();
+        let mut waiter = CacheLocks::default();
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let err = waiter
+            .acquire(dir.path(), "c", ShareMode::Locked, &|| {
+                asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 2
+            })
+            .unwrap_err();
+        assert!(err.contains("cancelled"), "{err}");
+        drop(holder);
+        waiter
+            .acquire(dir.path(), "c", ShareMode::Locked, &|| false)
+            .unwrap();
     }
 }

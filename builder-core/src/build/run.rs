@@ -99,7 +99,12 @@ impl<'a> SandboxRunner<'a> {
             .push(message);
     }
 
-    fn mounts(&self, req: &RunRequest, step: &mut StepMounts) -> Result<Vec<Mount>, String> {
+    fn mounts(
+        &self,
+        req: &RunRequest,
+        step: &mut StepMounts,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<Mount>, String> {
         let mut out = Vec::new();
         let mut ssh_index = 0;
         if let Some(script) = &req.script {
@@ -175,7 +180,9 @@ impl<'a> SandboxRunner<'a> {
                         .store
                         .cache_dir("run-cache-locks")
                         .map_err(|e| e.to_string())?;
-                    let name = step.locks.acquire(&locks, &name, m.sharing_or_default())?;
+                    let name =
+                        step.locks
+                            .acquire(&locks, &name, m.sharing_or_default(), cancelled)?;
                     let dir = if owned {
                         self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
                     } else {
@@ -563,14 +570,14 @@ impl SandboxRunner<'_> {
             secrets: StepSecrets::new(self.scratch.join(format!("secrets-{n}")), &self.idmap),
             env: Vec::new(),
         };
-        spec.mounts = self.mounts(req, &mut step)?;
+        let cancel = control.cancel;
+        spec.mounts = self.mounts(req, &mut step, &|| cancel.is_cancelled())?;
         for (k, v) in &step.env {
             let prefix = format!("{k}=");
             spec.env.retain(|e| !e.starts_with(&prefix));
             spec.env.push(format!("{k}={v}"));
         }
         let mut out = Tail::new(&mut *control.output);
-        let cancel = control.cancel;
         let outcome =
             sandbox::run_cancellable(&spec, &self.idmap, &mut out, &|| cancel.is_cancelled())
                 .map_err(|e| e.to_string());
