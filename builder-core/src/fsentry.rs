@@ -256,3 +256,20 @@ pub struct Entry {
     /// Extended attributes to record (for example `security.capability`).
     pub xattrs: BTreeMap<String, Vec<u8>>,
 }
+
+impl Entry {
+    /// A whiteout or opaque marker at `path`: everything but the path and
+    /// kind is zero, as layer writers expect of markers.
+    pub fn marker(path: impl Into<PathBuf>, kind: Kind) -> Entry {
+        Entry {
+            path: path.into(),
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            mtime_nanos: 0,
+            xattrs: BTreeMap::new(),
+        }
+    }
+}

@@ -198,11 +198,11 @@ pub fn read_layer_entries(blob: &Path) -> Result<Vec<(Entry, Origin)>, String> {
         let b = super::fsview::base(&path);
         let kind = if b == ".wh..wh..opq" {
             let dir = super::fsview::parent(&path).to_string();
-            out.push((marker(&dir, Kind::Opaque), Origin::Entry));
+            out.push((Entry::marker(&dir, Kind::Opaque), Origin::Entry));
             continue;
         } else if let Some(victim) = b.strip_prefix(".wh.") {
             let p = super::fsview::join(super::fsview::parent(&path), victim);
-            out.push((marker(&p, Kind::Whiteout), Origin::Entry));
+            out.push((Entry::marker(&p, Kind::Whiteout), Origin::Entry));
             continue;
         } else {
             let link = || {
@@ -254,19 +254,6 @@ pub fn read_layer_entries(blob: &Path) -> Result<Vec<(Entry, Origin)>, String> {
         out.push((entry, origin));
     }
     Ok(out)
-}
-
-fn marker(path: &str, kind: Kind) -> Entry {
-    Entry {
-        path: PathBuf::from(path),
-        kind,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-        mtime_nanos: 0,
-        xattrs: BTreeMap::new(),
-    }
 }
 
 /// A fresh path in `scratch` starting with `prefix`: stages built at the

@@ -14,18 +14,7 @@ const DOMAIN: &[u8] = b"kiln.build-cache.v1\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
 /// a CI runner behind a proxy shares a cache with one that is not.
-pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+pub use crate::instructions::PROXY_ARGS;
 
 /// A step's cache key.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

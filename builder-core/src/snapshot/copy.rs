@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, Timespec, Timestamps, CWD};
 
-use super::diff::{entry, finish, is_opaque, is_whiteout, marker, same, Lower};
+use super::diff::{entry, finish, is_opaque, is_whiteout, same, Lower};
 use super::{io_err, SnapshotError};
 use crate::fsentry::{Entry, Kind};
 use crate::sandbox::{self, IdMap};
@@ -219,7 +219,7 @@ fn walk(
     for name in all {
         let r = rel.join(&name);
         if !here.contains(&name) {
-            out.push(marker(r, Kind::Whiteout));
+            out.push(Entry::marker(r, Kind::Whiteout));
             continue;
         }
         let full = root.join(&r);

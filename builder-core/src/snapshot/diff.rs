@@ -213,19 +213,6 @@ pub(super) fn entry(
     })
 }
 
-pub(super) fn marker(rel: PathBuf, kind: Kind) -> Entry {
-    Entry {
-        path: rel,
-        kind,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-        mtime_nanos: 0,
-        xattrs: BTreeMap::new(),
-    }
-}
-
 struct Walk<'a> {
     /// Understand fuse-overlayfs's `.wh.` files as well.
     fuse: bool,
@@ -252,7 +239,7 @@ impl Walk<'_> {
                     Some(Some(target)) => {
                         let rel = rel.join(target);
                         if !under_opaque && self.lower.lookup(&rel).is_some() {
-                            self.out.push(marker(rel, Kind::Whiteout));
+                            self.out.push(Entry::marker(rel, Kind::Whiteout));
                         }
                         continue;
                     }
@@ -267,7 +254,7 @@ impl Walk<'_> {
                 .map_err(io_err("reading", &full))?;
             if is_whiteout(&m) {
                 if !under_opaque && self.lower.lookup(&rel).is_some() {
-                    self.out.push(marker(rel, Kind::Whiteout));
+                    self.out.push(Entry::marker(rel, Kind::Whiteout));
                 }
                 continue;
             }
@@ -286,7 +273,7 @@ impl Walk<'_> {
                 self.out.push(entry(&rel, &full, &m, self.idmap)?);
             }
             if opaque {
-                self.out.push(marker(rel.clone(), Kind::Opaque));
+                self.out.push(Entry::marker(rel.clone(), Kind::Opaque));
             }
             if m.is_dir() {
                 self.dir(&rel, under_opaque || opaque || below.is_none())?;
