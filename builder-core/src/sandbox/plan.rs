@@ -188,14 +188,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
             upper,
             work,
         } => {
-            let merged = run.0.join("merged");
-            fs::create_dir(&merged).map_err(io_err("creating", &merged))?;
-            let mut lowers: Vec<PathBuf> = lowers.clone();
-            if lowers.is_empty() {
-                let empty = run.0.join("empty");
-                fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
-                lowers.push(empty);
-            }
+            let (merged, lowers) = overlay_dirs(&run.0, lowers)?;
             fuse = Some(super::fuse::plan(&lowers, upper, work, &merged)?);
             (merged, None)
         }
@@ -204,14 +197,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
             upper,
             work,
         } => {
-            let merged = run.0.join("merged");
-            fs::create_dir(&merged).map_err(io_err("creating", &merged))?;
-            let mut lowers: Vec<PathBuf> = lowers.clone();
-            if lowers.is_empty() {
-                let empty = run.0.join("empty");
-                fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
-                lowers.push(empty);
-            }
+            let (merged, lowers) = overlay_dirs(&run.0, lowers)?;
             let mut opts = b"lowerdir=".to_vec();
             for (i, l) in lowers.iter().enumerate() {
                 if i > 0 {
@@ -577,6 +563,21 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         targets,
         _run: run,
     })
+}
+
+/// The mount point of an overlay root in the step's run directory, and its
+/// lower layers: overlayfs needs at least one, so a root without layers
+/// gets an empty one.
+fn overlay_dirs(run: &Path, lowers: &[PathBuf]) -> Result<(PathBuf, Vec<PathBuf>), SandboxError> {
+    let merged = run.join("merged");
+    fs::create_dir(&merged).map_err(io_err("creating", &merged))?;
+    let mut lowers = lowers.to_vec();
+    if lowers.is_empty() {
+        let empty = run.join("empty");
+        fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
+        lowers.push(empty);
+    }
+    Ok((merged, lowers))
 }
 
 /// Runs `spec` and streams its output to `sink`. Blocks until the process

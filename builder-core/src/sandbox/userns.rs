@@ -105,25 +105,19 @@ pub fn remove_tree(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
     if !idmap.needs_userns() {
         return fs::remove_dir_all(path).map_err(io_err("removing", path));
     }
-    let argv = vec![
-        cstr(b"/bin/rm", "rm")?,
-        cstr(b"-rf", "rm")?,
-        cstr(b"--", "rm")?,
-        cstr(path.as_os_str().as_bytes(), "path")?,
-    ];
-    let argv_ptrs = argv
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
+    rm_in_userns(idmap, b"-rf", path)
 }
 
 /// Removes one empty directory or file as container root (`rm -d`).
 pub(crate) fn remove_in_userns(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
+    rm_in_userns(idmap, b"-df", path)
+}
+
+/// Runs `/bin/rm FLAGS -- PATH` as container root.
+fn rm_in_userns(idmap: &IdMap, flags: &[u8], path: &Path) -> Result<(), SandboxError> {
     let argv = vec![
         cstr(b"/bin/rm", "rm")?,
-        cstr(b"-df", "rm")?,
+        cstr(flags, "rm")?,
         cstr(b"--", "rm")?,
         cstr(path.as_os_str().as_bytes(), "path")?,
     ];
