@@ -291,17 +291,19 @@ impl Engine<'_> {
     fn schedule(&self, target: usize) -> Result<SharedStage, BuildError> {
         let mut graph: Graph<usize> = Graph::new();
         let mut todo = vec![target];
+        // Each stage needed: its node and the stages it surely needs.
         let mut nodes = BTreeMap::new();
         while let Some(i) = todo.pop() {
             if nodes.contains_key(&i) {
                 continue;
             }
-            nodes.insert(i, graph.add(format!("stage {i}"), i));
-            todo.extend(self.static_deps(i));
+            let deps = self.static_deps(i);
+            todo.extend(&deps);
+            nodes.insert(i, (graph.add(format!("stage {i}"), i), deps));
         }
-        for (i, node) in &nodes {
-            for d in self.static_deps(*i) {
-                if let Some(dn) = nodes.get(&d) {
+        for (node, deps) in nodes.values() {
+            for d in deps {
+                if let Some((dn, _)) = nodes.get(d) {
                     graph
                         .depend(*node, *dn)
                         .map_err(|e| BuildError::general(format!("internal: {e}")))?;
@@ -322,7 +324,7 @@ impl Engine<'_> {
             });
         let target_node = nodes
             .get(&target)
-            .copied()
+            .map(|(n, _)| *n)
             .ok_or_else(|| BuildError::general("internal: target stage missing from the graph"))?;
         let scheduler = Scheduler::new(self.hooks.jobs).with_cancel(self.hooks.cancel.clone());
         let result = scheduler.run(&graph, &[target_node], |_, stage| {
