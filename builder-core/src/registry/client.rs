@@ -137,9 +137,8 @@ fn is_loopback(host: &str) -> bool {
 impl Client {
     /// Builds a client: system roots plus the `--registry-ca` files.
     pub fn new(opts: ClientOptions) -> Result<Client> {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
+        // The --registry-ca files are read now, so a bad one fails early.
+        let mut extra = Vec::new();
         for file in &opts.ca_files {
             use rustls_pki_types::pem::PemObject;
             let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(file)
@@ -152,19 +151,16 @@ impl Client {
                     file.display()
                 )));
             }
-            for c in certs {
-                roots
-                    .add(c)
+            // What the verifier's root store would refuse later.
+            let mut check = rustls::RootCertStore::empty();
+            for c in &certs {
+                check
+                    .add(c.clone())
                     .map_err(|e| Error::Tls(format!("{}: {e}", file.display())))?;
             }
+            extra.extend(certs);
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls = super::tls::client_config(extra)?;
         let agent = ureq::AgentBuilder::new()
             .tls_config(Arc::new(tls))
             .timeout_connect(Duration::from_secs(15))

@@ -25,6 +25,7 @@ pub use crate::reference;
 pub mod sink;
 mod store_ops;
 mod store_sink;
+mod tls;
 
 pub use crate::digest::Digest;
 pub use crate::image::Descriptor;
