@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::config::{self, ImageConfig};
 use super::copy::HostDir;
 use super::fsview::FsView;
-use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob};
+use super::images::{load_oci_layout, read_layer_entries, BaseImage, LayerBlob, LazyFs};
 use super::{
     BuildError, BuildHooks, BuildOptions, BuildReport, BuiltImage, ImageResolver, NamedContext,
     Platform, RunExecutor,
@@ -22,8 +22,12 @@ use crate::instructions::{self, GlobalScope, Parsed, StageRef, Stages};
 use crate::parser::Dockerfile;
 
 impl StageState {
-    /// Brings `fs` up to date with the layers cache hits added.
+    /// Brings `fs` up to date with the base image's layers and the layers
+    /// cache hits added.
     pub fn sync_fs(&mut self) -> Result<(), String> {
+        if let Some(base) = self.fs_base.take() {
+            self.fs = base.view()?;
+        }
         for path in std::mem::take(&mut self.fs_pending) {
             self.fs.apply(read_layer_entries(&path)?);
         }
@@ -57,6 +61,8 @@ pub(super) struct StageState {
     /// Cached layers replayed onto `layers` but not yet onto `fs`: a hit
     /// reads nothing until a later step needs the file view.
     pub fs_pending: Vec<std::path::PathBuf>,
+    /// The base image's view, not read yet; comes before `fs_pending`.
+    pub fs_base: Option<LazyFs>,
     /// The stage's name (or index), for step identities and events.
     pub stage_name: String,
     /// The instruction being dispatched, 1-based.
@@ -101,7 +107,7 @@ pub(super) struct Engine<'a> {
 }
 
 /// An image as a stage sees it: config, file view, layers.
-pub(super) type ImageView = (ImageConfig, FsView, Vec<LayerBlob>);
+pub(super) type ImageView = (ImageConfig, LazyFs, Vec<LayerBlob>);
 
 /// A built stage, shared by the stages that use it; the lock is held only
 /// to bring its file view up to date or to copy parts of it.
@@ -468,7 +474,13 @@ impl Engine<'_> {
         let mut state = if from.base == "scratch" {
             let config = config::scratch(&platform);
             let chain = KeyChain::from_image("scratch", &platform.format());
-            self.image_stage(config, FsView::new(), Vec::new(), platform.clone(), chain)
+            self.image_stage(
+                config,
+                LazyFs::default(),
+                Vec::new(),
+                platform.clone(),
+                chain,
+            )
         } else {
             match self.stages.resolve_base(&from.base, index) {
                 StageRef::Stage(j) => {
@@ -526,7 +538,7 @@ impl Engine<'_> {
     fn image_stage(
         &self,
         mut config: ImageConfig,
-        fs: FsView,
+        fs: LazyFs,
         layers: Vec<LayerBlob>,
         platform: Platform,
         chain: KeyChain,
@@ -541,7 +553,8 @@ impl Engine<'_> {
         StageState {
             base_layers: layers.len(),
             config,
-            fs,
+            fs: FsView::new(),
+            fs_base: Some(fs),
             layers,
             scope,
             cmd_set: false,
@@ -562,11 +575,11 @@ impl Engine<'_> {
         name: &str,
         nc: &NamedContext,
         platform: &Platform,
-    ) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
+    ) -> Result<ImageView, String> {
         match nc {
             NamedContext::OciLayout { path, selector } => {
                 let image = load_oci_layout(path, selector.as_deref(), &platform.architecture)?;
-                view_of(&image)
+                Ok(view_of(&image))
             }
             NamedContext::Dir(dir) => Err(format!(
                 "build context {name:?} ({}) is a directory: it can be used with COPY --from, not FROM",
@@ -592,7 +605,7 @@ impl Engine<'_> {
         }
         self.hooks.cancel.check().map_err(|e| e.to_string())?;
         let image = resolver.resolve(reference, platform)?;
-        let v = view_of(&image)?;
+        let v = view_of(&image);
         lock(&self.images).insert(key, v.clone());
         drop(resolver);
         Ok(v)
@@ -665,10 +678,10 @@ impl Engine<'_> {
     }
 }
 
-fn view_of(image: &BaseImage) -> Result<(ImageConfig, FsView, Vec<LayerBlob>), String> {
-    let mut fs = FsView::new();
-    for l in &image.layers {
-        fs.apply(read_layer_entries(&l.path)?);
-    }
-    Ok((image.config.clone(), fs, image.layers.clone()))
+fn view_of(image: &BaseImage) -> ImageView {
+    (
+        image.config.clone(),
+        LazyFs::new(&image.layers),
+        image.layers.clone(),
+    )
 }

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 
 use super::config::ImageConfig;
-use super::fsview::{clean, Origin};
+use super::fsview::{clean, FsView, Origin};
 use crate::fsentry::{Content, Entry, Kind};
 
 /// OCI media types.
@@ -182,6 +183,37 @@ pub fn open_layer(path: &Path) -> Result<Box<dyn Read>, String> {
     } else {
         Box::new(f)
     })
+}
+
+/// An image's file view, read from its layers the first time a step needs
+/// it: a rebuild whose steps all hit the cache never decompresses the base.
+#[derive(Clone, Default)]
+pub(super) struct LazyFs {
+    layers: Arc<[PathBuf]>,
+    view: Arc<OnceLock<Result<FsView, String>>>,
+}
+
+impl LazyFs {
+    /// The view of `layers`, applied in order.
+    pub fn new(layers: &[LayerBlob]) -> LazyFs {
+        LazyFs {
+            layers: layers.iter().map(|l| l.path.clone()).collect(),
+            view: Arc::default(),
+        }
+    }
+
+    /// The file view, reading the layers on first use (shared by clones).
+    pub fn view(&self) -> Result<FsView, String> {
+        self.view
+            .get_or_init(|| {
+                let mut fs = FsView::new();
+                for path in self.layers.iter() {
+                    fs.apply(read_layer_entries(path)?);
+                }
+                Ok(fs)
+            })
+            .clone()
+    }
 }
 
 /// Reads a layer's headers as entries (file contents stay in the blob and

@@ -528,7 +528,7 @@ impl Engine<'_> {
                 Some(super::NamedContext::Dir(_)) => None,
                 Some(_) => {
                     let p = state.platform.clone();
-                    Some(self.image(f, &p)?.1)
+                    Some(self.image(f, &p)?.1.view()?)
                 }
                 None => match self.stages.resolve_from(f).map_err(|k| k.to_string())? {
                     StageRef::Stage(j) => {
@@ -544,7 +544,7 @@ impl Engine<'_> {
                     }
                     StageRef::Image(reference) => {
                         let p = state.platform.clone();
-                        Some(self.image(&reference, &p)?.1)
+                        Some(self.image(&reference, &p)?.1.view()?)
                     }
                 },
             },
