@@ -4,6 +4,7 @@
 use super::images::{sha256_digest, MT_CONFIG, MT_MANIFEST};
 use super::BuiltImage;
 use crate::image::Descriptor;
+use crate::layer::{variants, Compression, CompressionOptions};
 use crate::store::Store;
 
 /// The serialised config and manifest of a built image.
@@ -42,6 +43,35 @@ pub fn manifest(image: &BuiltImage) -> Result<Manifest, String> {
         manifest,
         digest,
     })
+}
+
+/// Compresses the image's plain tar layers (cache hits from builds whose
+/// image stayed in the store) as `opts` says, each converted once (see
+/// [`variants`](crate::layer::variants)): for a build whose image leaves
+/// the store, so that the stored manifest is the one pushed or exported.
+pub fn compress_plain_layers(
+    store: &Store,
+    image: &mut BuiltImage,
+    opts: &CompressionOptions,
+) -> Result<(), String> {
+    for l in &mut image.layers {
+        let plain = Compression::from_media_type(&l.media_type) == Some(Compression::Uncompressed);
+        if !plain || opts.compression == Compression::Uncompressed {
+            continue;
+        }
+        let digest: crate::digest::Digest = l
+            .digest
+            .parse()
+            .map_err(|_| format!("bad layer digest {}", l.digest))?;
+        let from = Descriptor::new(&l.media_type, digest, l.size);
+        let d = variants::compressed(store, &from, opts)
+            .map_err(|e| format!("layer {}: {e}", l.digest))?;
+        l.path = store.blob_path(&d.digest);
+        l.digest = d.digest.to_string();
+        l.size = d.size;
+        l.media_type = d.media_type;
+    }
+    Ok(())
 }
 
 /// Puts the image's config and manifest into `store` (its layers are there

@@ -62,6 +62,14 @@ pub enum CacheError {
     /// A pull or push failed.
     #[error(transparent)]
     Registry(#[from] crate::registry::Error),
+    /// Compressing a layer on its way out of the store failed.
+    #[error("compressing layer {digest} for the cache export: {reason}")]
+    Layer {
+        /// The plain tar layer.
+        digest: crate::digest::Digest,
+        /// What went wrong.
+        reason: String,
+    },
     /// An imported cache is inconsistent.
     #[error("invalid cache: {0}")]
     Corrupt(String),

@@ -188,10 +188,22 @@ fn collect(
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen: BTreeSet<Digest> = BTreeSet::new();
     for key in &wanted {
-        let Some(result) = index.lookup(key)? else {
+        let Some(mut result) = index.lookup(key)? else {
             continue;
         };
-        if let Some(l) = &result.layer {
+        if let Some(l) = &mut result.layer {
+            // A layer built for the store alone travels gzip-compressed.
+            if crate::layer::variants::is_uncompressed(&l.descriptor) {
+                l.descriptor = crate::layer::variants::compressed(
+                    store,
+                    &l.descriptor,
+                    &crate::layer::CompressionOptions::default(),
+                )
+                .map_err(|e| CacheError::Layer {
+                    digest: l.descriptor.digest.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
             if seen.insert(l.descriptor.digest.clone()) {
                 blobs.push(l.descriptor.clone());
             }

@@ -9,7 +9,7 @@ use super::{Dest, ExportError, ExportOptions, ExportReport, OutputKind, OutputSp
 use crate::digest::Digest;
 use crate::image::{media, to_canonical_json, Descriptor, Index, Manifest};
 use crate::layer::tarfmt::{self, Header};
-use crate::layer::{recompress, Compression, CompressionOptions};
+use crate::layer::{variants, Compression, CompressionOptions};
 use crate::store::{familiar_name, normalize_name, Store};
 
 /// A tar of whole files, written in the order given (Go-style headers).
@@ -89,7 +89,9 @@ impl<'a, W: Write> ArchiveTar<'a, W> {
 }
 
 /// Layers as this output needs them: recompressed where asked (never base
-/// layers unless forced or the format cannot carry them).
+/// layers unless forced or the format cannot carry them), and plain tar
+/// layers built for the store alone compressed (gzip unless asked
+/// otherwise), as a push would.
 fn output_layers(
     store: &Store,
     manifest: &Manifest,
@@ -101,10 +103,15 @@ fn output_layers(
         let have = Compression::from_media_type(&l.media_type);
         // docker load (20.10) cannot read zstd layers.
         let format_needs = spec.kind == OutputKind::Docker && have == Some(Compression::Zstd);
+        let plain = variants::is_uncompressed(l);
         let wanted = match spec.compression {
-            Some(c) if have != Some(c) && (i >= opts.base_layers || spec.force_compression) => {
+            Some(c)
+                if have != Some(c)
+                    && (i >= opts.base_layers || spec.force_compression || plain) =>
+            {
                 Some(c)
             }
+            None if plain => Some(Compression::Gzip),
             _ if format_needs => Some(Compression::Gzip),
             _ => None,
         };
@@ -115,9 +122,7 @@ fn output_layers(
                     level: spec.compression_level,
                     threads: opts.threads,
                 };
-                let mut d = recompress(store, l, &copts)?;
-                d.annotations = l.annotations.clone();
-                out.push(d);
+                out.push(variants::compressed(store, l, &copts)?);
             }
             _ => out.push(l.clone()),
         }

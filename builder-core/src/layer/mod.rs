@@ -10,6 +10,7 @@ mod compress;
 mod pgzip;
 mod scan;
 pub(crate) mod tarfmt;
+pub mod variants;
 mod write;
 
 use std::io;

@@ -119,6 +119,9 @@ pub enum Error {
     /// [`Error::DigestMismatch`]).
     #[error(transparent)]
     Store(crate::store::StoreError),
+    /// Compressing a layer on its way out of the store failed.
+    #[error("compressing a layer to push: {0}")]
+    Layer(#[from] crate::layer::LayerError),
     /// An OCI layout that lacks what was asked of it.
     #[error("{path}: {reason}")]
     Layout {

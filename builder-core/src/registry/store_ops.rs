@@ -11,6 +11,7 @@ use super::push::PushImage;
 use super::reference::Reference;
 use crate::digest::Digest;
 use crate::image::Manifest;
+use crate::layer::{variants, CompressionOptions};
 use crate::store::{normalize_name, ImageRecord, Store};
 
 /// What [`pull_into_store`] did.
@@ -75,9 +76,12 @@ pub fn pull_into_store(
 
 /// Pushes the store's image `name_or_digest` (a name, a full digest or a
 /// unique digest prefix, as [`Store::resolve`] takes them) to every
-/// destination, as stored, byte for byte. A multi-platform image (an index)
-/// is pushed whole: every platform's manifest by digest, then the index
-/// under each tag. Returns the digest of what the tags now point at.
+/// destination. An image is pushed as stored, byte for byte, unless it was
+/// built for the store alone: its plain tar layers are gzip-compressed on
+/// the way out, as `docker push` compresses, under a manifest naming the
+/// compressed blobs. A multi-platform image (an index) is pushed whole, as
+/// stored: every platform's manifest by digest, then the index under each
+/// tag. Returns the digest of what the tags now point at.
 pub fn push_from_store(
     client: &Client,
     store: &Store,
@@ -91,6 +95,7 @@ pub fn push_from_store(
     let (media_type, parsed) = manifest::parse(&record.name, Some(&top.media_type), &bytes)?;
     match parsed {
         ServedManifest::Image(m) => {
+            let (bytes, m) = compress_plain_layers(store, bytes, m)?;
             let image = push_image(bytes, media_type, m);
             client.push(&image, destinations, store, progress)
         }
@@ -125,6 +130,35 @@ pub fn push_from_store(
             client.push_index(&bytes, &media_type, &images, destinations, store, progress)
         }
     }
+}
+
+/// `manifest` with its plain tar layers gzip-compressed (each converted once
+/// and remembered, see [`variants`]), and its new bytes; untouched when it
+/// has none.
+fn compress_plain_layers(
+    store: &Store,
+    bytes: Vec<u8>,
+    manifest: Manifest,
+) -> Result<(Vec<u8>, Manifest)> {
+    if !manifest.layers.iter().any(variants::is_uncompressed) {
+        return Ok((bytes, manifest));
+    }
+    let docker = manifest.media_type.as_deref() == Some(crate::image::media::DOCKER_MANIFEST);
+    let opts = CompressionOptions::default();
+    let mut out = manifest.clone();
+    for l in &mut out.layers {
+        if variants::is_uncompressed(l) {
+            *l = variants::compressed(store, l, &opts)?;
+            if docker {
+                l.media_type = opts.compression.docker_media_type().to_string();
+            }
+        }
+    }
+    let bytes = out.to_json().map_err(|source| Error::Json {
+        what: "manifest".into(),
+        source,
+    })?;
+    Ok((bytes, out))
 }
 
 fn push_image(manifest: Vec<u8>, media_type: String, parsed: Manifest) -> PushImage {
