@@ -136,15 +136,14 @@ impl Engine<'_> {
                 _running: None,
             }));
         };
-        // What shapes the layer bytes besides the step: clamped times and
-        // the compression.
+        // What shapes the layer's files besides the step: clamped times.
+        // Not the compression: a hit's blob is converted when it leaves the
+        // store in another one, so store-only builds (plain tar) and
+        // exporting builds (gzip) share their cache, as in BuildKit.
         let (key, inputs) = builder
             .input(
                 "layer-options",
-                format!(
-                    "epoch={:?} {:?}",
-                    self.opts.source_date_epoch, self.opts.compression
-                ),
+                format!("epoch={:?}", self.opts.source_date_epoch),
             )
             .build();
         let Some(index) = self.cache.as_ref() else {
