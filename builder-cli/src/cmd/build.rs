@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use builder_core::build::output::{manifest, store_image};
+use builder_core::build::output::{compress_plain_layers, manifest, store_image};
 use builder_core::build::resolve::StoreResolver;
 use builder_core::build::run::SandboxRunner;
 use builder_core::build::secrets::SecretStore;
@@ -184,6 +184,20 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         compression.compression = c;
         compression.level = level;
     }
+    // An image that only goes to the store keeps plain tar layers, as
+    // Docker's image store does: compressing is most of what a build costs
+    // beyond its steps. Pushes, archives and cache exports compress on the
+    // way out; when the build itself does one, compressing as the layer is
+    // written saves a second pass.
+    let leaves_store = args.push
+        || image_outputs.iter().any(|o| o.push)
+        || !args.cache_to.is_empty()
+        || outputs
+            .iter()
+            .any(|o| matches!(o.kind, export::OutputKind::Oci | export::OutputKind::Docker));
+    if chosen.is_none() && !leaves_store {
+        compression.compression = builder_core::layer::Compression::Uncompressed;
+    }
     let platform = match &args.platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
@@ -332,7 +346,11 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         drop(scratch);
         return Ok(ExitCode::from((128 + sig.clamp(0, 127)) as u8));
     }
-    let (image, build_report) = result.map_err(|e| render(&e, &df_text, &df_name))?;
+    let (mut image, build_report) = result.map_err(|e| render(&e, &df_text, &df_name))?;
+    if leaves_store {
+        compress_plain_layers(&store, &mut image, &compression)
+            .map_err(|e| format!("error: {e}"))?;
+    }
     if !cache_to.is_empty() {
         let index = CacheIndex::open(&store).map_err(|e| format!("error: build cache: {e}"))?;
         for spec in &cache_to {
