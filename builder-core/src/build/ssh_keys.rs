@@ -339,6 +339,11 @@ fn openssh_cipher(body: &str) -> Option<Vec<u8>> {
 
 /// Makes the child die with kiln and, for `ssh-add`, leave kiln's
 /// terminal: without a controlling terminal it cannot prompt on /dev/tty.
+///
+/// Debian installs ssh-agent set-group-id (`_ssh`), and exec'ing a setgid
+/// program clears the parent-death signal; with `no_new_privs` the exec
+/// grants no group, so the signal stays. The agent needs no group for a
+/// socket in our own directory, and still makes itself non-dumpable.
 fn dies_with_kiln(cmd: &mut Command, new_session: bool) {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
@@ -346,6 +351,9 @@ fn dies_with_kiln(cmd: &mut Command, new_session: bool) {
     // (prctl, getppid, setsid, _exit) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
