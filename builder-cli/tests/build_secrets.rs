@@ -461,6 +461,32 @@ fn bad_ssh_key_files_fail_naming_the_file_and_leave_no_agent() {
         assert_eq!(agent_dirs(&tmp), Vec::<PathBuf>::new(), "{value}");
         assert_eq!(processes_mentioning(&tmp), Vec::<String>::new(), "{value}");
     }
+    // Without OpenSSH's tools (none on PATH), the error says what to do.
+    let no_tools = work.path().join("empty-path");
+    std::fs::create_dir(&no_tools).unwrap();
+    let value = format!("default={}", good.display());
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "--ssh",
+            &value,
+            ctx.to_str().unwrap(),
+        ],
+        &[
+            ("TMPDIR", tmp.to_str().unwrap()),
+            ("PATH", no_tools.to_str().unwrap()),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("ssh-agent") && err.contains("install openssh-client"),
+        "{err}"
+    );
+    assert_eq!(agent_dirs(&tmp), Vec::<PathBuf>::new());
 }
 
 #[test]

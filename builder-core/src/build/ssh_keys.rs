@@ -147,7 +147,8 @@ impl KeyAgent {
     fn wait_for_socket(&mut self, id: &str, log: &Path) -> Result<(), SshKeyError> {
         let started = Instant::now();
         loop {
-            if std::fs::symlink_metadata(&self.socket).is_ok() {
+            // Connectable, not just present: it binds before it listens.
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
                 return Ok(());
             }
             let exited = match self.child.try_wait() {
@@ -221,7 +222,10 @@ impl KeyAgent {
         if status.success() {
             return Ok(());
         }
-        let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+        // It names the key "(stdin)"; our message names the file.
+        let said = std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .replace(" \"(stdin)\"", "");
         if said.contains("passphrase") {
             return Err(SshKeyError::Encrypted {
                 id: id.to_string(),
