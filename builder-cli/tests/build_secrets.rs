@@ -3,7 +3,8 @@
 //! or cache ids that try to leave their roots (CVE-2024-1753,
 //! CVE-2024-9675). scripts/test runs this binary again as an unprivileged
 //! user. Roots are made of Debian's busybox-static (and, for the agent,
-//! openssh-client's ssh-add with its libraries).
+//! openssh-client's ssh-add with its libraries); `--ssh ID=KEYFILE` keys
+//! come from ssh-keygen.
 mod build_support;
 
 use std::io::Read;
@@ -163,7 +164,11 @@ fn a_required_secret_or_agent_that_was_not_given_fails_naming_it() {
             "id=db,src=/nonexistent/db.pw".to_string(),
             "secret db: /nonexistent/db.pw",
         ),
-        ("--ssh", format!("git={}", key.display()), "is not a socket"),
+        (
+            "--ssh",
+            format!("git={}", key.display()),
+            "is neither an agent socket nor a private key file",
+        ),
     ] {
         let (ok, _, err) = kiln(
             &[
@@ -307,6 +312,217 @@ fn an_ssh_agent_is_forwarded_to_the_step_and_nothing_is_left() {
     for p in ["run/buildkit/ssh_agent.0", "tmp/a.sock"] {
         assert_eq!(get(&fs, p), "absent", "{p}");
     }
+}
+
+/// Makes an ed25519 key at `path` (with passphrase `pass`, if not empty);
+/// returns its SHA256 fingerprint as `ssh-add -l` shows it.
+fn keygen(path: &Path, pass: &str) -> String {
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            pass,
+            "-C",
+            "kiln-key-file",
+            "-f",
+        ])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen (scripts/setup-test-env installs openssh-client)");
+    assert!(status.success());
+    let out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(path.with_extension("pub"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fp = text.split_whitespace().nth(1).unwrap_or_default();
+    assert!(fp.starts_with("SHA256:"), "{text}");
+    fp.to_string()
+}
+
+/// Command lines of the processes that mention `needle` (other users'
+/// processes included: /proc/PID/cmdline is world-readable).
+fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// The private agent directories (`kiln-ssh-*`) left in `tmp`.
+fn agent_dirs(tmp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("kiln-ssh-"))
+        .collect()
+}
+
+/// A context with busybox and ssh-add, and a Dockerfile listing the keys
+/// of the `default` and `both` agents into /keys-default and /keys-both.
+fn ssh_add_build(work: &Path) -> (PathBuf, PathBuf) {
+    let ctx = work.join("ctx");
+    context_with_busybox(&ctx);
+    copy_with_libraries("/usr/bin/ssh-add", &ctx.join("rootfs"));
+    let df = work.join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "{BUSYBOX_ROOT}\
+             COPY rootfs/ /\n\
+             RUN --mount=type=ssh ssh-add -l > /keys-default\n\
+             RUN --mount=type=ssh,id=both ssh-add -l > /keys-both\n"
+        ),
+    )
+    .unwrap();
+    (ctx, df)
+}
+
+#[test]
+fn ssh_key_files_are_served_by_a_private_agent_that_goes_away() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let (k1, k2) = (work.path().join("k1"), work.path().join("k2"));
+    let (fp1, fp2) = (keygen(&k1, ""), keygen(&k2, ""));
+    // buildx ignores key file permissions, so does kiln (ssh-add would
+    // refuse this one by name).
+    std::fs::set_permissions(&k2, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (ctx, df) = ssh_add_build(work.path());
+    let default = format!("default={}", k1.display());
+    let both = format!("both={},{}", k1.display(), k2.display());
+    let layout = build_to_layout(
+        work.path(),
+        &df,
+        &ctx,
+        &["--ssh", &default, "--ssh", &both],
+        &[("TMPDIR", tmp.to_str().unwrap()), ("SSH_AUTH_SOCK", "")],
+    );
+    let fs = files(&layout);
+    let keys = get(&fs, "keys-default");
+    assert!(keys.contains(&fp1) && !keys.contains(&fp2), "{keys}");
+    let keys = get(&fs, "keys-both");
+    assert!(keys.contains(&fp1) && keys.contains(&fp2), "{keys}");
+    assert_eq!(agent_dirs(&tmp), Vec::<PathBuf>::new());
+    assert_eq!(processes_mentioning(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn bad_ssh_key_files_fail_naming_the_file_and_leave_no_agent() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let good = work.path().join("good");
+    keygen(&good, "");
+    let enc = work.path().join("encrypted");
+    keygen(&enc, "kiln-passphrase");
+    // Looks like a key, so the agent starts and ssh-add refuses it.
+    let junk = work.path().join("junk");
+    std::fs::write(&junk, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n").unwrap();
+    let missing = work.path().join("missing");
+    let (ctx, df) = ssh_add_build(work.path());
+    let root = work.path().join("store");
+    for (bad, want) in [
+        (&enc, "is passphrase-protected"),
+        (&junk, "is neither an agent socket nor a private key file"),
+        (&missing, "No such file or directory"),
+    ] {
+        let value = format!("default={},{}", good.display(), bad.display());
+        let (ok, _, err) = kiln(
+            &[
+                "build",
+                "--root",
+                root.to_str().unwrap(),
+                "-f",
+                df.to_str().unwrap(),
+                "--ssh",
+                &value,
+                ctx.to_str().unwrap(),
+            ],
+            &[("TMPDIR", tmp.to_str().unwrap())],
+        );
+        assert!(!ok, "{value}");
+        assert!(
+            err.contains(&format!("ssh default: {}", bad.display())) && err.contains(want),
+            "{value}: {err}"
+        );
+        assert_eq!(agent_dirs(&tmp), Vec::<PathBuf>::new(), "{value}");
+        assert_eq!(processes_mentioning(&tmp), Vec::<String>::new(), "{value}");
+    }
+    // Without OpenSSH's tools (none on PATH), the error says what to do.
+    let no_tools = work.path().join("empty-path");
+    std::fs::create_dir(&no_tools).unwrap();
+    let value = format!("default={}", good.display());
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "--ssh",
+            &value,
+            ctx.to_str().unwrap(),
+        ],
+        &[
+            ("TMPDIR", tmp.to_str().unwrap()),
+            ("PATH", no_tools.to_str().unwrap()),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("ssh-agent") && err.contains("install openssh-client"),
+        "{err}"
+    );
+    assert_eq!(agent_dirs(&tmp), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_key_file_agent_dies_with_a_killed_kiln() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let key = work.path().join("key");
+    keygen(&key, "");
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, format!("{BUSYBOX_ROOT}RUN sleep 30\n")).unwrap();
+    let mut child = Command::new(kiln_bin())
+        .args(["build", "--root"])
+        .arg(work.path().join("store"))
+        .arg("-f")
+        .arg(&df)
+        .arg("--ssh")
+        .arg(format!("default={}", key.display()))
+        .arg(&ctx)
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent_dir = wait_for("the key agent to start", || {
+        agent_dirs(&tmp)
+            .into_iter()
+            .find(|d| !processes_mentioning(d).is_empty())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the key agent to die with kiln", || {
+        processes_mentioning(&agent_dir).is_empty().then_some(())
+    });
 }
 
 /// Where the store keeps cache mounts; the one holding `marker` is the

@@ -92,8 +92,9 @@ pub struct Args {
     /// (repeatable; with only id=ID, the variable ID if set, else the file ID).
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
-    /// Forward an ssh-agent to `RUN --mount=type=ssh`: default, ID
-    /// ($SSH_AUTH_SOCK) or ID=SOCKET (repeatable; agent sockets only, not key files).
+    /// Forward an ssh-agent or keys to `RUN --mount=type=ssh`: default, ID
+    /// ($SSH_AUTH_SOCK), ID=SOCKET or ID=KEYFILE[,KEYFILE...] (repeatable; key
+    /// files are served by a private ssh-agent and must not need a passphrase).
     #[arg(long = "ssh")]
     pub ssh: Vec<String>,
     /// The store's root directory.

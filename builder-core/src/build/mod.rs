@@ -26,6 +26,7 @@ pub mod output;
 pub mod resolve;
 pub mod run;
 pub mod secrets;
+pub mod ssh_keys;
 
 pub use config::ImageConfig;
 pub use engine::{build, build_with};

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::ssh_keys::{KeyAgent, SshKeyError};
 use crate::sandbox::IdMap;
 
 /// A bad `--secret`/`--ssh` value, or a secret or agent that cannot be
@@ -40,17 +41,9 @@ pub enum SecretError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// An agent path is not a socket.
-    #[error(
-        "ssh {id}: {path} is not a socket: kiln forwards ssh-agent sockets only \
-         (load the key with ssh-add and pass --ssh {id}=$SSH_AUTH_SOCK)"
-    )]
-    NotASocket {
-        /// The ssh id.
-        id: String,
-        /// The path given.
-        path: PathBuf,
-    },
+    /// An ssh id's key files cannot be served.
+    #[error(transparent)]
+    SshKeys(#[from] SshKeyError),
 }
 
 /// Where a secret's value comes from.
@@ -63,11 +56,21 @@ pub enum SecretSource {
     Env(String),
 }
 
+/// The agent behind one ssh id.
+#[derive(Debug, Clone)]
+enum AgentSource {
+    /// The user's agent socket.
+    Socket(PathBuf),
+    /// kiln's private agent holding the id's key files; shared by the
+    /// store's clones, stopped when the last one is dropped.
+    Keys(Arc<KeyAgent>),
+}
+
 /// The secrets and SSH agents a build may expose to RUN steps, by id.
 #[derive(Debug, Clone, Default)]
 pub struct SecretStore {
     secrets: BTreeMap<String, SecretSource>,
-    agents: BTreeMap<String, PathBuf>,
+    agents: BTreeMap<String, AgentSource>,
 }
 
 impl SecretStore {
@@ -129,9 +132,13 @@ impl SecretStore {
         Ok(())
     }
 
-    /// Adds one `--ssh` value: `default` or `ID` (the agent at
-    /// `$SSH_AUTH_SOCK`), or `ID=SOCKET`. Only agent sockets are accepted,
-    /// not key files.
+    /// Adds one `--ssh` value as buildx reads it: `default` or `ID` (the
+    /// agent at `$SSH_AUTH_SOCK`), or `ID=PATH[,PATH…]` where a path that is
+    /// a socket is an agent (one per id) and any other path a private key
+    /// file. Key files are loaded now into a private agent (see
+    /// [`KeyAgent`]); a missing, unreadable, malformed or
+    /// passphrase-protected one fails naming it. A later value for the same
+    /// id replaces the earlier one.
     pub fn add_ssh_spec(&mut self, value: &str) -> Result<(), SecretError> {
         let bad = |reason: String| SecretError::Spec {
             flag: "--ssh",
@@ -145,27 +152,40 @@ impl SecretStore {
         if id.is_empty() {
             return Err(bad("missing id".into()));
         }
-        let path = match paths.as_slice() {
-            [] => std::env::var_os("SSH_AUTH_SOCK")
+        let paths: Vec<PathBuf> = match paths.as_slice() {
+            [] => vec![std::env::var_os("SSH_AUTH_SOCK")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-                .ok_or_else(|| bad("SSH_AUTH_SOCK is not set; give a socket: ID=PATH".into()))?,
-            [one] => PathBuf::from(one),
-            _ => return Err(bad("one agent socket per id".into())),
+                .ok_or_else(|| {
+                    bad("SSH_AUTH_SOCK is not set; give a socket or key files: ID=PATH".into())
+                })?],
+            given => given.iter().map(PathBuf::from).collect(),
         };
-        let meta = std::fs::metadata(&path).map_err(|e| SecretError::Read {
-            id: id.to_string(),
-            path: path.clone(),
-            source: e,
-        })?;
-        if !meta.file_type().is_socket() {
-            return Err(SecretError::NotASocket {
+        let (mut sockets, mut keys) = (Vec::new(), Vec::new());
+        for path in paths {
+            // Followed like buildx's stat: a link to a socket is a socket.
+            let meta = std::fs::metadata(&path).map_err(|e| SshKeyError::Read {
                 id: id.to_string(),
-                path,
-            });
+                path: path.clone(),
+                source: e,
+            })?;
+            if meta.file_type().is_socket() {
+                sockets.push(path);
+            } else {
+                keys.push(path);
+            }
         }
-        self.agents.insert(id.to_string(), path);
-        Ok(())
+        match (sockets.pop(), keys.is_empty()) {
+            (Some(_), _) if !sockets.is_empty() => Err(bad("only one agent socket per id".into())),
+            (Some(_), false) => Err(bad(
+                "an agent socket and key files cannot be given for the same id".into(),
+            )),
+            (Some(socket), true) => {
+                self.insert_agent(id, socket);
+                Ok(())
+            }
+            (None, _) => self.insert_agent_keys(id, &keys),
+        }
     }
 
     /// Adds (or replaces) secret `id`.
@@ -175,7 +195,19 @@ impl SecretStore {
 
     /// Adds (or replaces) the agent socket of ssh id `id`.
     pub fn insert_agent(&mut self, id: &str, socket: PathBuf) {
-        self.agents.insert(id.to_string(), socket);
+        self.agents
+            .insert(id.to_string(), AgentSource::Socket(socket));
+    }
+
+    /// Starts a private agent holding the private keys in `keys` and makes
+    /// it (or replaces) the agent of ssh id `id`. It runs until the store
+    /// and all its clones are dropped, and dies with the thread that called
+    /// this (see [`KeyAgent`]).
+    pub fn insert_agent_keys(&mut self, id: &str, keys: &[PathBuf]) -> Result<(), SecretError> {
+        let agent = KeyAgent::start(id, keys)?;
+        self.agents
+            .insert(id.to_string(), AgentSource::Keys(Arc::new(agent)));
+        Ok(())
     }
 
     /// The value of secret `id`; `None` when the build was not given it
@@ -199,7 +231,10 @@ impl SecretStore {
 
     /// The agent socket of ssh id `id`, if the build was given one.
     pub fn agent(&self, id: &str) -> Option<&Path> {
-        self.agents.get(id).map(PathBuf::as_path)
+        self.agents.get(id).map(|a| match a {
+            AgentSource::Socket(p) => p.as_path(),
+            AgentSource::Keys(agent) => agent.socket(),
+        })
     }
 
     /// True when no secret and no agent were given.
@@ -445,30 +480,47 @@ mod tests {
     }
 
     #[test]
-    fn ssh_specs_accept_sockets_only() {
+    fn ssh_specs_tell_sockets_from_key_files() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("agent.sock");
         let _l = UnixListener::bind(&sock).unwrap();
         let key = dir.path().join("id_ed25519");
-        std::fs::write(&key, "key").unwrap();
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (scripts/setup-test-env installs openssh-client)");
+        assert!(status.success());
         let mut s = SecretStore::new();
         s.add_ssh_spec(&format!("default={}", sock.display()))
             .unwrap();
         assert_eq!(s.agent("default"), Some(sock.as_path()));
-        let e = s
-            .add_ssh_spec(&format!("git={}", key.display()))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("is not a socket") && e.contains("ssh-add"),
-            "{e}"
-        );
-        let e = s
-            .add_ssh_spec(&format!("x={},{}", sock.display(), sock.display()))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("one agent socket per id"), "{e}");
-        assert!(s.add_ssh_spec("=/x").is_err());
+        s.add_ssh_spec(&format!("git={}", key.display())).unwrap();
+        let private = s.agent("git").unwrap().to_path_buf();
+        assert!(private != key && private.exists(), "{}", private.display());
+        // A clone shares the agent; it stops with the last one.
+        let clone = s.clone();
+        drop(s);
+        assert!(clone.agent("git").unwrap().exists());
+        drop(clone);
+        assert!(!private.exists());
+        let mut s = SecretStore::new();
+        for (bad, want) in [
+            (
+                format!("x={},{}", sock.display(), sock.display()),
+                "one agent socket per id",
+            ),
+            (
+                format!("x={},{}", sock.display(), key.display()),
+                "an agent socket and key files",
+            ),
+            ("x=/nonexistent/k".to_string(), "ssh x: /nonexistent/k: "),
+            ("=/x".to_string(), "missing id"),
+        ] {
+            let e = s.add_ssh_spec(&bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        assert!(s.is_empty());
     }
 
     #[test]
