@@ -197,3 +197,108 @@ fn run_output_streams_to_progress_and_jobs_is_accepted() {
     assert_eq!(text("stdout"), "streamed-out\n", "{err}");
     assert_eq!(text("stderr"), "streamed-err\n", "{err}");
 }
+
+/// `kiln-scratch-*` directories in /dev/shm (where `--scratch memory`
+/// makes its own here: no $XDG_RUNTIME_DIR in the tests).
+fn memory_scratch_dirs() -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("kiln-scratch-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn scratch_memory_runs_steps_in_memory_with_the_layers_of_disk() {
+    let rest = "RUN mkdir -p /a/b && echo one > /a/b/f && echo x > /keep\n\
+                RUN rm -rf /a/b && echo two >> /keep && mkdir /a/c\n\
+                RUN grep -o 'upperdir=[^,]*' /proc/self/mountinfo | head -n 1\n";
+    let env = [("SOURCE_DATE_EPOCH", "0"), ("KILN_SCRATCH", "")];
+    let before = memory_scratch_dirs();
+    let mut digests = Vec::new();
+    for flags in [&["--scratch", "disk"][..], &["--scratch", "memory"]] {
+        let work = tempfile::tempdir().unwrap();
+        let (ctx, df) = busybox_build(work.path(), rest);
+        let root = work.path().join("store");
+        let out = work.path().join("out");
+        let output = format!("type=oci,dest={},tar=false", out.display());
+        let mut args = vec![
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "--progress",
+            "plain",
+        ];
+        args.extend_from_slice(flags);
+        args.extend([
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &output,
+            ctx.to_str().unwrap(),
+        ]);
+        let (ok, _, err) = kiln(&args, &env);
+        assert!(ok, "{err}");
+        let fallback = err
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains("scratch"));
+        assert!(!fallback, "{err}");
+        let upper = err
+            .lines()
+            .find_map(|l| l.split_once(" upperdir=/").map(|(_, p)| format!("/{p}")))
+            .unwrap_or_default();
+        let in_memory = upper.starts_with("/dev/shm/kiln-scratch-");
+        assert_eq!(
+            in_memory,
+            flags[1] == "memory",
+            "{flags:?}: upper {upper:?}"
+        );
+        let (digest, _, _) = image(&out);
+        digests.push(digest);
+    }
+    assert_eq!(digests[0], digests[1]);
+    let after: Vec<String> = memory_scratch_dirs()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    assert!(after.is_empty(), "left in /dev/shm: {after:?}");
+}
+
+#[test]
+fn scratch_flag_and_environment_are_checked_and_documented() {
+    let (ok, help, _) = kiln(&["build", "--help"], &[]);
+    assert!(ok);
+    assert!(help.contains("--scratch <SCRATCH>"), "{help}");
+    assert!(help.contains("$KILN_SCRATCH"), "{help}");
+    let (ok, _, err) = kiln(&["build", "--scratch", "ram", "."], &[]);
+    assert!(!ok);
+    assert!(err.contains("possible values: disk, memory"), "{err}");
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "");
+    let root = work.path().join("store");
+    let args = [
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "-f",
+        df.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ];
+    let (ok, _, err) = kiln(&args, &[("KILN_SCRATCH", "ram")]);
+    assert!(!ok);
+    assert!(
+        err.contains("KILN_SCRATCH=\"ram\": expected memory or disk"),
+        "{err}"
+    );
+    // The environment chooses memory; the flag wins over it.
+    let (ok, _, err) = kiln(&args, &[("KILN_SCRATCH", "memory")]);
+    assert!(ok, "{err}");
+    let mut with_flag = args.to_vec();
+    with_flag.insert(1, "--scratch");
+    with_flag.insert(2, "disk");
+    let (ok, _, err) = kiln(&with_flag, &[("KILN_SCRATCH", "ram")]);
+    assert!(ok, "{err}");
+}
