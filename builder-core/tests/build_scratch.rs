@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use builder_core::build::resolve::StoreResolver;
 use builder_core::build::run::SandboxRunner;
 use builder_core::build::{self, BuildHooks, BuildOptions, BuiltImage, LayerBlob, Platform};
+use builder_core::graph::{CancelReason, CancelToken};
 use builder_core::snapshot::ScratchLimits;
 use builder_core::store::Store;
 use common::{scratch, Scratch};
@@ -84,7 +85,7 @@ impl Fixture {
         memory: Option<(&Path, ScratchLimits)>,
         cache: bool,
     ) -> Outcome {
-        self.build_in(&self.store, dockerfile, memory, cache)
+        self.build_in(&self.store, dockerfile, memory, cache, &CancelToken::new())
     }
 
     fn build_in(
@@ -93,6 +94,7 @@ impl Fixture {
         dockerfile: &str,
         memory: Option<(&Path, ScratchLimits)>,
         cache: bool,
+        cancel: &CancelToken,
     ) -> Outcome {
         let df = builder_core::parser::parse_str(dockerfile).unwrap();
         let work = self.dir.join("work");
@@ -134,6 +136,7 @@ impl Fixture {
         let mut hooks = BuildHooks::none();
         hooks.cache = cache;
         hooks.use_cache = cache;
+        hooks.cancel = cancel.clone();
         let result = build::build_with(&df, &opts, store, &mut resolver, Some(&runner), hooks)
             .map(|(image, _)| image);
         let volatile = scratch
@@ -217,6 +220,7 @@ fn memory_scratch_gives_the_layers_disk_gives_and_leaves_nothing() {
         &dockerfile,
         Some((&fx.memory.0, small_limits())),
         false,
+        &CancelToken::new(),
     );
     let mem_image = mem.result.expect("memory build");
     let dir = mem.scratch.expect("the scratch was set up");
@@ -396,4 +400,75 @@ fn a_scratch_is_refused_where_overlay_cannot_use_it() {
         err.to_string().contains(&*missing.to_string_lossy()),
         "{err}"
     );
+}
+
+#[test]
+fn a_cancelled_build_leaves_nothing_in_memory() {
+    let fx = Fixture::new("cancel");
+    let dockerfile = format!("{BASE}RUN echo a > /a\nRUN touch /started && sleep 30\n");
+    let cancel = CancelToken::new();
+    let start = std::time::Instant::now();
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            // Cancel once the second step's workspace is in memory.
+            let limit = std::time::Duration::from_secs(20);
+            while start.elapsed() < limit {
+                let started = std::fs::read_dir(&fx.memory.0)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .flat_map(|d| listing(&d.path().join("work")))
+                    .any(|ws| ws.join("upper/started").exists());
+                if started {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            cancel.cancel(CancelReason::Signal(2));
+        });
+        fx.build_in(
+            &fx.store,
+            &dockerfile,
+            Some((&fx.memory.0, small_limits())),
+            false,
+            &cancel,
+        )
+    });
+    assert!(out.result.is_err());
+    assert!(start.elapsed() < std::time::Duration::from_secs(25));
+    assert!(out.scratch.is_some());
+    assert!(
+        listing(&fx.memory.0).is_empty(),
+        "{:?}",
+        listing(&fx.memory.0)
+    );
+}
+
+#[test]
+fn scratch_dirs_of_builds_that_were_killed_are_deleted() {
+    let fx = Fixture::new("stale");
+    // No process has a pid above the kernel's limit (2^22).
+    let stale = fx.memory.0.join("kiln-scratch-99999999-0");
+    let live = fx
+        .memory
+        .0
+        .join(format!("kiln-scratch-{}-999999", std::process::id()));
+    let other = fx.memory.0.join("unrelated-99999999-0");
+    for d in [&stale, &live, &other] {
+        std::fs::create_dir_all(d.join("layers/x")).unwrap();
+    }
+    let mut snaps =
+        builder_core::snapshot::Store::open(&fx.dir.join("snaps"), common::idmap()).unwrap();
+    snaps.detect_mode().unwrap();
+    let dir = snaps
+        .set_scratch(&fx.memory.0, ScratchLimits::default())
+        .unwrap();
+    assert!(!stale.exists());
+    assert!(live.exists() && other.exists());
+    let mode = std::fs::metadata(&dir).unwrap().permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o700);
+    snaps.clear_scratch().unwrap();
+    assert!(!dir.exists());
+    assert!(snaps.scratch_dir().is_none());
 }
