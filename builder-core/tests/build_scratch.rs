@@ -390,6 +390,17 @@ fn a_scratch_is_refused_where_overlay_cannot_use_it() {
     assert!(err.to_string().contains("only kernel overlayfs"), "{err}");
     assert!(snaps.scratch_dir().is_none());
     assert!(listing(&fx.memory.0).is_empty());
+    // Too little room for even one step: refused, nothing left behind.
+    snaps.set_mode(builder_core::snapshot::RootfsMode::KernelOverlay);
+    let greedy = ScratchLimits {
+        min_free: u64::MAX,
+        ..ScratchLimits::default()
+    };
+    let err = snaps
+        .set_scratch(&fx.memory.0, greedy)
+        .expect_err("no filesystem has that much room");
+    assert!(err.to_string().contains("MiB free"), "{err}");
+    assert!(listing(&fx.memory.0).is_empty());
     // A base that does not exist: refused with the path named.
     snaps.set_mode(builder_core::snapshot::RootfsMode::KernelOverlay);
     let missing = fx.memory.0.join("missing");

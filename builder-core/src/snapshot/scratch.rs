@@ -48,7 +48,8 @@ pub struct ScratchLimits {
     /// on disk (default 128 MiB).
     pub margin: u64,
     /// The same for free inodes, on filesystems that limit them (default
-    /// 1024).
+    /// 1024); a step starts on the scratch only with four times this many
+    /// free.
     pub inode_margin: u64,
 }
 
@@ -153,6 +154,7 @@ impl Scratch {
         };
         s.free >= self.limits.min_free
             && self.free_at_start.saturating_sub(s.free) < self.budget
+            // Room for more than the margin's worth of new files.
             && s.free_inodes
                 .is_none_or(|n| n >= self.limits.inode_margin.saturating_mul(4))
     }
@@ -214,9 +216,11 @@ impl Store {
     ///
     /// Only [`RootfsMode::KernelOverlay`] uses a scratch (call it after
     /// [`Store::detect_mode`]). Fails, leaving the store as it was, when the
-    /// mode is another, the directory cannot be made, or an overlay with its
-    /// upper directory there cannot be mounted (rootless overlayfs needs
-    /// user xattrs, which tmpfs has since Linux 6.6). Directories left by
+    /// mode is another, the directory cannot be made, the filesystem has
+    /// less than [`ScratchLimits::min_free`] free, or lacks the extended
+    /// attributes overlayfs keeps there (rootless overlayfs needs user
+    /// xattrs, which tmpfs has since Linux 6.6), or an overlay with its
+    /// upper directory there cannot be mounted. Directories left by
     /// builds that no longer run (killed ones) are deleted first.
     /// Returns the private directory.
     pub fn set_scratch(
@@ -241,10 +245,28 @@ impl Store {
                 let p = dir.join(sub);
                 fs::create_dir(&p).map_err(io_err("creating", &p))?;
             }
+            // Opaque directories are xattrs on the upper directory: an
+            // overlay on a filesystem without them mounts, but gets
+            // replaced directories wrong.
+            let name = if self.idmap.needs_userns() {
+                "user.kiln.probe"
+            } else {
+                "trusted.kiln.probe"
+            };
+            rustix::fs::setxattr(&dir, name, b"y", rustix::fs::XattrFlags::empty())
+                .map_err(|e| refuse(format!("no {name} extended attributes: {e}")))?;
             let probe = dir.join("tmp").join("probe");
             sandbox::probe_overlay(&self.idmap, &probe)
                 .map_err(|e| refuse(format!("overlayfs refuses an upper directory here: {e}")))?;
-            space(&dir)
+            let start = space(&dir)?;
+            if start.free < limits.min_free {
+                return Err(refuse(format!(
+                    "{} MiB free, less than the {} MiB a step needs to start there",
+                    start.free / MIB,
+                    limits.min_free / MIB
+                )));
+            }
+            Ok(start)
         })();
         let start = match made {
             Ok(s) => s,
