@@ -483,3 +483,32 @@ fn scratch_dirs_of_builds_that_were_killed_are_deleted() {
     assert!(!dir.exists());
     assert!(snaps.scratch_dir().is_none());
 }
+
+#[test]
+fn a_step_going_over_the_budget_is_stopped_and_runs_again_on_disk() {
+    let fx = Fixture::new("budget");
+    let limits = ScratchLimits {
+        budget: Some(4 << 20),
+        ..small_limits()
+    };
+    // In memory the step writes 16 MiB and then would wait 60 s; on disk
+    // it does not wait.
+    let dockerfile = format!(
+        "{BASE}RUN dd if=/dev/zero of=/big bs=1M count=16 && \
+         if grep -q 'upperdir=/dev/shm/' /proc/self/mountinfo; then sleep 60; fi\n"
+    );
+    let start = std::time::Instant::now();
+    let out = fx.build(&dockerfile, Some((&fx.memory.0, limits)), false);
+    let image = out.result.expect("build");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    let reruns = out
+        .warnings
+        .iter()
+        .filter(|w| w.contains("filled the memory scratch; running it again on disk"))
+        .count();
+    assert_eq!(reruns, 1, "{:?}", out.warnings);
+    let files = layer_files(image.layers.last().unwrap());
+    assert!(files.contains(&("big".into(), 16 << 20)), "{files:?}");
+    // The busybox step stayed within the budget.
+    assert_eq!(out.volatile.len(), 1, "{:?}", out.volatile);
+}

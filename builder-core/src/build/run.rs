@@ -629,11 +629,9 @@ impl SandboxRunner<'_> {
             spec.env.push(format!("{k}={v}"));
         }
         let mut out = Tail::new(&mut *control.output);
-        // Asked every 50 ms: also the moments to watch the scratch's space.
-        let poll = || {
-            ws.sample_scratch();
-            cancel.is_cancelled()
-        };
+        // Asked every 50 ms: also the moments to watch the scratch's space;
+        // a step that filled it is stopped (it runs again on disk).
+        let poll = || ws.scratch_filled() || cancel.is_cancelled();
         let outcome = sandbox::run_cancellable(&spec, &self.idmap, &mut out, &poll)
             .map_err(|e| e.to_string());
         // Secrets, agents and cache locks end with the step.

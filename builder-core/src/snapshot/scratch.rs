@@ -9,8 +9,9 @@
 //! its blob like any other. Memory is finite, so each step checks the space
 //! before it starts ([`ScratchLimits::min_free`], [`ScratchLimits::budget`])
 //! and, because a full tmpfs must never yield a truncated layer, a step
-//! during which the free space fell below [`ScratchLimits::margin`] is to be
-//! run again on disk ([`Workspace::scratch_filled`]).
+//! during which the free space fell below [`ScratchLimits::margin`] (or the
+//! build's use went over the budget) is to be stopped and run again on disk
+//! ([`Workspace::scratch_filled`]).
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -40,8 +41,10 @@ pub struct ScratchLimits {
     /// than this since [`Store::set_scratch`]: that shrinking is the build's
     /// volatile snapshots and running steps (plus anything else using the
     /// filesystem, so it errs on the side of the disk). `None`: half of the
-    /// free space at [`Store::set_scratch`], so a build never takes more
-    /// than half of what the memory filesystem had.
+    /// free space at [`Store::set_scratch`]. It bounds running steps too: a
+    /// step during which the use went over it counts as one that filled the
+    /// scratch, so a build takes no more than the budget of memory (give or
+    /// take what a step writes between two samples, 50 ms apart).
     pub budget: Option<u64>,
     /// A step during which the free space fell below this many bytes (it
     /// may have hit ENOSPC, even if it ignored the error) must be run again
@@ -429,27 +432,21 @@ impl Workspace {
         self.scratch.is_some()
     }
 
-    /// Notes the scratch's free space; call it now and then while the step
-    /// runs (a step may fill the scratch and delete what it wrote before
-    /// it ends) so [`Workspace::scratch_filled`] sees the lowest.
-    pub fn sample_scratch(&self) {
-        if let Some(w) = &self.scratch {
-            w.sample();
-        }
-    }
-
-    /// After the step ran in a scratch workspace: true when the scratch's
-    /// free space (or inodes) fell below [`ScratchLimits::margin`] while
-    /// the workspace existed, as far as the samples saw. The step may then
-    /// have met ENOSPC, so its result must not be used: discard the
+    /// True (for a scratch workspace) when, while the workspace existed and
+    /// as far as the samples saw, the scratch's free space (or inodes) fell
+    /// below [`ScratchLimits::margin`] or the build's use of it went over
+    /// [`ScratchLimits::budget`]. The step may then have met ENOSPC, or
+    /// takes more memory than it may: stop it if it still runs, discard the
     /// workspace and run the step again in a [`Store::disk_workspace`].
     pub fn scratch_filled(&self) -> bool {
         let Some(w) = &self.scratch else {
             return false;
         };
         w.sample();
-        let limits = &w.scratch.limits;
-        w.low_free.load(Ordering::Relaxed) < limits.margin
-            || w.low_inodes.load(Ordering::Relaxed) < limits.inode_margin
+        let s = &w.scratch;
+        let low = w.low_free.load(Ordering::Relaxed);
+        low < s.limits.margin
+            || s.free_at_start.saturating_sub(low) > s.budget
+            || w.low_inodes.load(Ordering::Relaxed) < s.limits.inode_margin
     }
 }
