@@ -198,26 +198,23 @@ fn run_output_streams_to_progress_and_jobs_is_accepted() {
     assert_eq!(text("stderr"), "streamed-err\n", "{err}");
 }
 
-/// `kiln-scratch-*` directories in /dev/shm (where `--scratch memory`
-/// makes its own here: no $XDG_RUNTIME_DIR in the tests).
-fn memory_scratch_dirs() -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("kiln-scratch-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn scratch_memory_runs_steps_in_memory_with_the_layers_of_disk() {
     let rest = "RUN mkdir -p /a/b && echo one > /a/b/f && echo x > /keep\n\
                 RUN rm -rf /a/b && echo two >> /keep && mkdir /a/c\n\
                 RUN grep -o 'upperdir=[^,]*' /proc/self/mountinfo | head -n 1\n";
-    let env = [("SOURCE_DATE_EPOCH", "0"), ("KILN_SCRATCH", "")];
-    let before = memory_scratch_dirs();
+    // A runtime directory of its own on /dev/shm (a tmpfs), so the test
+    // sees its own scratch only.
+    let runtime = tempfile::Builder::new()
+        .prefix("kiln-test-xdg-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let xdg = runtime.path().to_str().unwrap();
+    let env = [
+        ("SOURCE_DATE_EPOCH", "0"),
+        ("KILN_SCRATCH", ""),
+        ("XDG_RUNTIME_DIR", xdg),
+    ];
     let mut digests = Vec::new();
     for flags in [&["--scratch", "disk"][..], &["--scratch", "memory"]] {
         let work = tempfile::tempdir().unwrap();
@@ -246,11 +243,8 @@ fn scratch_memory_runs_steps_in_memory_with_the_layers_of_disk() {
             .lines()
             .any(|l| l.starts_with("warning:") && l.contains("scratch"));
         assert!(!fallback, "{err}");
-        let upper = err
-            .lines()
-            .find_map(|l| l.split_once(" upperdir=/").map(|(_, p)| format!("/{p}")))
-            .unwrap_or_default();
-        let in_memory = upper.starts_with("/dev/shm/kiln-scratch-");
+        let upper = printed_upper(&err);
+        let in_memory = upper.starts_with(&format!("{xdg}/kiln-scratch-"));
         assert_eq!(
             in_memory,
             flags[1] == "memory",
@@ -260,11 +254,8 @@ fn scratch_memory_runs_steps_in_memory_with_the_layers_of_disk() {
         digests.push(digest);
     }
     assert_eq!(digests[0], digests[1]);
-    let after: Vec<String> = memory_scratch_dirs()
-        .into_iter()
-        .filter(|n| !before.contains(n))
-        .collect();
-    assert!(after.is_empty(), "left in /dev/shm: {after:?}");
+    let left: Vec<_> = std::fs::read_dir(runtime.path()).unwrap().collect();
+    assert!(left.is_empty(), "left in memory: {left:?}");
 }
 
 #[test]
@@ -301,4 +292,55 @@ fn scratch_flag_and_environment_are_checked_and_documented() {
     with_flag.insert(2, "disk");
     let (ok, _, err) = kiln(&with_flag, &[("KILN_SCRATCH", "ram")]);
     assert!(ok, "{err}");
+}
+
+/// The directory `RUN grep upperdir` printed in kiln's plain progress.
+fn printed_upper(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.split_once(" upperdir=/").map(|(_, p)| format!("/{p}")))
+        .unwrap_or_default()
+}
+
+#[test]
+fn scratch_memory_uses_the_runtime_dir_when_it_is_a_tmpfs() {
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN grep -o 'upperdir=[^,]*' /proc/self/mountinfo | head -n 1\n",
+    );
+    let root = work.path().join("store");
+    let args = [
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "--no-cache",
+        "--scratch",
+        "memory",
+        "-f",
+        df.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ];
+    // A runtime directory on a tmpfs (as /run/user/UID is): used.
+    let runtime = tempfile::Builder::new()
+        .prefix("kiln-test-xdg-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let xdg = runtime.path().to_str().unwrap();
+    let (ok, _, err) = kiln(&args, &[("XDG_RUNTIME_DIR", xdg)]);
+    assert!(ok, "{err}");
+    let upper = printed_upper(&err);
+    assert!(
+        upper.starts_with(&format!("{xdg}/kiln-scratch-")),
+        "{upper}"
+    );
+    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0);
+    // One on the disk: /dev/shm instead.
+    let disk = work.path().to_str().unwrap();
+    let (ok, _, err) = kiln(&args, &[("XDG_RUNTIME_DIR", disk)]);
+    assert!(ok, "{err}");
+    let upper = printed_upper(&err);
+    assert!(upper.starts_with("/dev/shm/kiln-scratch-"), "{upper}");
 }

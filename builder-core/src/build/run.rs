@@ -26,6 +26,8 @@ pub struct SandboxRunner<'a> {
     context: PathBuf,
     scratch: PathBuf,
     counter: AtomicUsize,
+    /// Whether a step already ran on disk for lack of room in memory.
+    scratch_short: std::sync::atomic::AtomicBool,
     network: Network,
     layer_options: LayerOptions,
     secrets: SecretStore,
@@ -62,6 +64,7 @@ impl<'a> SandboxRunner<'a> {
             context: context.to_path_buf(),
             scratch: scratch.to_path_buf(),
             counter: AtomicUsize::new(0),
+            scratch_short: Default::default(),
             network: if network_none {
                 Network::None
             } else {
@@ -533,6 +536,15 @@ impl RunExecutor for SandboxRunner<'_> {
             .snapshots
             .workspace(&diff_ids)
             .map_err(|e| e.to_string())?;
+        if let Some(dir) = self.snapshots.scratch_dir() {
+            if !ws.on_scratch() && !self.scratch_short.swap(true, Ordering::Relaxed) {
+                self.warn(format!(
+                    "the memory scratch {} is short of room (or the build's budget is spent): \
+                     RUN steps use the disk until it has room again",
+                    dir.display()
+                ));
+            }
+        }
         let mut result = self.run_in(&ws, req, control);
         let mut ws = ws;
         if matches!(result, Err(StepFailure::ScratchFilled)) {
