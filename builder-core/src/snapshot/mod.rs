@@ -279,16 +279,15 @@ impl Store {
             }
             lowers.push(d);
         }
-        let (base, scratch) = match may_use_scratch.then(|| self.scratch_for_step()) {
-            Some(Some((base, watch))) => (base, Some(watch)),
-            _ => (self.dir.join("work"), None),
+        let in_scratch = match may_use_scratch.then(|| self.scratch_for_step()) {
+            // A scratch that cannot even take two directories: the disk.
+            Some(Some((base, watch))) => self.workspace_dirs(&base).ok().map(|d| (d, watch)),
+            _ => None,
         };
-        let dir = self.unique(&base, "ws")?;
-        let upper = dir.join("upper");
-        let work = dir.join("work");
-        for p in [&upper, &work] {
-            fs::create_dir(p).map_err(io_err("creating", p))?;
-        }
+        let ((dir, upper, work), scratch) = match in_scratch {
+            Some((dirs, watch)) => (dirs, Some(watch)),
+            None => (self.workspace_dirs(&self.dir.join("work"))?, None),
+        };
         let ws = Workspace {
             lowers,
             upper,
@@ -305,6 +304,20 @@ impl Store {
             }
         }
         Ok(ws)
+    }
+
+    /// A new workspace directory in `base` with its `upper` and `work`.
+    fn workspace_dirs(&self, base: &Path) -> Result<(PathBuf, PathBuf, PathBuf), SnapshotError> {
+        let dir = self.unique(base, "ws")?;
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        for p in [&upper, &work] {
+            if let Err(e) = fs::create_dir(p) {
+                let _ = fs::remove_dir_all(&dir);
+                return Err(io_err("creating", p)(e));
+            }
+        }
+        Ok((dir, upper, work))
     }
 
     /// Turns a finished overlay workspace into the snapshot of its layer
