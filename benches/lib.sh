@@ -16,6 +16,8 @@
 #                        "workload<TAB>tool<TAB>seconds" lines (compare.sh)
 #   KILN_BENCH_KEEP_LOGS set to keep the per-build logs (the work dir is
 #                        otherwise removed at exit)
+#   KILN_BENCH_KILN_FLAGS extra flags for every `kiln build`, split on
+#                        spaces (e.g. "--scratch memory")
 #
 # Every helper that starts something registers its cleanup with
 # bench_on_exit; one EXIT trap runs them in reverse order.
@@ -238,11 +240,15 @@ bench_detect() {
     if bench_buildah_ready; then BENCH_BUILDAH_OK=1; fi
 }
 
-# kiln build's flags that this binary knows: --progress=quiet.
+# kiln build's flags that this binary knows: --progress=quiet, then the
+# words of $KILN_BENCH_KILN_FLAGS (e.g. "--scratch memory").
 # shellcheck disable=SC2034 # used by the scripts that source this file
 bench_kiln_quiet() {
     BENCH_KILN_QUIET=()
     if "$KILN" build --help | grep -q -- '--progress'; then BENCH_KILN_QUIET=(--progress=quiet); fi
+    local extra=()
+    read -r -a extra <<< "${KILN_BENCH_KILN_FLAGS:-}"
+    BENCH_KILN_QUIET+=("${extra[@]}")
 }
 
 # The setup four_stages.sh and run_heavy.sh share: a work dir in $work with

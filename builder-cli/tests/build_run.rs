@@ -197,3 +197,161 @@ fn run_output_streams_to_progress_and_jobs_is_accepted() {
     assert_eq!(text("stdout"), "streamed-out\n", "{err}");
     assert_eq!(text("stderr"), "streamed-err\n", "{err}");
 }
+
+#[test]
+fn scratch_memory_runs_steps_in_memory_with_the_layers_of_disk() {
+    let rest = "RUN mkdir -p /a/b && echo one > /a/b/f && echo x > /keep\n\
+                RUN rm -rf /a/b && echo two >> /keep && mkdir /a/c\n\
+                RUN grep -o 'upperdir=[^,]*' /proc/self/mountinfo | head -n 1\n";
+    // A runtime directory of its own on /dev/shm (a tmpfs), so the test
+    // sees its own scratch only.
+    let runtime = tempfile::Builder::new()
+        .prefix("kiln-test-xdg-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let xdg = runtime.path().to_str().unwrap();
+    let env = [
+        ("SOURCE_DATE_EPOCH", "0"),
+        ("KILN_SCRATCH", ""),
+        ("XDG_RUNTIME_DIR", xdg),
+    ];
+    let mut digests = Vec::new();
+    for flags in [&["--scratch", "disk"][..], &["--scratch", "memory"]] {
+        let work = tempfile::tempdir().unwrap();
+        let (ctx, df) = busybox_build(work.path(), rest);
+        let root = work.path().join("store");
+        let out = work.path().join("out");
+        let output = format!("type=oci,dest={},tar=false", out.display());
+        let mut args = vec![
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "--progress",
+            "plain",
+        ];
+        args.extend_from_slice(flags);
+        args.extend([
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &output,
+            ctx.to_str().unwrap(),
+        ]);
+        let (ok, _, err) = kiln(&args, &env);
+        assert!(ok, "{err}");
+        let fallback = err
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains("scratch"));
+        let memory = flags[1] == "memory";
+        assert_eq!(fallback, memory && !roomy(), "{err}");
+        let upper = printed_upper(&err);
+        let in_memory = upper.starts_with(&format!("{xdg}/kiln-scratch-"));
+        assert_eq!(in_memory, memory && roomy(), "{flags:?}: upper {upper:?}");
+        let (digest, _, _) = image(&out);
+        digests.push(digest);
+    }
+    assert_eq!(digests[0], digests[1]);
+    let left: Vec<_> = std::fs::read_dir(runtime.path()).unwrap().collect();
+    assert!(left.is_empty(), "left in memory: {left:?}");
+}
+
+#[test]
+fn scratch_flag_and_environment_are_checked_and_documented() {
+    let (ok, help, _) = kiln(&["build", "--help"], &[]);
+    assert!(ok);
+    assert!(help.contains("--scratch <SCRATCH>"), "{help}");
+    assert!(help.contains("$KILN_SCRATCH"), "{help}");
+    let (ok, _, err) = kiln(&["build", "--scratch", "ram", "."], &[]);
+    assert!(!ok);
+    assert!(err.contains("possible values: disk, memory"), "{err}");
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "");
+    let root = work.path().join("store");
+    let args = [
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "-f",
+        df.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ];
+    let (ok, _, err) = kiln(&args, &[("KILN_SCRATCH", "ram")]);
+    assert!(!ok);
+    assert!(
+        err.contains("KILN_SCRATCH=\"ram\": expected memory or disk"),
+        "{err}"
+    );
+    // The environment chooses memory; the flag wins over it.
+    let (ok, _, err) = kiln(&args, &[("KILN_SCRATCH", "memory")]);
+    assert!(ok, "{err}");
+    let mut with_flag = args.to_vec();
+    with_flag.insert(1, "--scratch");
+    with_flag.insert(2, "disk");
+    let (ok, _, err) = kiln(&with_flag, &[("KILN_SCRATCH", "ram")]);
+    assert!(ok, "{err}");
+}
+
+/// Whether /dev/shm has the room `--scratch memory` wants for a step (1 GiB
+/// free, with some to spare): small ones (64 MiB in a container) make kiln
+/// warn and use the disk instead.
+fn roomy() -> bool {
+    rustix::fs::statvfs("/dev/shm")
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize) >= 2 << 30)
+        .unwrap_or(false)
+}
+
+/// The directory `RUN grep upperdir` printed in kiln's plain progress.
+fn printed_upper(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.split_once(" upperdir=/").map(|(_, p)| format!("/{p}")))
+        .unwrap_or_default()
+}
+
+#[test]
+fn scratch_memory_uses_the_runtime_dir_when_it_is_a_tmpfs() {
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN grep -o 'upperdir=[^,]*' /proc/self/mountinfo | head -n 1\n",
+    );
+    let root = work.path().join("store");
+    let args = [
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "--no-cache",
+        "--scratch",
+        "memory",
+        "-f",
+        df.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ];
+    // A runtime directory on a tmpfs (as /run/user/UID is): used.
+    let runtime = tempfile::Builder::new()
+        .prefix("kiln-test-xdg-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let xdg = runtime.path().to_str().unwrap();
+    let (ok, _, err) = kiln(&args, &[("XDG_RUNTIME_DIR", xdg)]);
+    assert!(ok, "{err}");
+    let upper = printed_upper(&err);
+    assert_eq!(
+        upper.starts_with(&format!("{xdg}/kiln-scratch-")),
+        roomy(),
+        "{upper}"
+    );
+    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0);
+    // One on the disk: /dev/shm instead.
+    let disk = work.path().to_str().unwrap();
+    let (ok, _, err) = kiln(&args, &[("XDG_RUNTIME_DIR", disk)]);
+    assert!(ok, "{err}");
+    let upper = printed_upper(&err);
+    assert_eq!(
+        upper.starts_with("/dev/shm/kiln-scratch-"),
+        roomy(),
+        "{upper}"
+    );
+}

@@ -97,11 +97,42 @@ pub struct Args {
     /// files are served by a private ssh-agent and must not need a passphrase).
     #[arg(long = "ssh")]
     pub ssh: Vec<String>,
+    /// Where RUN steps write: disk (the store's filesystem) or memory (a
+    /// tmpfs: $XDG_RUNTIME_DIR or /dev/shm; steps fall back to the disk when
+    /// it runs short, and a step that fills it runs again on disk).
+    /// Default: $KILN_SCRATCH, else disk.
+    #[arg(long, value_enum)]
+    pub scratch: Option<ScratchPlace>,
     /// The store's root directory.
     #[arg(long)]
     pub root: Option<PathBuf>,
     /// The build context: a directory, a tar archive, or `-` (tar on stdin).
     pub context: String,
+}
+
+/// Where RUN steps' writable directories live (`--scratch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScratchPlace {
+    /// The store's filesystem.
+    Disk,
+    /// A RAM-backed filesystem.
+    Memory,
+}
+
+impl ScratchPlace {
+    /// The flag, else `$KILN_SCRATCH`, else disk.
+    fn choose(flag: Option<ScratchPlace>) -> Result<ScratchPlace, String> {
+        if let Some(p) = flag {
+            return Ok(p);
+        }
+        match std::env::var("KILN_SCRATCH").ok().as_deref() {
+            None | Some("") | Some("disk") => Ok(ScratchPlace::Disk),
+            Some("memory") => Ok(ScratchPlace::Memory),
+            Some(v) => Err(format!(
+                "error: KILN_SCRATCH={v:?}: expected memory or disk"
+            )),
+        }
+    }
 }
 
 fn key_value(flag: &str, text: &str) -> Result<(String, String), String> {
@@ -208,6 +239,7 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
             return Err(format!("--network {n:?}: expected default, none or host"));
         }
     }
+    let scratch_place = ScratchPlace::choose(args.scratch)?;
     let source_date_epoch = match build_args
         .get("SOURCE_DATE_EPOCH")
         .cloned()
@@ -277,6 +309,10 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     )
     .map_err(|e| format!("error: {e}"))?
     .with_secrets(secrets);
+    let runner = match scratch_place {
+        ScratchPlace::Memory => runner.with_memory_scratch(),
+        ScratchPlace::Disk => runner,
+    };
     // Content digests of the context, through the stat cache in the store:
     // what COPY/ADD keys are made of.
     let listing = ctx

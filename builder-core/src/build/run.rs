@@ -26,6 +26,8 @@ pub struct SandboxRunner<'a> {
     context: PathBuf,
     scratch: PathBuf,
     counter: AtomicUsize,
+    /// Whether a step already ran on disk for lack of room in memory.
+    scratch_short: std::sync::atomic::AtomicBool,
     network: Network,
     layer_options: LayerOptions,
     secrets: SecretStore,
@@ -62,6 +64,7 @@ impl<'a> SandboxRunner<'a> {
             context: context.to_path_buf(),
             scratch: scratch.to_path_buf(),
             counter: AtomicUsize::new(0),
+            scratch_short: Default::default(),
             network: if network_none {
                 Network::None
             } else {
@@ -81,6 +84,38 @@ impl<'a> SandboxRunner<'a> {
     pub fn with_secrets(mut self, secrets: SecretStore) -> Self {
         self.secrets = secrets;
         self
+    }
+
+    /// Puts RUN steps' writable directories in a private directory made in
+    /// `base` (a RAM-backed filesystem) as far as `limits` allow; see
+    /// [`snapshot::Store::set_scratch`]. When the scratch cannot be used
+    /// the steps use the disk and a warning says why. The directory is
+    /// deleted when the runner is dropped.
+    pub fn with_scratch(mut self, base: &Path, limits: snapshot::ScratchLimits) -> Self {
+        if let Err(e) = self.snapshots.set_scratch(base, limits) {
+            self.warn(format!("{e}; RUN steps use the disk"));
+        }
+        self
+    }
+
+    /// [`SandboxRunner::with_scratch`] in the memory filesystem
+    /// [`snapshot::memory_scratch_base`] picks, with the default limits
+    /// (`kiln build --scratch memory`); a warning when there is none.
+    pub fn with_memory_scratch(self) -> Self {
+        match snapshot::memory_scratch_base() {
+            Ok(base) => self.with_scratch(&base, snapshot::ScratchLimits::default()),
+            Err(why) => {
+                self.warn(format!(
+                    "no usable memory filesystem for the scratch ({why}); RUN steps use the disk"
+                ));
+                self
+            }
+        }
+    }
+
+    /// The build's scratch directory in memory, while there is one.
+    pub fn scratch_dir(&self) -> Option<&Path> {
+        self.snapshots.scratch_dir()
     }
 
     /// Things to tell the user (id mapping limits, skipped layer members),
@@ -470,6 +505,8 @@ fn passwd_home(passwd: Option<&str>, uid: u32) -> String {
 
 impl Drop for SandboxRunner<'_> {
     fn drop(&mut self) {
+        // The volatile snapshots in the memory scratch end with the build.
+        let _ = self.snapshots.clear_scratch();
         // Discarded workspaces were renamed away during the build; delete
         // them now, off the steps' critical path.
         let _ = self.snapshots.empty_trash();
@@ -499,12 +536,38 @@ impl RunExecutor for SandboxRunner<'_> {
             .snapshots
             .workspace(&diff_ids)
             .map_err(|e| e.to_string())?;
-        let result = self.run_in(&ws, req, control);
+        if let Some(dir) = self.snapshots.scratch_dir() {
+            if !ws.on_scratch() && !self.scratch_short.swap(true, Ordering::Relaxed) {
+                self.warn(format!(
+                    "the memory scratch {} is short of room (or the build's budget is spent): \
+                     RUN steps use the disk until it has room again",
+                    dir.display()
+                ));
+            }
+        }
+        let mut result = self.run_in(&ws, req, control);
+        let mut ws = ws;
+        if matches!(result, Err(StepFailure::ScratchFilled)) {
+            // The step may have met ENOSPC in memory (and even ignored
+            // it): only a run on disk gives a layer to trust.
+            let _ = ws.discard();
+            let note = "RUN step filled the memory scratch; running it again on disk";
+            control.output.output(
+                sandbox::Stream::Stderr,
+                format!("kiln: {note}\n").as_bytes(),
+            );
+            self.warn(format!("{note}: {}", req.argv.join(" ")));
+            ws = self
+                .snapshots
+                .disk_workspace(&diff_ids)
+                .map_err(|e| e.to_string())?;
+            result = self.run_in(&ws, req, control);
+        }
         let layer = match result {
             Ok(l) => l,
             Err(e) => {
                 let _ = ws.discard();
-                return Err(e);
+                return Err(e.into());
             }
         };
         match &layer {
@@ -525,7 +588,7 @@ impl SandboxRunner<'_> {
         ws: &snapshot::Workspace,
         req: &RunRequest,
         control: &mut RunControl<'_>,
-    ) -> Result<Option<LayerBlob>, String> {
+    ) -> Result<Option<LayerBlob>, StepFailure> {
         let read = |p: &str| -> Result<Option<String>, String> {
             Ok(ws
                 .read_file(Path::new(p))
@@ -578,11 +641,16 @@ impl SandboxRunner<'_> {
             spec.env.push(format!("{k}={v}"));
         }
         let mut out = Tail::new(&mut *control.output);
-        let outcome =
-            sandbox::run_cancellable(&spec, &self.idmap, &mut out, &|| cancel.is_cancelled())
-                .map_err(|e| e.to_string());
+        // Asked every 50 ms: also the moments to watch the scratch's space;
+        // a step that filled it is stopped (it runs again on disk).
+        let poll = || ws.scratch_filled() || cancel.is_cancelled();
+        let outcome = sandbox::run_cancellable(&spec, &self.idmap, &mut out, &poll)
+            .map_err(|e| e.to_string());
         // Secrets, agents and cache locks end with the step.
         drop(step);
+        if ws.scratch_filled() && !cancel.is_cancelled() {
+            return Err(StepFailure::ScratchFilled);
+        }
         let outcome = outcome?;
         for w in &outcome.warnings {
             self.warn(format!("{w:?}"));
@@ -601,7 +669,8 @@ impl SandboxRunner<'_> {
                 } else {
                     format!("\n{tail}")
                 }
-            ));
+            )
+            .into());
         }
         let entries = ws.diff().map_err(|e| e.to_string())?;
         if entries.is_empty() {
@@ -624,5 +693,32 @@ impl SandboxRunner<'_> {
             size: layer.descriptor.size,
             media_type: layer.descriptor.media_type.clone(),
         }))
+    }
+}
+
+/// Why a step gave no layer.
+#[derive(Debug)]
+enum StepFailure {
+    /// The step failed; the message says how.
+    Failed(String),
+    /// The memory scratch ran (nearly) full while the step ran in it: its
+    /// outcome is not to be trusted.
+    ScratchFilled,
+}
+
+impl From<String> for StepFailure {
+    fn from(message: String) -> Self {
+        StepFailure::Failed(message)
+    }
+}
+
+impl From<StepFailure> for String {
+    fn from(f: StepFailure) -> Self {
+        match f {
+            StepFailure::Failed(m) => m,
+            StepFailure::ScratchFilled => {
+                "RUN step filled the memory scratch (the disk was not tried)".into()
+            }
+        }
     }
 }

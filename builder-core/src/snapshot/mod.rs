@@ -5,17 +5,19 @@
 mod copy;
 mod diff;
 mod extract;
+mod scratch;
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::fsentry::Entry;
 use crate::sandbox::{self, IdMap, Rootfs, SandboxError};
 
 pub use copy::diff_copy;
 pub use diff::{diff_fuse_upper, diff_upper};
+pub use scratch::{memory_scratch_base, ScratchLimits};
 
 /// How a step's root filesystem is assembled from the layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +74,14 @@ pub enum SnapshotError {
     /// Only kernel overlay workspaces can become snapshots directly.
     #[error("a copy or fuse-overlayfs workspace cannot be committed; extract the layer instead")]
     CommitUnsupported,
+    /// The scratch directory given to [`Store::set_scratch`] cannot be used.
+    #[error("scratch in {dir}: {reason}")]
+    Scratch {
+        /// The directory.
+        dir: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// Changing owners inside the user namespace failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -102,11 +112,14 @@ pub enum SnapshotWarning {
 }
 
 /// The layer store: `<root>/snapshots/v1/layers/<algorithm>/<hex>/`.
+/// Clones share the scratch ([`Store::set_scratch`]) and its volatile
+/// snapshots.
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
     idmap: IdMap,
     mode: RootfsMode,
+    scratch: Option<Arc<scratch::Scratch>>,
 }
 
 impl Store {
@@ -123,6 +136,7 @@ impl Store {
             dir,
             idmap,
             mode: RootfsMode::KernelOverlay,
+            scratch: None,
         })
     }
 
@@ -181,8 +195,16 @@ impl Store {
         &self.idmap
     }
 
-    /// The directory that holds (or will hold) the layer `diff_id`.
+    /// The directory that holds (or will hold) the layer `diff_id`: its
+    /// volatile snapshot in the scratch when this build made one, else its
+    /// directory in the store.
     pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, SnapshotError> {
+        let persistent = self.persistent_dir(diff_id)?;
+        Ok(self.volatile_dir(diff_id).unwrap_or(persistent))
+    }
+
+    /// The layer's directory in the store (checking the diff id's form).
+    fn persistent_dir(&self, diff_id: &str) -> Result<PathBuf, SnapshotError> {
         let (algo, hex) = diff_id
             .split_once(':')
             .ok_or_else(|| SnapshotError::BadDiffId(diff_id.into()))?;
@@ -236,8 +258,17 @@ impl Store {
     }
 
     /// A fresh upper and work directory over the layers `diff_ids` (bottom
-    /// first, as in an image config), all of which must be in the store.
+    /// first, as in an image config), all of which must be in the store;
+    /// in the scratch ([`Store::set_scratch`]) when it has room.
     pub fn workspace(&self, diff_ids: &[String]) -> Result<Workspace, SnapshotError> {
+        self.make_workspace(diff_ids, true)
+    }
+
+    fn make_workspace(
+        &self,
+        diff_ids: &[String],
+        may_use_scratch: bool,
+    ) -> Result<Workspace, SnapshotError> {
         let mut lowers = Vec::new();
         for id in diff_ids.iter().rev() {
             let d = self.layer_dir(id)?;
@@ -248,12 +279,15 @@ impl Store {
             }
             lowers.push(d);
         }
-        let dir = self.unique(&self.dir.join("work"), "ws")?;
-        let upper = dir.join("upper");
-        let work = dir.join("work");
-        for p in [&upper, &work] {
-            fs::create_dir(p).map_err(io_err("creating", p))?;
-        }
+        let in_scratch = match may_use_scratch.then(|| self.scratch_for_step()) {
+            // A scratch that cannot even take two directories: the disk.
+            Some(Some((base, watch))) => self.workspace_dirs(&base).ok().map(|d| (d, watch)),
+            _ => None,
+        };
+        let ((dir, upper, work), scratch) = match in_scratch {
+            Some((dirs, watch)) => (dirs, Some(watch)),
+            None => (self.workspace_dirs(&self.dir.join("work"))?, None),
+        };
         let ws = Workspace {
             lowers,
             upper,
@@ -261,6 +295,7 @@ impl Store {
             dir,
             idmap: self.idmap.clone(),
             mode: self.mode,
+            scratch,
         };
         if self.mode == RootfsMode::Copy {
             if let Err(e) = copy::assemble(&ws.lowers, &ws.upper, &self.idmap) {
@@ -271,18 +306,36 @@ impl Store {
         Ok(ws)
     }
 
+    /// A new workspace directory in `base` with its `upper` and `work`.
+    fn workspace_dirs(&self, base: &Path) -> Result<(PathBuf, PathBuf, PathBuf), SnapshotError> {
+        let dir = self.unique(base, "ws")?;
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        for p in [&upper, &work] {
+            if let Err(e) = fs::create_dir(p) {
+                let _ = fs::remove_dir_all(&dir);
+                return Err(io_err("creating", p)(e));
+            }
+        }
+        Ok((dir, upper, work))
+    }
+
     /// Turns a finished overlay workspace into the snapshot of its layer
     /// without extracting the layer tarball again: the upper directory
     /// already is in the store's format (0/0 whiteouts, opaque xattrs).
     /// Call it after the layer has been written from [`Workspace::diff`]
     /// (whose entries point into the upper directory). Copy workspaces
     /// cannot be committed; extract the written layer with
-    /// [`Store::ensure_layer`] instead.
+    /// [`Store::ensure_layer`] instead. A workspace in the scratch becomes
+    /// a volatile snapshot there (see [`Store::set_scratch`]).
     pub fn commit(&self, ws: Workspace, diff_id: &str) -> Result<PathBuf, SnapshotError> {
         let dest = self.layer_dir(diff_id)?;
         if ws.mode != RootfsMode::KernelOverlay {
             let _ = ws.remove();
             return Err(SnapshotError::CommitUnsupported);
+        }
+        if ws.on_scratch() {
+            return self.commit_volatile(ws, diff_id);
         }
         if !dest.is_dir() {
             if let Some(parent) = dest.parent() {
@@ -300,19 +353,7 @@ impl Store {
     }
 
     fn unique(&self, base: &Path, prefix: &str) -> Result<PathBuf, SnapshotError> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        loop {
-            let p = base.join(format!(
-                "{prefix}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            match fs::create_dir(&p) {
-                Ok(()) => return Ok(p),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_err("creating", &p)(e)),
-            }
-        }
+        self.unique_with(base, prefix, 0o777)
     }
 }
 
@@ -330,6 +371,7 @@ pub struct Workspace {
     pub mode: RootfsMode,
     dir: PathBuf,
     idmap: IdMap,
+    scratch: Option<scratch::ScratchWatch>,
 }
 
 impl Workspace {
@@ -399,6 +441,11 @@ impl Workspace {
     /// path (deleting many files can take seconds, e.g. on ext4 mounted
     /// with `discard`).
     pub fn discard(self) -> Result<(), SnapshotError> {
+        if self.on_scratch() {
+            // Deleting is quick in memory, and keeping it would hold RAM
+            // the next steps may need.
+            return self.remove();
+        }
         let Some(trash) = self
             .dir
             .parent()
