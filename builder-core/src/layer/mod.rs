@@ -116,17 +116,30 @@ pub fn write_layer_with<I: IntoIterator<Item = Entry>>(
     open: &dyn Fn(&Path) -> io::Result<std::fs::File>,
 ) -> Result<Layer, LayerError> {
     let entries = prepare_entries(entries)?;
-    let blob = store.blob_writer()?;
-    let enc = Encoder::new(blob, &opts.compression).map_err(LayerError::Write)?;
-    let mut tar = DigestWriter::new(enc);
     let tar_opts = TarOptions {
         source_date_epoch: opts.source_date_epoch,
     };
+    let compression = opts.compression.compression;
+    if compression == Compression::Uncompressed {
+        // The blob is the tar: the store's hash of it is the diff_id, so
+        // the bytes are hashed once, not twice.
+        let mut blob = store.blob_writer()?;
+        write_tar_with(&entries, &tar_opts, &mut blob, open)?;
+        let (digest, size) = blob.commit(None)?;
+        return Ok(Layer {
+            diff_id: digest.clone(),
+            descriptor: Descriptor::new(compression.oci_media_type(), digest, size),
+            compression,
+            uncompressed_size: size,
+        });
+    }
+    let blob = store.blob_writer()?;
+    let enc = Encoder::new(blob, &opts.compression).map_err(LayerError::Write)?;
+    let mut tar = DigestWriter::new(enc);
     write_tar_with(&entries, &tar_opts, &mut tar, open)?;
     let (enc, diff_id, uncompressed_size) = tar.finish();
     let blob = enc.finish().map_err(LayerError::Write)?;
     let (digest, size) = blob.commit(None)?;
-    let compression = opts.compression.compression;
     Ok(Layer {
         diff_id,
         descriptor: Descriptor::new(compression.oci_media_type(), digest, size),

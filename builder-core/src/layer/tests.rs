@@ -285,3 +285,40 @@ fn parallel_gzip_output_does_not_depend_on_which_worker_took_a_block() {
         );
     }
 }
+
+#[test]
+fn a_plain_layer_is_its_own_diff_id_and_the_gzip_one_decodes_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let entries = || {
+        vec![
+            entry("d", Kind::Dir, 0o755, 1),
+            file("d/a", b"alpha\n", 2),
+            file("d/b", &[7u8; 100_000], 3),
+        ]
+    };
+    let with = |compression| LayerOptions {
+        compression: CompressionOptions {
+            compression,
+            ..CompressionOptions::default()
+        },
+        source_date_epoch: None,
+    };
+    let plain = write_layer(&store, entries(), &with(Compression::Uncompressed)).unwrap();
+    let gzip = write_layer(&store, entries(), &with(Compression::Gzip)).unwrap();
+    assert_eq!(plain.descriptor.digest, plain.diff_id);
+    assert_eq!(
+        plain.descriptor.media_type,
+        crate::image::media::OCI_LAYER_TAR
+    );
+    assert_eq!(plain.uncompressed_size, plain.descriptor.size);
+    assert_eq!(gzip.diff_id, plain.diff_id);
+    assert_eq!(gzip.uncompressed_size, plain.uncompressed_size);
+    let tar = store.read_blob(&plain.descriptor.digest).unwrap();
+    assert_eq!(crate::digest::Digest::of(&tar), plain.diff_id);
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&store.read_blob(&gzip.descriptor.digest).unwrap()[..])
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, tar);
+}
