@@ -10,6 +10,7 @@ mod compress;
 mod pgzip;
 mod scan;
 pub(crate) mod tarfmt;
+mod threaded;
 pub mod variants;
 mod write;
 
@@ -21,6 +22,7 @@ pub use compress::{
 };
 pub use pgzip::ParGzEncoder;
 pub use scan::{entries_from_dir, HardlinkDetector, ScanError};
+pub use threaded::ThreadedWriter;
 pub use write::{prepare_entries, write_tar, write_tar_with, TarOptions};
 
 use crate::digest::{Digest, DigestWriter};
@@ -122,9 +124,10 @@ pub fn write_layer_with<I: IntoIterator<Item = Entry>>(
     let compression = opts.compression.compression;
     if compression == Compression::Uncompressed {
         // The blob is the tar: the store's hash of it is the diff_id, so
-        // the bytes are hashed once, not twice.
-        let mut blob = store.blob_writer()?;
-        write_tar_with(&entries, &tar_opts, &mut blob, open)?;
+        // the bytes are hashed once, not twice, on a second thread.
+        let mut out = ThreadedWriter::new(store.blob_writer()?).map_err(LayerError::Write)?;
+        write_tar_with(&entries, &tar_opts, &mut out, open)?;
+        let blob = out.finish().map_err(LayerError::Write)?;
         let (digest, size) = blob.commit(None)?;
         return Ok(Layer {
             diff_id: digest.clone(),
