@@ -9,7 +9,7 @@ mod registry_support;
 
 use std::path::Path;
 
-use build_support::cache::{build, context_with_busybox};
+use build_support::cache::{build, context_with_busybox, Build};
 use build_support::{describe, files, image};
 use builder_core::store::Store;
 use registry_support::{skopeo, skopeo_inspect, Auth, Registry};
@@ -62,6 +62,23 @@ fn assert_image_files(layout: &Path) {
     assert_eq!(describe(&f["r"]), "file 0644 0:0 \"ran\\n\"");
     assert!(!f.contains_key("a.txt"), "{:?}", f.keys());
     assert_eq!(f["bin/busybox"].kind, "file");
+}
+
+/// WORK/ctx with DF's files, and DF built into WORK/store for the store
+/// alone, as `plain/app:1`.
+fn store_only_build(work: &Path) -> std::path::PathBuf {
+    let ctx = context_with_busybox(work, &[("a.txt", "a\n")]);
+    let b = build(work, &ctx, DF, &["-t", "plain/app:1"]);
+    assert!(b.ok, "{}", b.stderr);
+    ctx
+}
+
+/// DF again with `extra`: every layer step must hit the cache.
+fn build_from_hits(work: &Path, ctx: &Path, extra: &[&str]) -> Build {
+    let b = build(work, ctx, DF, extra);
+    assert!(b.ok, "{}", b.stderr);
+    assert!(b.steps("cache_miss").is_empty(), "{:?}", b.events);
+    b
 }
 
 #[test]
@@ -140,17 +157,13 @@ fn a_store_only_build_keeps_plain_layers_and_push_gzips_them_once() {
 #[test]
 fn an_oci_export_of_hits_from_a_store_only_build_is_gzip_unless_asked_otherwise() {
     let work = tempfile::tempdir().unwrap();
-    let ctx = context_with_busybox(work.path(), &[("a.txt", "a\n")]);
-    let first = build(work.path(), &ctx, DF, &["-t", "plain/app:1"]);
-    assert!(first.ok, "{}", first.stderr);
+    let ctx = store_only_build(work.path());
 
     // The same steps, now exported: every layer step hits the store-only
     // build's cache, and the archive still gets gzip layers.
     let out = work.path().join("oci");
     let o = format!("--output=type=oci,dest={},tar=false", out.display());
-    let second = build(work.path(), &ctx, DF, &[&o]);
-    assert!(second.ok, "{}", second.stderr);
-    assert!(second.steps("cache_miss").is_empty(), "{:?}", second.events);
+    build_from_hits(work.path(), &ctx, &[&o]);
     let (_, manifest, config) = image(&out);
     assert_eq!(layer_types(&manifest), vec![GZIP; 3]);
     assert_gzip_blobs(&out, &manifest);
@@ -164,8 +177,7 @@ fn an_oci_export_of_hits_from_a_store_only_build_is_gzip_unless_asked_otherwise(
         "--output=type=oci,dest={},tar=false,compression=uncompressed",
         plain.display()
     );
-    let third = build(work.path(), &ctx, DF, &[&o]);
-    assert!(third.ok, "{}", third.stderr);
+    build_from_hits(work.path(), &ctx, &[&o]);
     assert_eq!(layer_types(&image(&plain).1), vec![TAR; 3]);
     assert_image_files(&plain);
 }
@@ -173,15 +185,11 @@ fn an_oci_export_of_hits_from_a_store_only_build_is_gzip_unless_asked_otherwise(
 #[test]
 fn a_cache_export_of_plain_layers_carries_gzip_and_serves_an_empty_store() {
     let work = tempfile::tempdir().unwrap();
-    let ctx = context_with_busybox(work.path(), &[("a.txt", "a\n")]);
-    let first = build(work.path(), &ctx, DF, &["-t", "plain/app:1"]);
-    assert!(first.ok, "{}", first.stderr);
+    let ctx = store_only_build(work.path());
 
     let cache = work.path().join("cache");
     let to = format!("--cache-to=type=local,dest={},mode=max", cache.display());
-    let second = build(work.path(), &ctx, DF, &[&to]);
-    assert!(second.ok, "{}", second.stderr);
-    assert!(second.steps("cache_miss").is_empty(), "{:?}", second.events);
+    build_from_hits(work.path(), &ctx, &[&to]);
     let (_, manifest, _) = image(&cache);
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3, "{manifest}");
@@ -193,9 +201,7 @@ fn a_cache_export_of_plain_layers_carries_gzip_and_serves_an_empty_store() {
     let from = format!("--cache-from=type=local,src={}", cache.display());
     let out = other.path().join("oci");
     let o = format!("--output=type=oci,dest={},tar=false", out.display());
-    let third = build(other.path(), &ctx, DF, &[&from, &o]);
-    assert!(third.ok, "{}", third.stderr);
-    assert!(third.steps("cache_miss").is_empty(), "{:?}", third.events);
+    build_from_hits(other.path(), &ctx, &[&from, &o]);
     assert_image_files(&out);
 }
 
@@ -203,14 +209,10 @@ fn a_cache_export_of_plain_layers_carries_gzip_and_serves_an_empty_store() {
 fn a_pushing_build_of_plain_hits_prints_the_digest_it_pushed() {
     let reg = Registry::start(Auth::None, None);
     let work = tempfile::tempdir().unwrap();
-    let ctx = context_with_busybox(work.path(), &[("a.txt", "a\n")]);
-    let first = build(work.path(), &ctx, DF, &["-t", "plain/app:1"]);
-    assert!(first.ok, "{}", first.stderr);
+    let ctx = store_only_build(work.path());
 
     let dest = format!("{}/plain/pushed:1", reg.host());
-    let second = build(work.path(), &ctx, DF, &["-t", &dest, "--push"]);
-    assert!(second.ok, "{}", second.stderr);
-    assert!(second.steps("cache_miss").is_empty(), "{:?}", second.events);
+    let second = build_from_hits(work.path(), &ctx, &["-t", &dest, "--push"]);
     let remote = skopeo_inspect(&[&format!("docker://{dest}")]);
     assert_eq!(remote["Digest"].as_str(), Some(second.digest.as_str()));
     let raw: serde_json::Value = serde_json::from_slice(&skopeo(&[

@@ -434,25 +434,26 @@ fn bad_ssh_key_files_fail_naming_the_file_and_leave_no_agent() {
     let missing = work.path().join("missing");
     let (ctx, df) = ssh_add_build(work.path());
     let root = work.path().join("store");
+    let build_with = |value: &str, env: &[(&str, &str)]| {
+        let args = [
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "--ssh",
+            value,
+            ctx.to_str().unwrap(),
+        ];
+        kiln(&args, env)
+    };
     for (bad, want) in [
         (&enc, "is passphrase-protected"),
         (&junk, "is neither an agent socket nor a private key file"),
         (&missing, "No such file or directory"),
     ] {
         let value = format!("default={},{}", good.display(), bad.display());
-        let (ok, _, err) = kiln(
-            &[
-                "build",
-                "--root",
-                root.to_str().unwrap(),
-                "-f",
-                df.to_str().unwrap(),
-                "--ssh",
-                &value,
-                ctx.to_str().unwrap(),
-            ],
-            &[("TMPDIR", tmp.to_str().unwrap())],
-        );
+        let (ok, _, err) = build_with(&value, &[("TMPDIR", tmp.to_str().unwrap())]);
         assert!(!ok, "{value}");
         assert!(
             err.contains(&format!("ssh default: {}", bad.display())) && err.contains(want),
@@ -465,17 +466,8 @@ fn bad_ssh_key_files_fail_naming_the_file_and_leave_no_agent() {
     let no_tools = work.path().join("empty-path");
     std::fs::create_dir(&no_tools).unwrap();
     let value = format!("default={}", good.display());
-    let (ok, _, err) = kiln(
-        &[
-            "build",
-            "--root",
-            root.to_str().unwrap(),
-            "-f",
-            df.to_str().unwrap(),
-            "--ssh",
-            &value,
-            ctx.to_str().unwrap(),
-        ],
+    let (ok, _, err) = build_with(
+        &value,
         &[
             ("TMPDIR", tmp.to_str().unwrap()),
             ("PATH", no_tools.to_str().unwrap()),
