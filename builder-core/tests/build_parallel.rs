@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use builder_core::build::resolve::StoreResolver;
 use builder_core::build::run::SandboxRunner;
-use builder_core::build::{self, BuildError, BuildHooks, BuildOptions, Platform};
+use builder_core::build::{self, BuildError, BuildHooks, BuildOptions};
 use builder_core::graph::{CancelReason, CancelToken};
 use builder_core::store::Store;
 use common::{scratch, Scratch};
@@ -65,17 +65,8 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).unwrap();
         let opts = BuildOptions {
-            dockerfile_name: "Dockerfile".into(),
-            context: self.dir.join("ctx"),
-            ignore: None,
-            build_args: Default::default(),
             target: target.map(str::to_string),
-            labels: Default::default(),
-            platform: Platform::host(),
-            source_date_epoch: None,
-            named_contexts: Default::default(),
-            scratch: work.clone(),
-            compression: Default::default(),
+            ..common::build_options(&self.dir.join("ctx"), &work)
         };
         let mut resolver = StoreResolver {
             store: &self.store,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use builder_core::build::resolve::StoreResolver;
 use builder_core::build::run::SandboxRunner;
-use builder_core::build::{self, BuildHooks, BuildOptions, BuiltImage, LayerBlob, Platform};
+use builder_core::build::{self, BuildHooks, BuildOptions, BuiltImage, LayerBlob};
 use builder_core::graph::{CancelReason, CancelToken};
 use builder_core::snapshot::ScratchLimits;
 use builder_core::store::Store;
@@ -101,19 +101,10 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).unwrap();
         let opts = BuildOptions {
-            dockerfile_name: "Dockerfile".into(),
-            context: self.dir.join("ctx"),
-            ignore: None,
-            build_args: Default::default(),
-            target: None,
-            labels: Default::default(),
-            platform: Platform::host(),
             // Clamped mtimes: the digests of a disk and a memory build
             // can be compared.
             source_date_epoch: Some(0),
-            named_contexts: Default::default(),
-            scratch: work.clone(),
-            compression: Default::default(),
+            ..common::build_options(&self.dir.join("ctx"), &work)
         };
         let mut resolver = StoreResolver {
             store,

@@ -83,3 +83,22 @@ pub fn sh(spec: &mut Spec, script: &str) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Build options for a context at `ctx`, scratch files in `work`, the
+/// host's platform and every other setting at its default; tests override
+/// fields with struct update syntax.
+pub fn build_options(ctx: &Path, work: &Path) -> builder_core::build::BuildOptions {
+    builder_core::build::BuildOptions {
+        dockerfile_name: "Dockerfile".into(),
+        context: ctx.to_path_buf(),
+        ignore: None,
+        build_args: Default::default(),
+        target: None,
+        labels: Default::default(),
+        platform: builder_core::build::Platform::host(),
+        source_date_epoch: None,
+        named_contexts: Default::default(),
+        scratch: work.to_path_buf(),
+        compression: Default::default(),
+    }
+}
