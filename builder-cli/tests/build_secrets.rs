@@ -276,6 +276,7 @@ fn an_ssh_agent_is_forwarded_to_the_step_and_nothing_is_left() {
              RUN mkdir -m 1777 /out && echo root:x:0:0::/root:/bin/sh > /etc/passwd && \
                  echo u:x:1000:1000::/out:/bin/sh >> /etc/passwd\n\
              RUN --mount=type=ssh ssh-add -l > /out/keys; echo \"$SSH_AUTH_SOCK\" > /out/sock\n\
+             RUN --mount=type=ssh ssh-add -D 2>/dev/null; echo $? > /out/remove-all\n\
              RUN --mount=type=ssh,id=work,target=/tmp/a.sock,uid=1000,mode=0660 \
                  stat -c '%u %a %F' /tmp/a.sock > /out/stat\n\
              USER 1000\n\
@@ -312,6 +313,16 @@ fn an_ssh_agent_is_forwarded_to_the_step_and_nothing_is_left() {
     for p in ["run/buildkit/ssh_agent.0", "tmp/a.sock"] {
         assert_eq!(get(&fs, p), "absent", "{p}");
     }
+    // The user's agent is read-only to steps, as in BuildKit: removing its
+    // keys failed and they are all still there.
+    assert_eq!(get(&fs, "out/remove-all"), "file 0644 0:0 \"1\\n\"");
+    let listed = Command::new("ssh-add")
+        .arg("-l")
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("kiln-test-key (ED25519)"), "{listed}");
 }
 
 /// Makes an ed25519 key at `path` (with passphrase `pass`, if not empty);

@@ -295,6 +295,7 @@ impl<'a> SandboxRunner<'a> {
                         m.uid.unwrap_or(0),
                         m.gid.unwrap_or(0),
                         m.mode.unwrap_or(0o600),
+                        self.secrets.agent_is_users(&id),
                     )?;
                     push_file_mount(
                         &mut out,

@@ -237,6 +237,13 @@ impl SecretStore {
         })
     }
 
+    /// True when ssh id `id` is the user's own agent socket, which steps
+    /// may only list and sign with, as in BuildKit; kiln's private agent
+    /// for key files is the build's own.
+    pub fn agent_is_users(&self, id: &str) -> bool {
+        matches!(self.agents.get(id), Some(AgentSource::Socket(_)))
+    }
+
     /// True when no secret and no agent were given.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty() && self.agents.is_empty()
@@ -314,9 +321,10 @@ impl StepSecrets {
         uid: u32,
         gid: u32,
         mode: u32,
+        read_only: bool,
     ) -> Result<PathBuf, String> {
         let path = self.next_path("agent")?;
-        let proxy = AgentProxy::start(&path, upstream)
+        let proxy = AgentProxy::start(&path, upstream, read_only)
             .map_err(|e| format!("ssh {id}: {}: {e}", path.display()))?;
         self.proxies.push(proxy);
         self.give(&path, uid, gid, mode)
@@ -376,7 +384,9 @@ struct AgentProxy {
 }
 
 impl AgentProxy {
-    fn start(path: &Path, upstream: &Path) -> std::io::Result<AgentProxy> {
+    /// A proxy at `path` to the agent at `upstream`; with `read_only`, a
+    /// step can list the agent's keys and sign with them, nothing else.
+    fn start(path: &Path, upstream: &Path, read_only: bool) -> std::io::Result<AgentProxy> {
         let listener = UnixListener::bind(path)?;
         let accepting = listener.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -391,7 +401,11 @@ impl AgentProxy {
                 match conn {
                     Ok((client, _)) => {
                         if let Ok(agent) = UnixStream::connect(&up) {
-                            forward(client, agent);
+                            if read_only {
+                                forward_read_only(client, agent);
+                            } else {
+                                forward(client, agent);
+                            }
                         }
                     }
                     // E.g. out of descriptors: do not spin.
@@ -437,6 +451,71 @@ fn forward(client: UnixStream, agent: UnixStream) {
     let _ = std::thread::Builder::new()
         .name("kiln-ssh-fwd".into())
         .spawn(pump(a2, c2));
+}
+
+/// ssh-agent protocol message types a read-only forward lets through:
+/// SSH_AGENTC_REQUEST_IDENTITIES and SSH_AGENTC_SIGN_REQUEST.
+const AGENT_READ_REQUESTS: [u8; 2] = [11, 13];
+/// SSH_AGENT_FAILURE, the answer to anything else.
+const AGENT_FAILURE: u8 = 5;
+/// OpenSSH's own limit on one agent message.
+const AGENT_MAX_MESSAGE: u32 = 256 * 1024;
+
+/// Relays a step's requests to the user's agent one at a time, answering
+/// those that would change or lock it (adding or removing keys, locking,
+/// extensions) with a failure, as BuildKit's read-only agent does: a step
+/// may use the user's keys, not alter the agent the user's session relies
+/// on. Ends when either side closes or breaks the protocol.
+fn forward_read_only(mut client: UnixStream, mut agent: UnixStream) {
+    let mut relay = move || -> std::io::Result<()> {
+        while let Some(request) = read_agent_message(&mut client)? {
+            if request
+                .first()
+                .is_some_and(|t| AGENT_READ_REQUESTS.contains(t))
+            {
+                write_agent_message(&mut agent, &request)?;
+                match read_agent_message(&mut agent)? {
+                    Some(reply) => write_agent_message(&mut client, &reply)?,
+                    None => break,
+                }
+            } else {
+                write_agent_message(&mut client, &[AGENT_FAILURE])?;
+            }
+        }
+        Ok(())
+    };
+    let _ = std::thread::Builder::new()
+        .name("kiln-ssh-fwd".into())
+        .spawn(move || {
+            let _ = relay();
+        });
+}
+
+/// One length-prefixed message; `None` at a clean end of stream.
+fn read_agent_message(from: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    match from.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len);
+    if len == 0 || len > AGENT_MAX_MESSAGE {
+        return Err(std::io::Error::other(format!(
+            "ssh-agent message of {len} bytes"
+        )));
+    }
+    let mut body = vec![0u8; len as usize];
+    from.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+fn write_agent_message(to: &mut UnixStream, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
+    to.write_all(&len.to_be_bytes())?;
+    to.write_all(body)
 }
 
 #[cfg(test)]
@@ -556,7 +635,7 @@ mod tests {
         let (idmap, _) = IdMap::detect();
         let stage = dir.path().join("step");
         let mut st = StepSecrets::new(stage.clone(), &idmap);
-        let p = st.agent("default", &up, 0, 0, 0o600).unwrap();
+        let p = st.agent("default", &up, 0, 0, 0o600, false).unwrap();
         let mut c = UnixStream::connect(&p).unwrap();
         c.write_all(b"ping").unwrap();
         let mut b = [0u8; 4];
@@ -566,5 +645,47 @@ mod tests {
         drop(st);
         assert!(!stage.exists());
         assert!(UnixStream::connect(&p).is_err());
+    }
+
+    #[test]
+    fn a_read_only_agent_forward_lists_and_signs_but_refuses_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let up = dir.path().join("up.sock");
+        let listener = UnixListener::bind(&up).unwrap();
+        // A stand-in agent: answers each message with 6 (SSH_AGENT_SUCCESS)
+        // followed by its type, and reports the types it saw.
+        let agent = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            while let Some(m) = read_agent_message(&mut c).unwrap() {
+                seen.push(m[0]);
+                write_agent_message(&mut c, &[6, m[0]]).unwrap();
+            }
+            seen
+        });
+        let (idmap, _) = IdMap::detect();
+        let mut st = StepSecrets::new(dir.path().join("step"), &idmap);
+        let p = st.agent("default", &up, 0, 0, 0o600, true).unwrap();
+        let mut c = UnixStream::connect(&p).unwrap();
+        // list, remove all, sign, lock, add, extension
+        let mut replies = Vec::new();
+        for t in [11u8, 19, 13, 22, 17, 27] {
+            write_agent_message(&mut c, &[t, 0, 0]).unwrap();
+            replies.push(read_agent_message(&mut c).unwrap().unwrap());
+        }
+        let failure = vec![AGENT_FAILURE];
+        assert_eq!(
+            replies,
+            vec![
+                vec![6, 11],
+                failure.clone(),
+                vec![6, 13],
+                failure.clone(),
+                failure.clone(),
+                failure
+            ]
+        );
+        drop(c);
+        assert_eq!(agent.join().unwrap(), vec![11, 13]);
     }
 }
