@@ -2,9 +2,9 @@
 //! the `-t` names. The `-o` outputs are the export module's, reading the
 //! image back from the store.
 use super::images::{sha256_digest, MT_CONFIG, MT_MANIFEST};
-use super::BuiltImage;
+use super::{BuiltImage, LayerBlob};
 use crate::image::Descriptor;
-use crate::layer::{variants, Compression, CompressionOptions};
+use crate::layer::{variants, CompressionOptions};
 use crate::store::Store;
 
 /// The serialised config and manifest of a built image.
@@ -55,23 +55,34 @@ pub fn compress_plain_layers(
     opts: &CompressionOptions,
 ) -> Result<(), String> {
     for l in &mut image.layers {
-        let plain = Compression::from_media_type(&l.media_type) == Some(Compression::Uncompressed);
-        if !plain || opts.compression == Compression::Uncompressed {
+        let from = Descriptor::new(&l.media_type, in_store(store, l)?, l.size);
+        let Some(d) = variants::compressed_if_plain(store, &from, opts)
+            .map_err(|e| format!("layer {}: {e}", l.digest))?
+        else {
             continue;
-        }
-        let digest: crate::digest::Digest = l
-            .digest
-            .parse()
-            .map_err(|_| format!("bad layer digest {}", l.digest))?;
-        let from = Descriptor::new(&l.media_type, digest, l.size);
-        let d = variants::compressed(store, &from, opts)
-            .map_err(|e| format!("layer {}: {e}", l.digest))?;
+        };
         l.path = store.blob_path(&d.digest);
         l.digest = d.digest.to_string();
         l.size = d.size;
         l.media_type = d.media_type;
     }
     Ok(())
+}
+
+/// Copies the layer's blob into `store` unless it is there (a named
+/// context's layers live in their OCI layout); returns its digest.
+fn in_store(store: &Store, l: &LayerBlob) -> Result<crate::digest::Digest, String> {
+    let d: crate::digest::Digest = l
+        .digest
+        .parse()
+        .map_err(|_| format!("bad layer digest {}", l.digest))?;
+    if !store.has_blob(&d) {
+        let f = std::fs::File::open(&l.path).map_err(|e| format!("{}: {e}", l.path.display()))?;
+        store
+            .put_blob(f, Some(&d))
+            .map_err(|e| format!("store: {e}"))?;
+    }
+    Ok(d)
 }
 
 /// Puts the image's config and manifest into `store` (its layers are there
@@ -84,17 +95,7 @@ pub fn store_image(
     names: &[String],
 ) -> Result<Descriptor, String> {
     for l in &image.layers {
-        let d: crate::digest::Digest = l
-            .digest
-            .parse()
-            .map_err(|_| format!("bad layer digest {}", l.digest))?;
-        if !store.has_blob(&d) {
-            let f =
-                std::fs::File::open(&l.path).map_err(|e| format!("{}: {e}", l.path.display()))?;
-            store
-                .put_blob(f, Some(&d))
-                .map_err(|e| format!("store: {e}"))?;
-        }
+        in_store(store, l)?;
     }
     store
         .put_bytes(&m.config)

@@ -193,16 +193,17 @@ fn collect(
         };
         if let Some(l) = &mut result.layer {
             // A layer built for the store alone travels gzip-compressed.
-            if crate::layer::variants::is_uncompressed(&l.descriptor) {
-                l.descriptor = crate::layer::variants::compressed(
-                    store,
-                    &l.descriptor,
-                    &crate::layer::CompressionOptions::default(),
-                )
-                .map_err(|e| CacheError::Layer {
-                    digest: l.descriptor.digest.clone(),
-                    reason: e.to_string(),
-                })?;
+            let gzip = crate::layer::variants::compressed_if_plain(
+                store,
+                &l.descriptor,
+                &crate::layer::CompressionOptions::default(),
+            )
+            .map_err(|e| CacheError::Layer {
+                digest: l.descriptor.digest.clone(),
+                reason: e.to_string(),
+            })?;
+            if let Some(d) = gzip {
+                l.descriptor = d;
             }
             if seen.insert(l.descriptor.digest.clone()) {
                 blobs.push(l.descriptor.clone());

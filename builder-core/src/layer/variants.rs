@@ -42,6 +42,19 @@ pub fn compressed(
     Ok(out)
 }
 
+/// [`compressed`] for a plain tar layer (one built for the store alone)
+/// and a compressing `to`; `None` when nothing is to change.
+pub fn compressed_if_plain(
+    store: &Store,
+    layer: &Descriptor,
+    to: &CompressionOptions,
+) -> Result<Option<Descriptor>, LayerError> {
+    if !is_uncompressed(layer) || to.compression == Compression::Uncompressed {
+        return Ok(None);
+    }
+    compressed(store, layer, to).map(Some)
+}
+
 /// Whether `layer` must be compressed before it leaves the store with no
 /// compression asked for: a plain tar built for the store alone.
 pub fn is_uncompressed(layer: &Descriptor) -> bool {

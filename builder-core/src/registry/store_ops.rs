@@ -145,10 +145,10 @@ fn compress_plain_layers(
     }
     let docker = manifest.media_type.as_deref() == Some(crate::image::media::DOCKER_MANIFEST);
     let opts = CompressionOptions::default();
-    let mut out = manifest.clone();
+    let mut out = manifest;
     for l in &mut out.layers {
-        if variants::is_uncompressed(l) {
-            *l = variants::compressed(store, l, &opts)?;
+        if let Some(d) = variants::compressed_if_plain(store, l, &opts)? {
+            *l = d;
             if docker {
                 l.media_type = opts.compression.docker_media_type().to_string();
             }
