@@ -13,7 +13,7 @@ use builder_core::build::run::SandboxRunner;
 use builder_core::build::{self, BuildError, BuildHooks, BuildOptions};
 use builder_core::graph::{CancelReason, CancelToken};
 use builder_core::store::Store;
-use common::{scratch, Scratch};
+use common::Scratch;
 
 /// A context with busybox and `dockerfile`, a store, and a scratch dir.
 struct Fixture {
@@ -28,12 +28,7 @@ const BASE: &str = "FROM scratch AS base\n\
 
 impl Fixture {
     fn new(name: &str) -> Fixture {
-        let dir = scratch(name);
-        let ctx = dir.join("ctx");
-        std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::copy("/bin/busybox", ctx.join("busybox"))
-            .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
-        let store = Store::open(&dir.join("store")).unwrap();
+        let (dir, store) = common::build_dir(name);
         Fixture { dir, store }
     }
 

@@ -15,7 +15,7 @@ use builder_core::build::{self, BuildHooks, BuildOptions, BuiltImage, LayerBlob}
 use builder_core::graph::{CancelReason, CancelToken};
 use builder_core::snapshot::ScratchLimits;
 use builder_core::store::Store;
-use common::{scratch, Scratch};
+use common::Scratch;
 
 const BASE: &str = "FROM scratch\n\
                     COPY busybox /bin/busybox\n\
@@ -61,12 +61,7 @@ struct Outcome {
 
 impl Fixture {
     fn new(name: &str) -> Fixture {
-        let dir = scratch(name);
-        let ctx = dir.join("ctx");
-        std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::copy("/bin/busybox", ctx.join("busybox"))
-            .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
-        let store = Store::open(&dir.join("store")).unwrap();
+        let (dir, store) = common::build_dir(name);
         let memory = PathBuf::from(format!("/dev/shm/kiln-test-{}-{name}", std::process::id()));
         let _ = builder_core::sandbox::remove_tree(&common::idmap(), &memory);
         std::fs::create_dir_all(&memory).unwrap();

@@ -102,3 +102,15 @@ pub fn build_options(ctx: &Path, work: &Path) -> builder_core::build::BuildOptio
         compression: Default::default(),
     }
 }
+
+/// A scratch directory for an engine test: `ctx/` holding a static busybox
+/// and a content store in `store/`.
+pub fn build_dir(name: &str) -> (Scratch, builder_core::store::Store) {
+    let dir = scratch(name);
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy("/bin/busybox", ctx.join("busybox"))
+        .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
+    let store = builder_core::store::Store::open(&dir.join("store")).unwrap();
+    (dir, store)
+}
