@@ -1,10 +1,12 @@
-//! Writing blobs: temp file in the store, hash while writing, fsync, verify,
+//! Writing blobs: temp file in the store, hash while writing (whole chunks
+//! with `O_DIRECT`, see `direct.rs`), fsync, verify,
 //! rename into `blobs/sha256/`, fsync the directory.
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::direct::DirectWriter;
 use super::{io_err, sync_dir, Store, StoreError};
 use crate::digest::{Digest, DigestWriter};
 
@@ -13,7 +15,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A blob being written. Dropping it without [`commit`](Self::commit)
 /// removes the temp file.
 pub struct BlobWriter {
-    inner: Option<DigestWriter<BufWriter<File>>>,
+    inner: Option<DigestWriter<DirectWriter>>,
     tmp: PathBuf,
     blobs: PathBuf,
 }
@@ -31,7 +33,7 @@ impl BlobWriter {
             match OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(f) => {
                     return Ok(BlobWriter {
-                        inner: Some(DigestWriter::new(BufWriter::with_capacity(256 * 1024, f))),
+                        inner: Some(DigestWriter::new(DirectWriter::new(f))),
                         tmp,
                         blobs: store.root().join("blobs/sha256"),
                     })
@@ -58,9 +60,7 @@ impl BlobWriter {
             source: io::Error::other("blob writer already finished"),
         })?;
         let (buf, digest, size) = w.finish();
-        let file = buf
-            .into_inner()
-            .map_err(|e| io_err(&self.tmp)(e.into_error()))?;
+        let file = buf.finish().map_err(io_err(&self.tmp))?;
         file.sync_all().map_err(io_err(&self.tmp))?;
         Ok((digest, size))
     }

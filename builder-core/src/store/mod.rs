@@ -9,6 +9,7 @@
 //! the store lock to be exclusive so it never sweeps a blob another process is
 //! still about to reference.
 mod blob;
+mod direct;
 mod import;
 mod lock;
 mod name;
