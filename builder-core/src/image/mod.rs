@@ -4,6 +4,7 @@
 //! canonical encoder in [`json`], and unknown fields of base images survive.
 pub mod config;
 pub mod json;
+pub mod platform;
 mod time;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 //! instruction exactly where BuildKit does.
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::image::platform::{is_known_arch, is_known_os, normalize};
 use crate::parser::Span;
 use crate::shell::{EnvLookup, Lexer, ShellError};
 
@@ -50,20 +51,13 @@ pub struct Platform {
 impl Platform {
     /// The machine kiln runs on, named as Go/OCI name it.
     pub fn host() -> Platform {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", ""),
-            "aarch64" => ("arm64", ""),
-            "arm" => ("arm", "v7"),
-            "x86" => ("386", ""),
-            "powerpc64" => ("ppc64le", ""),
-            "s390x" => ("s390x", ""),
-            "riscv64" => ("riscv64", ""),
-            other => (other, ""),
-        };
+        let h = crate::image::Platform::host();
+        let (os, architecture, variant) =
+            normalize(&h.os, &h.architecture, h.variant.as_deref().unwrap_or(""));
         Platform {
-            os: std::env::consts::OS.to_string(),
-            architecture: arch.to_string(),
-            variant: variant.to_string(),
+            os,
+            architecture,
+            variant,
         }
     }
 
@@ -71,24 +65,20 @@ impl Platform {
     /// `platforms.Parse` does for the common spellings.
     pub fn parse(s: &str) -> Result<Platform, String> {
         let bad = || format!("{s:?}: unknown operating system or architecture: invalid argument");
-        let parts: Vec<String> = s.split('/').map(str::to_lowercase).collect();
+        let parts: Vec<&str> = s.split('/').collect();
         let host = Platform::host();
         let (os, arch, variant) = match parts.as_slice() {
-            [one] if is_known_os(one) => (one.clone(), host.architecture, host.variant),
-            [one] if normalize_arch(one, "").is_some() => (host.os, one.clone(), String::new()),
-            [os, arch] => (os.clone(), arch.clone(), String::new()),
-            [os, arch, variant] => (os.clone(), arch.clone(), variant.clone()),
+            [one] if is_known_os(&normalize(one, "", "").0) => {
+                normalize(one, &host.architecture, &host.variant)
+            }
+            [one] if is_known_arch(&normalize("", one, "").1) => normalize(&host.os, one, ""),
+            [os, arch] => normalize(os, arch, ""),
+            [os, arch, variant] => normalize(os, arch, variant),
             _ => return Err(bad()),
         };
-        let os = if os == "macos" {
-            "darwin".to_string()
-        } else {
-            os
-        };
-        if !is_known_os(&os) {
+        if !is_known_os(&os) || !is_known_arch(&arch) {
             return Err(bad());
         }
-        let (arch, variant) = normalize_arch(&arch, &variant).ok_or_else(bad)?;
         Ok(Platform {
             os,
             architecture: arch,
@@ -104,58 +94,6 @@ impl Platform {
             format!("{}/{}/{}", self.os, self.architecture, self.variant)
         }
     }
-}
-
-fn is_known_os(s: &str) -> bool {
-    matches!(
-        s,
-        "linux"
-            | "windows"
-            | "darwin"
-            | "freebsd"
-            | "netbsd"
-            | "openbsd"
-            | "solaris"
-            | "illumos"
-            | "android"
-            | "ios"
-            | "aix"
-            | "plan9"
-            | "dragonfly"
-            | "js"
-            | "wasip1"
-    )
-}
-
-fn normalize_arch(arch: &str, variant: &str) -> Option<(String, String)> {
-    let v = variant.to_string();
-    Some(match arch {
-        "i386" | "386" => ("386".into(), String::new()),
-        "x86_64" | "x86-64" | "amd64" => {
-            ("amd64".into(), if v == "v1" { String::new() } else { v })
-        }
-        "aarch64" | "arm64" => (
-            "arm64".into(),
-            if v == "8" || v == "v8" {
-                String::new()
-            } else {
-                v
-            },
-        ),
-        "armhf" => ("arm".into(), "v7".into()),
-        "armel" => ("arm".into(), "v6".into()),
-        "arm" => (
-            "arm".into(),
-            match v.as_str() {
-                "" | "7" => "v7".into(),
-                "5" | "6" | "8" => format!("v{v}"),
-                _ => v,
-            },
-        ),
-        "ppc64le" | "ppc64" | "s390x" | "riscv64" | "mips64le" | "mips64" | "mipsle" | "mips"
-        | "loong64" | "wasm" => (arch.to_string(), v),
-        _ => return None,
-    })
 }
 
 /// An ordered `KEY=value` list where setting a key replaces it in place.

@@ -18,43 +18,9 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Builds and normalises a platform.
+    /// Builds and normalises a platform ([`crate::image::platform::normalize`]).
     pub fn new(os: &str, arch: &str, variant: &str) -> Platform {
-        let os = match os.to_ascii_lowercase().as_str() {
-            "macos" => "darwin".to_string(),
-            o => o.to_string(),
-        };
-        let arch = arch.to_ascii_lowercase();
-        let variant = variant.to_ascii_lowercase();
-        let (architecture, variant) = match arch.as_str() {
-            "i386" | "386" => ("386".to_string(), String::new()),
-            "x86_64" | "x86-64" | "amd64" => (
-                "amd64".to_string(),
-                if variant == "v1" {
-                    String::new()
-                } else {
-                    variant
-                },
-            ),
-            "aarch64" | "arm64" => (
-                "arm64".to_string(),
-                match variant.as_str() {
-                    "8" | "v8" | "v8.0" => String::new(),
-                    _ => variant,
-                },
-            ),
-            "armhf" => ("arm".to_string(), "v7".to_string()),
-            "armel" => ("arm".to_string(), "v6".to_string()),
-            "arm" => (
-                "arm".to_string(),
-                match variant.as_str() {
-                    "" | "7" => "v7".to_string(),
-                    "5" | "6" | "8" => format!("v{variant}"),
-                    _ => variant,
-                },
-            ),
-            _ => (arch, variant),
-        };
+        let (os, architecture, variant) = crate::image::platform::normalize(os, arch, variant);
         Platform {
             os,
             architecture,

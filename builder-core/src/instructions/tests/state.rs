@@ -608,3 +608,25 @@ fn onbuild_and_other_raw_instructions_pass_through() {
         assert_eq!(res.instruction, cmd.instruction);
     }
 }
+
+#[test]
+fn platform_spellings_agree_with_the_registrys_matching() {
+    // `FROM --platform` and the manifest-list match normalise alike.
+    for (given, want) in [
+        ("linux/aarch64/v8.0", "linux/arm64"),
+        ("Linux/x86_64", "linux/amd64"),
+        ("linux/armhf", "linux/arm/v7"),
+        ("linux/arm/6", "linux/arm/v6"),
+        ("arm64", "linux/arm64"),
+    ] {
+        let ours = Platform::parse(given).unwrap().format();
+        assert_eq!(ours, want, "{given}");
+        if given.contains('/') {
+            let theirs: crate::registry::Platform = given.parse().unwrap();
+            assert_eq!(theirs.to_string(), want, "{given}");
+        }
+    }
+    for bad in ["linux/sparc", "beos/amd64", "linux/amd64/v2/x", ""] {
+        assert!(Platform::parse(bad).is_err(), "{bad}");
+    }
+}
