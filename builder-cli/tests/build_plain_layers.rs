@@ -226,3 +226,57 @@ fn a_pushing_build_of_plain_hits_prints_the_digest_it_pushed() {
     // The store names what was pushed.
     assert_eq!(stored(work.path(), &dest).0, second.digest);
 }
+
+#[test]
+fn a_plain_layer_from_a_named_context_is_copied_in_and_leaves_compressed() {
+    // The base: an OCI layout with a plain layer, made with another store,
+    // so its blob is nowhere in the store of the build below.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let bctx = context_with_busybox(elsewhere.path(), &[]);
+    let base = elsewhere.path().join("base");
+    let o = format!(
+        "--output=type=oci,dest={},tar=false,compression=uncompressed",
+        base.display()
+    );
+    let b = build(
+        elsewhere.path(),
+        &bctx,
+        "FROM scratch\nCOPY busybox /bin/busybox\n",
+        &[&o],
+    );
+    assert!(b.ok, "{}", b.stderr);
+    let (_, base_manifest, base_config) = image(&base);
+    assert_eq!(layer_types(&base_manifest), vec![TAR]);
+
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context_with_busybox(work.path(), &[("a.txt", "a\n")]);
+    let out = work.path().join("oci");
+    let named = format!("mybase=oci-layout://{}", base.display());
+    let o = format!("--output=type=oci,dest={},tar=false", out.display());
+    let b = build(
+        work.path(),
+        &ctx,
+        "FROM mybase\nCOPY a.txt /a.txt\n",
+        &["--build-context", &named, &o],
+    );
+    assert!(b.ok, "{}", b.stderr);
+    let (_, manifest, config) = image(&out);
+    assert_eq!(layer_types(&manifest), vec![GZIP; 2]);
+    assert_gzip_blobs(&out, &manifest);
+    // The same content: the base's diff_id, under a new (gzip) digest.
+    assert_eq!(
+        config["rootfs"]["diff_ids"][0],
+        base_config["rootfs"]["diff_ids"][0]
+    );
+    assert_ne!(
+        manifest["layers"][0]["digest"],
+        base_manifest["layers"][0]["digest"]
+    );
+    let f = files(&out);
+    assert_eq!(f["bin/busybox"].kind, "file");
+    assert_eq!(describe(&f["a.txt"]), "file 0644 0:0 \"a\\n\"");
+    // The plain blob was copied into the store, and is kept there.
+    let plain = base_manifest["layers"][0]["digest"].as_str().unwrap();
+    let store = Store::open(&work.path().join("store")).unwrap();
+    assert!(store.has_blob(&plain.parse().unwrap()));
+}
