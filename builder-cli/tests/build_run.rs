@@ -355,3 +355,90 @@ fn scratch_memory_uses_the_runtime_dir_when_it_is_a_tmpfs() {
         "{upper}"
     );
 }
+
+/// The same steps on each way of assembling a step's root
+/// (`KILN_ROOTFS_MODE`) give the same image: kernel overlayfs and the
+/// fuse-overlayfs fallback (/dev/fuse is 0666 after scripts/setup-test-env,
+/// as on Debian) the same layers; the copy of last resort the same files
+/// (its diff compares trees, so a directory deleted and made again comes
+/// out as whiteouts of its old entries rather than an opaque marker, as
+/// with BuildKit's native snapshotter).
+#[test]
+fn every_rootfs_mode_gives_the_same_image() {
+    let rest = "RUN mkdir -p /a/b /d && echo one > /a/b/f && echo x > /keep && ln /keep /d/hard\n\
+                RUN rm -rf /a/b /bin/ls && echo two >> /keep && mkdir /a/c && chown 5:6 /a/c \
+                    && chmod 700 /d && ln -sf /keep /d/link\n\
+                RUN rm -rf /d && mkdir /d && echo new > /d/only\n\
+                RUN grep ' / / ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1\n";
+    let (mut digests, mut trees) = (Vec::new(), Vec::new());
+    for mode in ["overlay", "fuse-overlayfs", "copy"] {
+        let work = tempfile::tempdir().unwrap();
+        let (ctx, df) = busybox_build(work.path(), rest);
+        let root = work.path().join("store");
+        let out = work.path().join("out");
+        let output = format!("type=oci,dest={},tar=false", out.display());
+        let args = [
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "--progress",
+            "plain",
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &output,
+            ctx.to_str().unwrap(),
+        ];
+        let env = [("SOURCE_DATE_EPOCH", "0"), ("KILN_ROOTFS_MODE", mode)];
+        let (ok, _, err) = kiln(&args, &env);
+        assert!(ok, "{mode}: {err}");
+        // The last step printed the type of the root it ran on.
+        let fstype = match mode {
+            "overlay" => "overlay",
+            "fuse-overlayfs" => "fuse.fuse-overlayfs",
+            _ => "",
+        };
+        let printed = err.lines().any(|l| l.ends_with(&format!(" {fstype}")));
+        if fstype.is_empty() {
+            assert!(
+                !err.contains(" overlay\n") && !err.contains("fuse."),
+                "{mode}: {err}"
+            );
+        } else {
+            assert!(printed, "{mode}: {err}");
+        }
+        let fs = files(&out);
+        let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+        assert_eq!(get("keep"), "file 0644 0:0 \"x\\ntwo\\n\"", "{mode}");
+        assert_eq!(get("a/c"), "dir 0755 5:6", "{mode}");
+        assert_eq!(get("a/b"), "absent", "{mode}");
+        assert_eq!(get("bin/ls"), "absent", "{mode}");
+        assert_eq!(get("d/only"), "file 0644 0:0 \"new\\n\"", "{mode}");
+        assert_eq!(get("d/hard"), "absent", "{mode}");
+        digests.push(image(&out).0);
+        trees.push(fs);
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "fuse-overlayfs differs from overlay"
+    );
+    assert_eq!(trees[0], trees[2], "copy differs from overlay");
+
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "");
+    let root = work.path().join("store");
+    let args = [
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "-f",
+        df.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ];
+    let (ok, _, err) = kiln(&args, &[("KILN_ROOTFS_MODE", "zfs")]);
+    assert!(!ok);
+    assert!(
+        err.contains("KILN_ROOTFS_MODE=\"zfs\": expected overlay, fuse-overlayfs or copy"),
+        "{err}"
+    );
+}

@@ -20,6 +20,7 @@ use builder_core::graph::{signal, CancelReason, CancelToken};
 use builder_core::parser;
 use builder_core::progress::{Event, Reporter};
 use builder_core::registry::NoProgress;
+use builder_core::snapshot::RootfsMode;
 use builder_core::store::{normalize_name, Store};
 
 /// Flags of `kiln build`.
@@ -132,6 +133,17 @@ impl ScratchPlace {
                 "error: KILN_SCRATCH={v:?}: expected memory or disk"
             )),
         }
+    }
+}
+
+/// `$KILN_ROOTFS_MODE` (`overlay`, `fuse-overlayfs` or `copy`): how RUN
+/// steps' roots are assembled, when not as detected.
+fn rootfs_mode() -> Result<Option<RootfsMode>, String> {
+    match std::env::var("KILN_ROOTFS_MODE").ok().as_deref() {
+        None | Some("") => Ok(None),
+        Some(v) => RootfsMode::parse(v).map(Some).ok_or_else(|| {
+            format!("error: KILN_ROOTFS_MODE={v:?}: expected overlay, fuse-overlayfs or copy")
+        }),
     }
 }
 
@@ -309,6 +321,12 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
     )
     .map_err(|e| format!("error: {e}"))?
     .with_secrets(secrets);
+    let runner = match rootfs_mode()? {
+        Some(mode) => runner
+            .with_rootfs_mode(mode)
+            .map_err(|e| format!("error: KILN_ROOTFS_MODE: {e}"))?,
+        None => runner,
+    };
     let runner = match scratch_place {
         ScratchPlace::Memory => runner.with_memory_scratch(),
         ScratchPlace::Disk => runner,

@@ -187,6 +187,13 @@ pub fn files(layout: &Path) -> BTreeMap<String, Item> {
                 .trim_end_matches('/')
                 .to_string();
             let base = name.rsplit('/').next().unwrap_or("").to_string();
+            if base == ".wh..wh..opq" {
+                // An opaque directory: what lower layers had in it is gone
+                // (the marker comes before this layer's own children).
+                let parent = name.rsplit_once('/').map_or("", |(p, _)| p);
+                out.retain(|k, _| !k.starts_with(&format!("{parent}/")));
+                continue;
+            }
             if let Some(victim) = base.strip_prefix(".wh.") {
                 let parent = name.rsplit_once('/').map_or("", |(p, _)| p);
                 let v = if parent.is_empty() {

@@ -86,6 +86,21 @@ impl<'a> SandboxRunner<'a> {
         self
     }
 
+    /// Assembles every step's root as `mode` says instead of the mode the
+    /// runner detected (`KILN_ROOTFS_MODE`): to use fuse-overlayfs or the
+    /// copy where kernel overlayfs works but is not wanted, or to check that
+    /// all three give the same layers. fuse-overlayfs is probed first, so
+    /// a missing program or /dev/fuse fails here, not at the first step.
+    pub fn with_rootfs_mode(mut self, mode: RootfsMode) -> Result<Self, String> {
+        if mode == RootfsMode::FuseOverlay {
+            self.snapshots
+                .probe_fuse_overlay()
+                .map_err(|e| e.to_string())?;
+        }
+        self.snapshots.set_mode(mode);
+        Ok(self)
+    }
+
     /// Puts RUN steps' writable directories in a private directory made in
     /// `base` (a RAM-backed filesystem) as far as `limits` allow; see
     /// [`snapshot::Store::set_scratch`]. When the scratch cannot be used
