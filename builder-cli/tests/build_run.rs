@@ -265,30 +265,33 @@ fn scratch_flag_and_environment_are_checked_and_documented() {
     assert!(!ok);
     assert!(err.contains("possible values: disk, memory"), "{err}");
     let work = tempfile::tempdir().unwrap();
-    let (ctx, df) = busybox_build(work.path(), "");
-    let root = work.path().join("store");
-    let args = [
-        "build",
-        "--root",
-        root.to_str().unwrap(),
-        "-f",
-        df.to_str().unwrap(),
-        ctx.to_str().unwrap(),
-    ];
-    let (ok, _, err) = kiln(&args, &[("KILN_SCRATCH", "ram")]);
+    let (ok, err) = empty_build(work.path(), &[], &[("KILN_SCRATCH", "ram")]);
     assert!(!ok);
     assert!(
         err.contains("KILN_SCRATCH=\"ram\": expected memory or disk"),
         "{err}"
     );
     // The environment chooses memory; the flag wins over it.
-    let (ok, _, err) = kiln(&args, &[("KILN_SCRATCH", "memory")]);
+    let (ok, err) = empty_build(work.path(), &[], &[("KILN_SCRATCH", "memory")]);
     assert!(ok, "{err}");
-    let mut with_flag = args.to_vec();
-    with_flag.insert(1, "--scratch");
-    with_flag.insert(2, "disk");
-    let (ok, _, err) = kiln(&with_flag, &[("KILN_SCRATCH", "ram")]);
+    let (ok, err) = empty_build(
+        work.path(),
+        &["--scratch", "disk"],
+        &[("KILN_SCRATCH", "ram")],
+    );
     assert!(ok, "{err}");
+}
+
+/// The busybox base alone, built in `work` (its own store) with `flags`
+/// and `env`: whether it succeeded, and its stderr.
+fn empty_build(work: &std::path::Path, flags: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let (ctx, df) = busybox_build(work, "");
+    let root = work.join("store");
+    let mut args = vec!["build", "--root", root.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    args.extend(["-f", df.to_str().unwrap(), ctx.to_str().unwrap()]);
+    let (ok, _, err) = kiln(&args, env);
+    (ok, err)
 }
 
 /// Whether /dev/shm has the room `--scratch memory` wants for a step (1 GiB
@@ -425,17 +428,7 @@ fn every_rootfs_mode_gives_the_same_image() {
     assert_eq!(trees[0], trees[2], "copy differs from overlay");
 
     let work = tempfile::tempdir().unwrap();
-    let (ctx, df) = busybox_build(work.path(), "");
-    let root = work.path().join("store");
-    let args = [
-        "build",
-        "--root",
-        root.to_str().unwrap(),
-        "-f",
-        df.to_str().unwrap(),
-        ctx.to_str().unwrap(),
-    ];
-    let (ok, _, err) = kiln(&args, &[("KILN_ROOTFS_MODE", "zfs")]);
+    let (ok, err) = empty_build(work.path(), &[], &[("KILN_ROOTFS_MODE", "zfs")]);
     assert!(!ok);
     assert!(
         err.contains("KILN_ROOTFS_MODE=\"zfs\": expected overlay, fuse-overlayfs or copy"),
