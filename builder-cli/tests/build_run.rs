@@ -218,26 +218,8 @@ fn scratch_memory_runs_steps_in_memory_with_the_layers_of_disk() {
     let mut digests = Vec::new();
     for flags in [&["--scratch", "disk"][..], &["--scratch", "memory"]] {
         let work = tempfile::tempdir().unwrap();
-        let (ctx, df) = busybox_build(work.path(), rest);
-        let root = work.path().join("store");
         let out = work.path().join("out");
-        let output = format!("type=oci,dest={},tar=false", out.display());
-        let mut args = vec![
-            "build",
-            "--root",
-            root.to_str().unwrap(),
-            "--progress",
-            "plain",
-        ];
-        args.extend_from_slice(flags);
-        args.extend([
-            "-f",
-            df.to_str().unwrap(),
-            "-o",
-            &output,
-            ctx.to_str().unwrap(),
-        ]);
-        let (ok, _, err) = kiln(&args, &env);
+        let (ok, err) = busybox_run(work.path(), rest, flags, &env, Some(&out));
         assert!(ok, "{err}");
         let fallback = err
             .lines()
@@ -285,11 +267,35 @@ fn scratch_flag_and_environment_are_checked_and_documented() {
 /// The busybox base alone, built in `work` (its own store) with `flags`
 /// and `env`: whether it succeeded, and its stderr.
 fn empty_build(work: &std::path::Path, flags: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let (ctx, df) = busybox_build(work, "");
+    busybox_run(work, "", flags, env, None)
+}
+
+/// The busybox base and `rest`, built in `work` (its own store) with
+/// `flags` and `env`, plain progress, into the OCI directory `out` if
+/// given: whether it succeeded, and its stderr.
+fn busybox_run(
+    work: &std::path::Path,
+    rest: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    out: Option<&std::path::Path>,
+) -> (bool, String) {
+    let (ctx, df) = busybox_build(work, rest);
     let root = work.join("store");
-    let mut args = vec!["build", "--root", root.to_str().unwrap()];
+    let output = out.map(|o| format!("type=oci,dest={},tar=false", o.display()));
+    let mut args = vec![
+        "build",
+        "--root",
+        root.to_str().unwrap(),
+        "--progress",
+        "plain",
+    ];
     args.extend_from_slice(flags);
-    args.extend(["-f", df.to_str().unwrap(), ctx.to_str().unwrap()]);
+    args.extend(["-f", df.to_str().unwrap()]);
+    if let Some(o) = &output {
+        args.extend(["-o", o]);
+    }
+    args.push(ctx.to_str().unwrap());
     let (ok, _, err) = kiln(&args, env);
     (ok, err)
 }
@@ -376,24 +382,9 @@ fn every_rootfs_mode_gives_the_same_image() {
     let (mut digests, mut trees) = (Vec::new(), Vec::new());
     for mode in ["overlay", "fuse-overlayfs", "copy"] {
         let work = tempfile::tempdir().unwrap();
-        let (ctx, df) = busybox_build(work.path(), rest);
-        let root = work.path().join("store");
         let out = work.path().join("out");
-        let output = format!("type=oci,dest={},tar=false", out.display());
-        let args = [
-            "build",
-            "--root",
-            root.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "-f",
-            df.to_str().unwrap(),
-            "-o",
-            &output,
-            ctx.to_str().unwrap(),
-        ];
         let env = [("SOURCE_DATE_EPOCH", "0"), ("KILN_ROOTFS_MODE", mode)];
-        let (ok, _, err) = kiln(&args, &env);
+        let (ok, err) = busybox_run(work.path(), rest, &[], &env, Some(&out));
         assert!(ok, "{mode}: {err}");
         // The last step printed the type of the root it ran on.
         let fstype = match mode {
