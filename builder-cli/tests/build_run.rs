@@ -426,3 +426,62 @@ fn every_rootfs_mode_gives_the_same_image() {
         "{err}"
     );
 }
+
+/// Where user namespaces are disabled, an unprivileged build stops with
+/// the sysctl to run. `user.max_user_namespaces=0` is set inside a user
+/// namespace of kiln-test's own (the limit holds for everything below it),
+/// so nothing else on the machine is affected; kiln runs there as uid 1000
+/// (one of kiln-test's subordinate ids). As root the test does the same
+/// through kiln-test.
+#[test]
+fn a_build_where_user_namespaces_are_disabled_says_what_to_change() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-userns-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    // Reachable by the subordinate id kiln runs as.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = dir.path().join("kiln");
+    std::fs::copy(kiln_bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ctx, df) = busybox_build(dir.path(), "RUN true\n");
+    let d = dir.path().display();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; \
+         setpriv --reuid=1000 --regid=1000 --clear-groups \
+         env HOME={d} {bin} build --root {d}/store -f {df} {ctx}; s=$?; \
+         rm -rf {d}/store; exit $s",
+        bin = bin.display(),
+        df = df.display(),
+        ctx = ctx.display(),
+    );
+    let unshare = [
+        "unshare",
+        "--user",
+        "--map-users=auto",
+        "--map-groups=auto",
+        "--map-root-user",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let out = if rustix::process::geteuid().is_root() {
+        std::process::Command::new("runuser")
+            .args(["-u", "kiln-test", "--"])
+            .args(unshare)
+            .output()
+    } else {
+        std::process::Command::new(unshare[0])
+            .args(&unshare[1..])
+            .output()
+    }
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot create a user namespace"), "{err}");
+    assert!(
+        err.contains("user namespaces are disabled: run `sysctl -w user.max_user_namespaces="),
+        "{err}"
+    );
+}

@@ -237,7 +237,11 @@ fn user_name(uid: u32, passwd: &Path) -> Option<String> {
 /// Explains why user namespaces are unavailable and what to change, from the
 /// kernel's knobs.
 pub(crate) fn userns_hint() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    userns_hint_from(&|p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned()))
+}
+
+/// [`userns_hint`] from the knobs `read` returns (trimmed file contents).
+fn userns_hint_from(read: &dyn Fn(&str) -> Option<String>) -> String {
     if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return "unprivileged user namespaces are disabled: run `sysctl -w kernel.unprivileged_userns_clone=1`".into();
     }
@@ -254,6 +258,31 @@ pub(crate) fn userns_hint() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_userns_hint_names_the_knob_that_forbids_it() {
+        let with = |knob: &'static str, value: &'static str| {
+            userns_hint_from(&move |p: &str| (p == knob).then(|| value.to_string()))
+        };
+        let h = with("/proc/sys/kernel/unprivileged_userns_clone", "0");
+        assert!(
+            h.contains("sysctl -w kernel.unprivileged_userns_clone=1"),
+            "{h}"
+        );
+        let h = with(
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+            "1",
+        );
+        assert!(h.contains("apparmor_restrict_unprivileged_userns=0"), "{h}");
+        assert!(h.contains("`userns,` rule"), "{h}");
+        let h = with("/proc/sys/user/max_user_namespaces", "0");
+        assert!(h.contains("sysctl -w user.max_user_namespaces="), "{h}");
+        // Knobs that allow it: the policies left to check.
+        let h = with("/proc/sys/user/max_user_namespaces", "15000");
+        assert!(h.contains("seccomp/AppArmor/SELinux"), "{h}");
+        // This machine allows them: no knob is blamed.
+        assert!(userns_hint().contains("seccomp/AppArmor/SELinux"));
+    }
 
     #[test]
     fn maps_root_to_user_and_rest_to_subordinate_ranges() {
