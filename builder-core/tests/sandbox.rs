@@ -128,6 +128,36 @@ fn sandbox_sets_env_cwd_user_groups_umask() {
     assert!(upper(&dir).join("work/sub").is_dir());
 }
 
+/// The capability sets BuildKit's steps get (runc with Docker's default
+/// list): root keeps the default 14 and nothing inheritable or ambient; a
+/// non-root user has none.
+#[test]
+fn sandbox_gives_the_default_capabilities_and_none_inheritable() {
+    let caps = |uid: u32| {
+        let (_dir, mut spec) = base(&format!("caps-{uid}"));
+        spec.uid = uid;
+        spec.gid = uid;
+        let (st, out, err) = sh(&mut spec, "grep '^Cap' /proc/self/status");
+        assert!(st.success(), "{err}");
+        out.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let root = caps(0);
+    let default = "00000000a80425fb";
+    assert_eq!(root["CapInh"], "0000000000000000", "{root:?}");
+    assert_eq!(root["CapPrm"], default, "{root:?}");
+    assert_eq!(root["CapEff"], default, "{root:?}");
+    assert_eq!(root["CapBnd"], default, "{root:?}");
+    assert_eq!(root["CapAmb"], "0000000000000000", "{root:?}");
+    let user = caps(1000);
+    for k in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(user[k], "0000000000000000", "{k}: {user:?}");
+    }
+    assert_eq!(user["CapBnd"], default, "{user:?}");
+}
+
 #[test]
 fn sandbox_chown_to_other_ids_works_with_subordinate_ids() {
     let (dir, mut spec) = base("chown");

@@ -484,16 +484,19 @@ unsafe fn drop_capabilities() -> bool {
     };
     let lo = KEEP_CAPS as u32;
     let hi = (KEEP_CAPS >> 32) as u32;
+    // No inheritable capabilities, as runc since CVE-2022-29162: with them
+    // a program carrying inheritable file capabilities would gain those
+    // in a step running as a non-root USER.
     let data = [
         Data {
             effective: lo,
             permitted: lo,
-            inheritable: lo,
+            inheritable: 0,
         },
         Data {
             effective: hi,
             permitted: hi,
-            inheritable: hi,
+            inheritable: 0,
         },
     ];
     libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) == 0
