@@ -74,12 +74,13 @@ fn sandbox_provides_dev_nodes() {
         &mut spec,
         "for n in null zero full random urandom tty; do test -c /dev/$n && echo $n; done; \
          test -L /dev/ptmx && test -c /dev/pts/ptmx && echo ptmx; test -d /dev/shm && echo shm; \
+         grep -q '^mqueue /dev/mqueue mqueue ' /proc/self/mounts && echo mqueue; \
          head -c 4 /dev/zero | wc -c; echo x > /dev/null && echo ok; echo x > /dev/full || echo full-err",
     );
     assert!(st.success(), "{err}");
     assert_eq!(
         out,
-        "null\nzero\nfull\nrandom\nurandom\ntty\nptmx\nshm\n4\nok\nfull-err\n"
+        "null\nzero\nfull\nrandom\nurandom\ntty\nptmx\nshm\nmqueue\n4\nok\nfull-err\n"
     );
 }
 
@@ -156,6 +157,26 @@ fn sandbox_gives_the_default_capabilities_and_none_inheritable() {
         assert_eq!(user[k], "0000000000000000", "{k}: {user:?}");
     }
     assert_eq!(user["CapBnd"], default, "{user:?}");
+}
+
+/// A step runs under a seccomp filter, as BuildKit's run under Docker's
+/// default profile: no user namespace of its own (where it would get back
+/// every capability it lacks); forks and everything else still work.
+#[test]
+fn sandbox_steps_run_under_seccomp_and_cannot_make_a_user_namespace() {
+    let (_d, mut spec) = base("seccomp");
+    let (st, out, err) = sh(
+        &mut spec,
+        "grep '^Seccomp:' /proc/self/status; \
+         unshare -U true 2>&1 && echo made-a-userns; \
+         (true | cat) && echo forks-work",
+    );
+    assert!(st.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first().copied(), Some("Seccomp:\t2"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(!out.contains("made-a-userns"), "{out}");
+    assert_eq!(lines.last().copied(), Some("forks-work"), "{out}");
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub(crate) enum Stage {
     Exec,
     Chown,
     FuseMount,
+    Seccomp,
 }
 
 impl Stage {
@@ -62,6 +63,7 @@ impl Stage {
             Exec,
             Chown,
             FuseMount,
+            Seccomp,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -133,6 +135,8 @@ pub(crate) struct Plan {
     pub groups: Vec<libc::gid_t>,
     pub umask: u32,
     pub drop_caps: bool,
+    /// The filter installed before the capabilities go (see `seccomp`).
+    pub seccomp: Vec<super::seccomp::Insn>,
     pub _argv: Vec<CString>,
     pub argv_ptrs: Vec<*const c_char>,
     pub _envp: Vec<CString>,
@@ -367,6 +371,11 @@ unsafe fn init_child(plan: &mut Plan) -> ! {
     }
     libc::close(rootfd);
     libc::close(fds.stubs);
+    // While CAP_SYS_ADMIN is still there: no no_new_privs, so setuid
+    // programs in the image (su, sudo) keep working, as under BuildKit.
+    if !super::seccomp::install(&plan.seccomp) {
+        fail(&fds, Stage::Seccomp, 0);
+    }
     if plan.drop_caps && !drop_capabilities() {
         fail(&fds, Stage::Caps, 0);
     }

@@ -12,6 +12,7 @@ mod idmap;
 mod opener;
 mod plan;
 mod reap;
+mod seccomp;
 mod user;
 mod userns;
 

@@ -340,6 +340,20 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
             None,
         ),
     ));
+    // POSIX message queues of the step's own IPC namespace, where runc
+    // puts them; optional, as /sys is: a kernel without mqueue still runs
+    // steps.
+    let mut mqueue = mnt(
+        "mqueue",
+        Some("mqueue"),
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        None,
+        None,
+    );
+    if let Action::Mount { optional, .. } = &mut mqueue {
+        *optional = true;
+    }
+    push(mount_op("/dev/mqueue", Create::Dir, false, mqueue));
     for (link, to) in [
         ("/dev/ptmx", "pts/ptmx"),
         ("/dev/fd", "/proc/self/fd"),
@@ -542,6 +556,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         groups: spec.additional_gids.clone(),
         umask: spec.umask & 0o777,
         drop_caps: true,
+        seccomp: super::seccomp::program(),
         _argv: argv,
         argv_ptrs,
         _envp: envp,
@@ -764,6 +779,7 @@ fn setup_error(
                         spec.uid, spec.gid, spec.additional_gids
                     )
                 }
+                Some(Stage::Seccomp) => "installing the seccomp filter".to_string(),
                 Some(other) => format!("at {other:?}"),
                 None => format!("at stage {stage:?}"),
             };
