@@ -38,6 +38,114 @@ fn names_under<'a>(fs: &'a std::collections::BTreeMap<String, Item>, dir: &str) 
         .collect()
 }
 
+const MONOREPO: &[(&str, &str)] = &[
+    ("pkgs/app/src/main.rs", "m"),
+    ("pkgs/app/Cargo.toml", "a"),
+    ("pkgs/lib/Cargo.toml", "l"),
+    ("pkgs/lib/gen/out/Cargo.toml", "g"),
+    ("pkgs/lib/gen/out/notes", "n"),
+    ("tools/Cargo.toml", "t"),
+];
+
+#[test]
+fn parents_pattern_is_an_include_filter_over_the_pivot() {
+    let work = tempfile::tempdir().unwrap();
+    let (ok, err, fs) = labs_build(
+        work.path(),
+        MONOREPO,
+        "FROM scratch\n\
+         COPY --parents **/Cargo.toml /all/\n\
+         COPY --parents pkgs/*/./**/out /piv/\n\
+         COPY --parents pkgs/lib/./gen/**/notes tools/./Cargo.toml /two/\n\
+         COPY --parents nothing-here* /empty/\n",
+    );
+    assert!(ok, "{err}");
+    // `**` reaches every depth, the top level included.
+    assert_eq!(
+        names_under(&fs, "all"),
+        [
+            "all/pkgs",
+            "all/pkgs/app",
+            "all/pkgs/app/Cargo.toml",
+            "all/pkgs/lib",
+            "all/pkgs/lib/Cargo.toml",
+            "all/pkgs/lib/gen",
+            "all/pkgs/lib/gen/out",
+            "all/pkgs/lib/gen/out/Cargo.toml",
+            "all/tools",
+            "all/tools/Cargo.toml",
+        ]
+    );
+    // A wildcard before the pivot walks each matching root; only what
+    // follows the pivot is kept.
+    assert_eq!(
+        names_under(&fs, "piv"),
+        [
+            "piv/gen",
+            "piv/gen/out",
+            "piv/gen/out/Cargo.toml",
+            "piv/gen/out/notes"
+        ]
+    );
+    assert_eq!(
+        names_under(&fs, "two"),
+        [
+            "two/Cargo.toml",
+            "two/gen",
+            "two/gen/out",
+            "two/gen/out/notes"
+        ]
+    );
+    // No match: the destination directory is still made.
+    assert_eq!(
+        fs.get("empty").map(describe).as_deref(),
+        Some("dir 0755 0:0")
+    );
+    assert!(names_under(&fs, "empty").is_empty());
+}
+
+#[test]
+fn parents_excludes_are_relative_to_the_source_root() {
+    let work = tempfile::tempdir().unwrap();
+    let (ok, err, fs) = labs_build(
+        work.path(),
+        MONOREPO,
+        "FROM scratch\n\
+         COPY --parents --exclude=pkgs/lib/gen pkgs/lib /ex/\n\
+         COPY --parents --exclude=**/gen --exclude=!lib/gen/out/notes pkgs/./lib /exc/\n",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        names_under(&fs, "ex"),
+        ["ex/pkgs", "ex/pkgs/lib", "ex/pkgs/lib/Cargo.toml"]
+    );
+    // Relative to the pivot. `**/gen` excludes everything below gen (fsutil carries a parent's
+    // match down), but the exception re-includes one file and the
+    // directories above it.
+    assert_eq!(
+        names_under(&fs, "exc"),
+        [
+            "exc/lib",
+            "exc/lib/Cargo.toml",
+            "exc/lib/gen",
+            "exc/lib/gen/out",
+            "exc/lib/gen/out/notes",
+        ]
+    );
+}
+
+#[test]
+fn parents_without_wildcards_requires_the_path() {
+    let work = tempfile::tempdir().unwrap();
+    let (ok, err, _) = labs_build(
+        work.path(),
+        MONOREPO,
+        "FROM scratch\nCOPY --parents pkgs/./missing /out/\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("\"/pkgs/missing\": not found"), "{err}");
+}
+
 #[test]
 fn exclude_match_of_a_directory_covers_everything_below_it() {
     let work = tempfile::tempdir().unwrap();

@@ -300,42 +300,6 @@ pub fn copy_path(
     copy_node(layer, src, &followed, "", &target, false, opts, &[])
 }
 
-/// `--parents`: each match keeps its path relative to the source root.
-pub fn copy_with_parents(
-    layer: &mut LayerBuilder,
-    src: &dyn SourceFs,
-    root: &str,
-    rel: &str,
-    dest: &str,
-    opts: &CopyOptions,
-) -> Result<(), String> {
-    let dest_dir = layer.mkdir_all(&clean(dest), opts)?;
-    let mut cur_src = clean(root);
-    let mut cur_dst = dest_dir;
-    let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
-    for (i, part) in parts.iter().enumerate() {
-        cur_src = join(&cur_src, part);
-        let dst = join(&cur_dst, part);
-        if i + 1 == parts.len() {
-            let node = src
-                .lstat(&cur_src)?
-                .ok_or_else(|| format!("\"/{cur_src}\" not found: not found"))?;
-            if node.entry.kind == Kind::Dir && layer.view.get(&dst).is_none() {
-                layer.mkdir_all(&dst, opts)?;
-            }
-            return copy_node(layer, src, &cur_src, "", &dst, true, opts, &[]);
-        }
-        if layer.view.get(&dst).is_none() {
-            if let Some(n) = src.lstat(&cur_src)? {
-                let e = apply_meta(n.entry, &dst, opts, true);
-                layer.put(e, Origin::Entry);
-            }
-        }
-        cur_dst = dst;
-    }
-    Ok(())
-}
-
 pub(super) fn apply_meta(
     mut e: Entry,
     dst: &str,

@@ -3,10 +3,7 @@ use std::collections::BTreeMap;
 
 use super::cached::Lookup;
 use super::config::{add_history, shell, working_dir, Healthcheck};
-use super::copy::{
-    copy_path, copy_with_parents, has_wildcards, resolve_sources, CopyOptions, LayerBuilder,
-    SourceFs,
-};
+use super::copy::{copy_path, has_wildcards, resolve_sources, CopyOptions, LayerBuilder, SourceFs};
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
 use super::images::materialize;
@@ -594,15 +591,7 @@ impl Engine<'_> {
                     return Err("checksum requires HTTP(S) or Git sources".into());
                 }
                 if opts.parents {
-                    let (root, pattern) = match src.split_once("/./") {
-                        Some((r, p)) => (clean(r), clean(p)),
-                        None => (String::new(), clean(src)),
-                    };
-                    let matches = resolve_sources(source, &join(&root, &pattern))?;
-                    for m in matches {
-                        let rel = m.strip_prefix(&root).unwrap_or(&m).trim_start_matches('/');
-                        copy_with_parents(&mut layer, source, &root, rel, &dest, &opts)?;
-                    }
+                    super::parents::copy_parents(&mut layer, source, src, &dest, &opts)?;
                     continue;
                 }
                 let matches = resolve_sources(source, src)?;
