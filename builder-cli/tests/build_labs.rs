@@ -180,3 +180,32 @@ fn exclude_match_of_a_directory_covers_everything_below_it() {
         Some("dir 0700 0:0")
     );
 }
+
+#[test]
+fn link_chown_takes_ids_but_refuses_names() {
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN mkdir -p /etc && echo 'app:x:1234:1234::/:/bin/sh' > /etc/passwd\n\
+         COPY --link --chown=42:7 busybox /ids/bb\n\
+         COPY --link --chown=root busybox /root-name/bb\n\
+         COPY --link --chmod=0600 --chown=app busybox /chmod-unlinks/bb\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let owner = |p: &str| fs.get(p).map(|i| (i.uid, i.gid));
+    assert_eq!(owner("ids/bb"), Some((42, 7)));
+    assert_eq!(owner("root-name/bb"), Some((0, 0)));
+    // With --chmod BuildKit does not link, so the stage's passwd answers.
+    assert_eq!(owner("chmod-unlinks/bb"), Some((1234, 1234)));
+
+    // A name under --link: BuildKit's solver has no passwd to read.
+    std::fs::write(
+        &df,
+        format!("{BUSYBOX_BASE}RUN mkdir -p /etc && echo 'app:x:1234:1234::/:/bin/sh' > /etc/passwd\nCOPY --link --chown=app busybox /bb\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = build_to_archive(work.path(), &df, &ctx, &work.path().join("x.tar"));
+    assert!(!ok, "a name with --link must fail");
+    assert!(err.contains("invalid user index: -1"), "{err}");
+}

@@ -503,6 +503,9 @@ impl Engine<'_> {
         let checksum = req.checksum.clone();
         let chown = match &chown_spec {
             None => None,
+            // A `--link` copy runs on an empty root (see below), where
+            // BuildKit has no passwd or group file to read names from.
+            Some(spec) if req.link && req.chmod.is_none() => Some(linked_chown(spec)?),
             Some(spec) => {
                 state.sync_fs()?;
                 let (passwd, group) = self.user_files(state)?;
@@ -656,6 +659,34 @@ impl Engine<'_> {
                 _ => Ok(None),
             },
             None => Ok(None),
+        }
+    }
+}
+
+/// `--chown` of a `--link` copy. BuildKit's frontend sends a name (any
+/// part that is neither a number nor `root`) to be looked up in the
+/// copy's own root, which for `--link` is empty: the solver refuses it
+/// with `invalid user index: -1`. Numbers, and `root` as 0, pass; a user
+/// without a group gives its number as the group too, and an empty part
+/// (`1000:`) is an empty name, which the frontend sends as id 0.
+fn linked_chown(spec: &str) -> Result<(u32, u32), String> {
+    let id = |part: &str| -> Result<u32, String> {
+        if part == "root" || part.is_empty() {
+            return Ok(0);
+        }
+        part.parse::<u32>().map_err(|_| {
+            format!(
+                "--chown={spec} with --link: invalid user index: -1 \
+                 (a --link copy has no /etc/passwd or /etc/group to look {part:?} up in; \
+                 use numeric ids, or drop --link)"
+            )
+        })
+    };
+    match spec.split_once(':') {
+        Some((u, g)) => Ok((id(u)?, id(g)?)),
+        None => {
+            let u = id(spec)?;
+            Ok((u, u))
         }
     }
 }
