@@ -209,3 +209,33 @@ fn link_chown_takes_ids_but_refuses_names() {
     assert!(!ok, "a name with --link must fail");
     assert!(err.contains("invalid user index: -1"), "{err}");
 }
+
+#[test]
+fn add_checksum_takes_exactly_one_url() {
+    let work = tempfile::tempdir().unwrap();
+    let sum = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    // Nothing listens on these ports: the frontend refuses the
+    // instruction before any source is fetched.
+    let (ok, err, _) = labs_build(
+        work.path(),
+        &[("local.txt", "x")],
+        &format!(
+            "FROM scratch\nADD --checksum={sum} http://127.0.0.1:9/a http://127.0.0.1:9/b /d/\n"
+        ),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("checksum can't be specified for multiple sources"),
+        "{err}"
+    );
+    let (ok, err, _) = labs_build(
+        work.path(),
+        &[("local.txt", "x")],
+        &format!("FROM scratch\nADD --checksum={sum} local.txt /d/\n"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("checksum requires HTTP(S) or Git sources"),
+        "{err}"
+    );
+}

@@ -501,6 +501,18 @@ impl Engine<'_> {
         let chmod = req.chmod.as_deref().map(ModeSpec::parse).transpose()?;
         let parents = req.parents;
         let checksum = req.checksum.clone();
+        // The frontend's checks, made before anything is read or fetched.
+        if checksum.is_some() {
+            if srcs.len() != 1 {
+                return Err("checksum can't be specified for multiple sources".into());
+            }
+            if !srcs
+                .iter()
+                .all(|s| s.starts_with("http://") || s.starts_with("https://"))
+            {
+                return Err("checksum requires HTTP(S) or Git sources".into());
+            }
+        }
         let chown = match &chown_spec {
             None => None,
             // A `--link` copy runs on an empty root (see below), where
