@@ -33,7 +33,12 @@ pub fn copy_parents(
     };
     // The frontend cleans the pattern as an absolute path, then drops the
     // leading slash: `./`, `.` and `` all leave an empty pattern, which
-    // matches nothing.
+    // patternmatcher drops, so nothing matches and only the destination
+    // is made. Frontends 1.7-1.19 (what Buildah's conformance cases pin)
+    // build that; 1.20+ also require `ROOT/` to be copied and so fail with
+    // `"/ROOT": not found`. kiln keeps the former (the latter refuses what
+    // every earlier frontend builds) and follows 1.20+ for a non-empty
+    // pattern, which must then exist.
     let pattern = go_clean(&format!("/{pattern}"))
         .trim_start_matches('/')
         .to_string();
