@@ -62,7 +62,11 @@ pub fn copy_parents(
                 copy_path(layer, src, &r, &format!("{}/", clean(dest)), opts)?;
                 continue;
             }
-            None => return Err(format!("\"/{r}\": not found")),
+            // The reference's checksum reports the path it required.
+            None => {
+                let missing = required.clone().unwrap_or(r);
+                return Err(format!("\"/{missing}\": not found"));
+            }
         }
         let dest_dir = layer.mkdir_all(&clean(dest), opts)?;
         let mut walk = Walk {
