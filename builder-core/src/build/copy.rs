@@ -92,6 +92,11 @@ pub struct LayerBuilder {
     changed: BTreeSet<String>,
     /// First destination of each multiply-linked source inode.
     inodes: std::collections::HashMap<(u64, u64), String>,
+    /// Directories a walk passes through without copying them (excluded,
+    /// or not matched by `--parents`), each with whether it was made yet:
+    /// fsutil makes them, with their source's metadata, only once
+    /// something below them is copied.
+    pub(super) pending: Vec<(Entry, bool)>,
 }
 
 impl LayerBuilder {
@@ -101,7 +106,42 @@ impl LayerBuilder {
             view,
             changed: BTreeSet::new(),
             inodes: std::collections::HashMap::new(),
+            pending: Vec::new(),
         }
+    }
+
+    /// Makes the pending directories not made yet: a new one takes its
+    /// source's metadata, an existing one only its source's mode (fsutil's
+    /// copyDirectoryOnly).
+    pub(super) fn flush_pending(&mut self) -> Result<(), String> {
+        for i in 0..self.pending.len() {
+            let Some((entry, made)) = self.pending.get(i).cloned() else {
+                continue;
+            };
+            if made {
+                continue;
+            }
+            let p = clean(&entry.path.to_string_lossy());
+            match self.view.get(&p).map(|n| n.entry.clone()) {
+                None => self.put(entry, Origin::Entry),
+                Some(e) if e.kind == Kind::Dir => {
+                    if e.mode != entry.mode {
+                        self.put(
+                            Entry {
+                                mode: entry.mode,
+                                ..e
+                            },
+                            Origin::Entry,
+                        );
+                    }
+                }
+                Some(_) => return Err(format!("cannot copy to non-directory: /{p}")),
+            }
+            if let Some(slot) = self.pending.get_mut(i) {
+                slot.1 = true;
+            }
+        }
+        Ok(())
     }
 
     /// Puts an entry into the view and marks it as part of the layer.
@@ -257,46 +297,15 @@ pub fn copy_path(
     } else {
         layer.mkdir_all(parent(&target), opts)?;
     }
-    copy_node(layer, src, &followed, "", &target, false, opts)
+    copy_node(layer, src, &followed, "", &target, false, opts, &[])
 }
 
-/// `--parents`: each match keeps its path relative to the source root.
-pub fn copy_with_parents(
-    layer: &mut LayerBuilder,
-    src: &dyn SourceFs,
-    root: &str,
-    rel: &str,
-    dest: &str,
+pub(super) fn apply_meta(
+    mut e: Entry,
+    dst: &str,
     opts: &CopyOptions,
-) -> Result<(), String> {
-    let dest_dir = layer.mkdir_all(&clean(dest), opts)?;
-    let mut cur_src = clean(root);
-    let mut cur_dst = dest_dir;
-    let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
-    for (i, part) in parts.iter().enumerate() {
-        cur_src = join(&cur_src, part);
-        let dst = join(&cur_dst, part);
-        if i + 1 == parts.len() {
-            let node = src
-                .lstat(&cur_src)?
-                .ok_or_else(|| format!("\"/{cur_src}\" not found: not found"))?;
-            if node.entry.kind == Kind::Dir && layer.view.get(&dst).is_none() {
-                layer.mkdir_all(&dst, opts)?;
-            }
-            return copy_node(layer, src, &cur_src, "", &dst, true, opts);
-        }
-        if layer.view.get(&dst).is_none() {
-            if let Some(n) = src.lstat(&cur_src)? {
-                let e = apply_meta(n.entry, &dst, opts, true);
-                layer.put(e, Origin::Entry);
-            }
-        }
-        cur_dst = dst;
-    }
-    Ok(())
-}
-
-fn apply_meta(mut e: Entry, dst: &str, opts: &CopyOptions, is_new_or_overwrite: bool) -> Entry {
+    is_new_or_overwrite: bool,
+) -> Entry {
     e.path = PathBuf::from(dst);
     if !is_new_or_overwrite {
         return e;
@@ -314,7 +323,7 @@ fn apply_meta(mut e: Entry, dst: &str, opts: &CopyOptions, is_new_or_overwrite: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn copy_node(
+pub(super) fn copy_node(
     layer: &mut LayerBuilder,
     src: &dyn SourceFs,
     src_path: &str,
@@ -322,8 +331,13 @@ fn copy_node(
     target: &str,
     overwrite_meta: bool,
     opts: &CopyOptions,
+    parent_excl: &[bool],
 ) -> Result<(), String> {
-    let excluded = !rel.is_empty() && opts.exclude.decide(rel).excluded;
+    let (excluded, excl) = if rel.is_empty() {
+        (false, Vec::new())
+    } else {
+        opts.exclude.decide_in_walk(rel, parent_excl)
+    };
     if excluded && !opts.exclude.has_exceptions() {
         return Ok(());
     }
@@ -336,12 +350,21 @@ fn copy_node(
     if target.is_empty() && node.entry.kind != Kind::Dir {
         return Err("cannot copy a file onto the root directory".into());
     }
+    if excluded {
+        // A directory entered only for the exceptions below it.
+        let e = apply_meta(node.entry.clone(), target, opts, true);
+        layer.pending.push((e, false));
+        let result = copy_children(layer, src, src_path, rel, target, opts, &excl);
+        layer.pending.pop();
+        return result;
+    }
+    layer.flush_pending()?;
     match node.entry.kind {
         Kind::Dir => {
             let existing = layer.view.get(target).map(|n| n.entry.clone());
             match existing {
                 Some(e) if e.kind == Kind::Dir => {
-                    if overwrite_meta && !excluded {
+                    if overwrite_meta {
                         let new = apply_meta(node.entry.clone(), target, opts, true);
                         layer.put(new, Origin::Entry);
                     }
@@ -353,17 +376,7 @@ fn copy_node(
                     layer.put(new, Origin::Entry);
                 }
             }
-            for name in src.read_dir(src_path)? {
-                copy_node(
-                    layer,
-                    src,
-                    &join(src_path, &name),
-                    &join(rel, &name),
-                    &join(target, &name),
-                    true,
-                    opts,
-                )?;
-            }
+            copy_children(layer, src, src_path, rel, target, opts, &excl)?;
         }
         _ => {
             let mut new = apply_meta(node.entry, target, opts, true);
@@ -386,6 +399,30 @@ fn copy_node(
             }
             layer.put(new, node.origin);
         }
+    }
+    Ok(())
+}
+
+fn copy_children(
+    layer: &mut LayerBuilder,
+    src: &dyn SourceFs,
+    src_path: &str,
+    rel: &str,
+    target: &str,
+    opts: &CopyOptions,
+    excl: &[bool],
+) -> Result<(), String> {
+    for name in src.read_dir(src_path)? {
+        copy_node(
+            layer,
+            src,
+            &join(src_path, &name),
+            &join(rel, &name),
+            &join(target, &name),
+            true,
+            opts,
+            excl,
+        )?;
     }
     Ok(())
 }

@@ -3,10 +3,7 @@ use std::collections::BTreeMap;
 
 use super::cached::Lookup;
 use super::config::{add_history, shell, working_dir, Healthcheck};
-use super::copy::{
-    copy_path, copy_with_parents, has_wildcards, resolve_sources, CopyOptions, LayerBuilder,
-    SourceFs,
-};
+use super::copy::{copy_path, has_wildcards, resolve_sources, CopyOptions, LayerBuilder, SourceFs};
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
 use super::images::materialize;
@@ -504,8 +501,23 @@ impl Engine<'_> {
         let chmod = req.chmod.as_deref().map(ModeSpec::parse).transpose()?;
         let parents = req.parents;
         let checksum = req.checksum.clone();
+        // The frontend's checks, made before anything is read or fetched.
+        if checksum.is_some() {
+            if srcs.len() != 1 {
+                return Err("checksum can't be specified for multiple sources".into());
+            }
+            if !srcs
+                .iter()
+                .all(|s| s.starts_with("http://") || s.starts_with("https://"))
+            {
+                return Err("checksum requires HTTP(S) or Git sources".into());
+            }
+        }
         let chown = match &chown_spec {
             None => None,
+            // A `--link` copy runs on an empty root (see below), where
+            // BuildKit has no passwd or group file to read names from.
+            Some(spec) if req.link && req.chmod.is_none() => Some(linked_chown(spec)?),
             Some(spec) => {
                 state.sync_fs()?;
                 let (passwd, group) = self.user_files(state)?;
@@ -594,15 +606,7 @@ impl Engine<'_> {
                     return Err("checksum requires HTTP(S) or Git sources".into());
                 }
                 if opts.parents {
-                    let (root, pattern) = match src.split_once("/./") {
-                        Some((r, p)) => (clean(r), clean(p)),
-                        None => (String::new(), clean(src)),
-                    };
-                    let matches = resolve_sources(source, &join(&root, &pattern))?;
-                    for m in matches {
-                        let rel = m.strip_prefix(&root).unwrap_or(&m).trim_start_matches('/');
-                        copy_with_parents(&mut layer, source, &root, rel, &dest, &opts)?;
-                    }
+                    super::parents::copy_parents(&mut layer, source, src, &dest, &opts)?;
                     continue;
                 }
                 let matches = resolve_sources(source, src)?;
@@ -667,6 +671,34 @@ impl Engine<'_> {
                 _ => Ok(None),
             },
             None => Ok(None),
+        }
+    }
+}
+
+/// `--chown` of a `--link` copy. BuildKit's frontend sends a name (any
+/// part that is neither a number nor `root`) to be looked up in the
+/// copy's own root, which for `--link` is empty: the solver refuses it
+/// with `invalid user index: -1`. Numbers, and `root` as 0, pass; a user
+/// without a group gives its number as the group too, and an empty part
+/// (`1000:`) is an empty name, which the frontend sends as id 0.
+fn linked_chown(spec: &str) -> Result<(u32, u32), String> {
+    let id = |part: &str| -> Result<u32, String> {
+        if part == "root" || part.is_empty() {
+            return Ok(0);
+        }
+        part.parse::<u32>().map_err(|_| {
+            format!(
+                "--chown={spec} with --link: invalid user index: -1 \
+                 (a --link copy has no /etc/passwd or /etc/group to look {part:?} up in; \
+                 use numeric ids, or drop --link)"
+            )
+        })
+    };
+    match spec.split_once(':') {
+        Some((u, g)) => Ok((id(u)?, id(g)?)),
+        None => {
+            let u = id(spec)?;
+            Ok((u, u))
         }
     }
 }

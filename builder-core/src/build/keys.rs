@@ -4,7 +4,7 @@ use super::cached::image_identity;
 use super::config::working_dir;
 use super::copy::resolve_sources;
 use super::engine::{Engine, StageState};
-use super::fsview::{clean, join};
+use super::fsview::clean;
 use super::instr::CopyRequest;
 use crate::cache::KeyBuilder;
 use crate::instructions::{self, StageRef};
@@ -139,8 +139,11 @@ impl Engine<'_> {
             if src.starts_with("http://") || src.starts_with("https://") {
                 return Ok(None);
             }
+            // `--parents` walks its whole root with the pattern as a filter
+            // (`**` included), so the key covers that root.
             let pattern = match (req.parents, src.split_once("/./")) {
-                (true, Some((r, p))) => join(&clean(r), &clean(p)),
+                (true, Some((r, _))) => r.to_string(),
+                (true, None) => String::new(),
                 _ => src.clone(),
             };
             for m in resolve_sources(&self.context, &pattern)? {

@@ -23,6 +23,7 @@ mod instr;
 mod keys;
 pub mod mode;
 pub mod output;
+mod parents;
 pub mod resolve;
 pub mod run;
 pub mod secrets;

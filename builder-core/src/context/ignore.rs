@@ -181,6 +181,51 @@ impl IgnoreRules {
         decision
     }
 
+    /// Current fsutil's walk-time `MatchesUsingParentResults`, which COPY
+    /// `--exclude` and `--parents` use: a rule that matched a parent
+    /// directory matches everything below it, however many elements the
+    /// rule has (`**/x` sees `x/f` through `x`). `parent` is what the
+    /// parent directory returned (empty for a top-level path: then every
+    /// leading directory of `path` is tried). Returns whether the path
+    /// matches and what its children must be given.
+    pub fn decide_in_walk(&self, path: &str, parent: &[bool]) -> (bool, Vec<bool>) {
+        let path = go_clean(path);
+        let mut matched = false;
+        let mut info = Vec::with_capacity(self.rules.len());
+        for (i, rule) in self.rules.iter().enumerate() {
+            let pat = &rule.pattern;
+            let mut hit = parent.get(i).copied().unwrap_or(false);
+            if !hit {
+                // An exception only matters once something matched, and an
+                // inclusion no longer does: the reference skips both.
+                if pat.is_exclusion() != matched {
+                    info.push(false);
+                    continue;
+                }
+                hit = pat.matches(&path);
+                if !hit && parent.is_empty() {
+                    let mut prefix = String::new();
+                    let dirs = path.rsplit_once('/').map_or("", |(d, _)| d);
+                    for part in dirs.split('/').filter(|s| !s.is_empty()) {
+                        if !prefix.is_empty() {
+                            prefix.push('/');
+                        }
+                        prefix.push_str(part);
+                        if pat.matches(&prefix) {
+                            hit = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            info.push(hit);
+            if hit {
+                matched = !pat.is_exclusion();
+            }
+        }
+        (matched, info)
+    }
+
     /// Whether the walk enters an excluded directory, as the reference's
     /// fsutil walk decides: only when some exception's text, followed by
     /// `/`, starts with `dir/`. Wildcards get no special treatment, so
