@@ -485,3 +485,25 @@ fn a_build_where_user_namespaces_are_disabled_says_what_to_change() {
         "{err}"
     );
 }
+
+/// `RUN --security=insecure` is refused, as BuildKit refuses it without the
+/// security.insecure entitlement; `--security=sandbox` is the default.
+#[test]
+fn run_security_insecure_is_refused_and_sandbox_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let (ok, err) = busybox_run(
+        work.path(),
+        "RUN --security=insecure true\n",
+        &[],
+        &[],
+        None,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("RUN --security=insecure is not allowed")
+            && err.contains("security.insecure entitlement"),
+        "{err}"
+    );
+    let (ok, err) = busybox_run(work.path(), "RUN --security=sandbox true\n", &[], &[], None);
+    assert!(ok, "{err}");
+}

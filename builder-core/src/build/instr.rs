@@ -419,6 +419,14 @@ impl Engine<'_> {
         proxy_env: Vec<(String, String)>,
         id: StepId,
     ) -> Result<(), String> {
+        if run.security == instructions::Security::Insecure {
+            // BuildKit runs it only with the security.insecure entitlement
+            // (`--allow`); running it sandboxed instead would quietly
+            // give the step less than it asked for.
+            return Err("RUN --security=insecure is not allowed: it needs the \
+                        security.insecure entitlement, which kiln does not grant"
+                .into());
+        }
         let mut env = key_env.clone();
         env.extend(proxy_env);
         let shell = state.config.config.shell.clone().unwrap_or_default();
