@@ -10,7 +10,7 @@ use super::copy::{
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
 use super::images::materialize;
-use super::mode::{resolve_chown, ModeSpec};
+use super::mode::{chown_parts, resolve_chown, ModeSpec, OwnerPart};
 use super::{BuildError, RunRequest};
 use crate::fsentry::{Content, Kind};
 use crate::instructions::{self, Command, CommandLine, Instruction, SourcesAndDest, StageRef};
@@ -305,10 +305,10 @@ impl Engine<'_> {
             None
         } else {
             // BuildKit resolves the owner in the stage; an unknown name
-            // leaves the directory to root, as it does.
+            // falls back to 0, as it does.
             state.sync_fs()?;
             let (passwd, group) = self.user_files(state)?;
-            resolve_chown(&user, passwd.as_deref(), group.as_deref()).ok()
+            Some(resolve_chown(&user, passwd.as_deref(), group.as_deref()))
         };
         let opts = CopyOptions {
             chown,
@@ -506,10 +506,24 @@ impl Engine<'_> {
         let checksum = req.checksum.clone();
         let chown = match &chown_spec {
             None => None,
+            Some(spec) if req.link && req.chmod.is_none() => {
+                // BuildKit runs a linked copy on an empty root, which has no
+                // /etc/passwd to look a name up in: its solver refuses a
+                // named owner there ("invalid user index: -1").
+                if let (OwnerPart::Name(name), _) | (_, Some(OwnerPart::Name(name))) =
+                    chown_parts(spec)
+                {
+                    return Err(format!(
+                        "--chown={spec}: {name:?} is a name, and --link copies onto an empty root \
+                         without /etc/passwd or /etc/group; use numeric ids"
+                    ));
+                }
+                Some(resolve_chown(spec, None, None))
+            }
             Some(spec) => {
                 state.sync_fs()?;
                 let (passwd, group) = self.user_files(state)?;
-                Some(resolve_chown(spec, passwd.as_deref(), group.as_deref())?)
+                Some(resolve_chown(spec, passwd.as_deref(), group.as_deref()))
             }
         };
         let opts = CopyOptions {
