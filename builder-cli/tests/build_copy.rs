@@ -282,6 +282,44 @@ fn context_from_a_tar_on_stdin() {
 }
 
 #[test]
+fn a_file_never_replaces_a_directory_of_the_stage() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("sub", "s"), ("d/sub", "inner"), ("f", "f")]);
+    std::fs::create_dir(ctx.join("d2")).unwrap();
+    std::os::unix::fs::symlink("f", ctx.join("d2/sub")).unwrap();
+    let df = work.path().join("Dockerfile");
+    let store = work.path().join("store");
+    let build = |text: &str| {
+        std::fs::write(&df, text).unwrap();
+        kiln(
+            &[
+                "build",
+                "--root",
+                store.to_str().unwrap(),
+                "-f",
+                df.to_str().unwrap(),
+                ctx.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    // As fsutil: a file (top level or inside a copied directory) or a
+    // symlink onto an existing directory is an error; onto a file it
+    // replaces it.
+    for bad in ["COPY sub /tgt", "COPY d/ /tgt/", "COPY d2 /tgt/"] {
+        let (ok, _, err) = build(&format!("FROM scratch\nCOPY d/sub /tgt/sub/keep\n{bad}\n"));
+        assert!(!ok, "{bad} built");
+        assert!(
+            err.contains("cannot replace to directory /tgt/sub with file"),
+            "{bad}: {err}"
+        );
+    }
+    let (ok, _, err) = build("FROM scratch\nCOPY f /tgt/sub\nCOPY sub /tgt/sub\nCOPY --link f /d2/x/\nCOPY --link sub /d2\n");
+    assert!(ok, "{err}");
+}
+
+#[test]
 fn hard_links_in_the_context_stay_links_within_one_copy() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
