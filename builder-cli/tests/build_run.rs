@@ -71,6 +71,8 @@ fn run_mounts_from_a_stage_the_context_and_a_cache_and_shebang_heredocs() {
          FROM tools\n\
          RUN --mount=type=bind,from=artifact,source=/out,target=/a cat /a/artifact > /from-stage\n\
          RUN --mount=type=bind,source=data,target=/ctx cat /ctx/x > /from-context\n\
+         RUN --mount=type=bind,source=data/x,target=/new/dir/file cat /new/dir/file > /from-file\n\
+         RUN --mount=type=bind,from=artifact,source=/out/artifact,target=/etc-file true\n\
          RUN --mount=type=cache,target=/cache echo kept > /cache/c\n\
          RUN --mount=type=cache,target=/cache cat /cache/c > /from-cache\n\
          RUN <<EOF\n\
@@ -85,7 +87,14 @@ fn run_mounts_from_a_stage_the_context_and_a_cache_and_shebang_heredocs() {
     assert_eq!(get("from-stage"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("from-context"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("from-cache"), "file 0644 0:0 \"kept\\n\"");
+    assert_eq!(get("from-file"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("script"), "file 0644 0:0 \"script /dev/pipes/EOF\\n\"");
+    // A file's mount point is removed, the directories made for it stay
+    // (as BuildKit leaves them); a directory's mount point stays.
+    assert_eq!(get("new/dir"), "dir 0755 0:0");
+    assert_eq!(get("new/dir/file"), "absent");
+    assert_eq!(get("etc-file"), "absent");
+    assert_eq!(get("ctx"), "dir 0755 0:0");
     // Mount targets leave at most an empty directory, never content.
     for m in ["a", "ctx", "cache"] {
         let left: Vec<&String> = fs
