@@ -320,6 +320,52 @@ fn a_file_never_replaces_a_directory_of_the_stage() {
 }
 
 #[test]
+fn copy_parents_doublestar_spans_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            ("top.txt", "t"),
+            ("x/a.txt", "a"),
+            ("x/y/b.txt", "b"),
+            ("x/y/c.md", "c"),
+        ],
+    );
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY --parents **/*.txt /p/\nCOPY --parents x/./**/*.md /q/\nCOPY **/*.txt /flat/\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let under = |d: &str| -> Vec<String> {
+        fs.keys()
+            .filter(|k| k.starts_with(&format!("{d}/")))
+            .cloned()
+            .collect()
+    };
+    // An include pattern: `**` matches any number of directories, none too.
+    assert_eq!(
+        under("p"),
+        ["p/top.txt", "p/x", "p/x/a.txt", "p/x/y", "p/x/y/b.txt"]
+    );
+    assert_eq!(under("q"), ["q/y", "q/y/c.md"]);
+    // Without --parents a source wildcard matches one element per `*`.
+    assert_eq!(under("flat"), ["flat/a.txt"]);
+
+    // The cache key sees every file `**` matches.
+    std::fs::write(ctx.join("x/y/b.txt"), "changed").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(
+        fs.get("p/x/y/b.txt").map(describe).unwrap_or_default(),
+        "file 0644 0:0 \"changed\""
+    );
+}
+
+#[test]
 fn hard_links_in_the_context_stay_links_within_one_copy() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");

@@ -194,6 +194,51 @@ pub fn resolve_sources(src: &dyn SourceFs, pattern: &str) -> Result<Vec<String>,
     Ok(out)
 }
 
+/// `COPY --parents` sources below `root` (a clean path): BuildKit sends
+/// the pattern as an include pattern of the copy, matched as fsutil's
+/// patternmatcher does, where `**` spans any number of directories
+/// (`**/*.txt` finds `a.txt` and `x/y/b.txt`); the other wildcards match
+/// one path element, as in [`resolve_sources`]. Returns the topmost
+/// matching paths.
+pub fn resolve_parents_sources(
+    src: &dyn SourceFs,
+    root: &str,
+    pattern: &str,
+) -> Result<Vec<String>, String> {
+    if !pattern.split('/').any(|part| part.contains("**")) {
+        return resolve_sources(src, &join(root, pattern));
+    }
+    let matcher = crate::context::pattern::Pattern::new(pattern)
+        .map_err(|_| format!("--parents: bad pattern {pattern:?}"))?
+        .ok_or_else(|| format!("--parents: empty pattern {pattern:?}"))?;
+    let base_path = src.resolve(root, true)?;
+    let mut out = Vec::new();
+    walk_doublestar(src, &base_path, "", &matcher, &mut out)?;
+    Ok(out)
+}
+
+fn walk_doublestar(
+    src: &dyn SourceFs,
+    base_path: &str,
+    rel: &str,
+    matcher: &crate::context::pattern::Pattern,
+    out: &mut Vec<String>,
+) -> Result<(), String> {
+    let dir = join(base_path, rel);
+    if !matches!(src.lstat(&dir)?, Some(n) if n.entry.kind == Kind::Dir) {
+        return Ok(());
+    }
+    for name in src.read_dir(&dir)? {
+        let r = join(rel, &name);
+        if matcher.matches(&r) {
+            out.push(join(base_path, &r));
+        } else {
+            walk_doublestar(src, base_path, &r, matcher, out)?;
+        }
+    }
+    Ok(())
+}
+
 fn walk_match(
     src: &dyn SourceFs,
     base_path: &str,
@@ -711,5 +756,18 @@ mod tests {
         assert_eq!(resolve_sources(&v, "*/e.txt").unwrap(), ["d/e.txt"]);
         assert!(resolve_sources(&v, "*.none").unwrap().is_empty());
         assert_eq!(resolve_sources(&v, "missing").unwrap(), ["missing"]);
+        // `**` only spans directories for --parents, as an include pattern.
+        assert_eq!(
+            resolve_parents_sources(&v, "", "**/*.txt").unwrap(),
+            ["a.txt", "b.txt", "d/e.txt"]
+        );
+        assert_eq!(
+            resolve_parents_sources(&v, "d", "**/*.md").unwrap(),
+            ["d/f.md"]
+        );
+        assert_eq!(
+            resolve_parents_sources(&v, "", "*/*.md").unwrap(),
+            ["d/f.md"]
+        );
     }
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use super::cached::Lookup;
 use super::config::{add_history, shell, working_dir, Healthcheck};
 use super::copy::{
-    copy_path, copy_with_parents, has_wildcards, resolve_sources, CopyOptions, LayerBuilder,
-    SourceFs,
+    copy_path, copy_with_parents, has_wildcards, resolve_parents_sources, resolve_sources,
+    CopyOptions, LayerBuilder, SourceFs,
 };
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
@@ -612,7 +612,7 @@ impl Engine<'_> {
                         Some((r, p)) => (clean(r), clean(p)),
                         None => (String::new(), clean(src)),
                     };
-                    let matches = resolve_sources(source, &join(&root, &pattern))?;
+                    let matches = resolve_parents_sources(source, &root, &pattern)?;
                     for m in matches {
                         let rel = m.strip_prefix(&root).unwrap_or(&m).trim_start_matches('/');
                         copy_with_parents(&mut layer, source, &root, rel, &dest, &opts)?;

@@ -2,9 +2,9 @@
 //! named so a miss can say which input changed.
 use super::cached::image_identity;
 use super::config::working_dir;
-use super::copy::resolve_sources;
+use super::copy::{resolve_parents_sources, resolve_sources};
 use super::engine::{Engine, StageState};
-use super::fsview::{clean, join};
+use super::fsview::clean;
 use super::instr::CopyRequest;
 use crate::cache::KeyBuilder;
 use crate::instructions::{self, StageRef};
@@ -139,11 +139,14 @@ impl Engine<'_> {
             if src.starts_with("http://") || src.starts_with("https://") {
                 return Ok(None);
             }
-            let pattern = match (req.parents, src.split_once("/./")) {
-                (true, Some((r, p))) => join(&clean(r), &clean(p)),
-                _ => src.clone(),
+            let matches = match (req.parents, src.split_once("/./")) {
+                (true, Some((r, p))) => {
+                    resolve_parents_sources(&self.context, &clean(r), &clean(p))?
+                }
+                (true, None) => resolve_parents_sources(&self.context, "", &clean(src))?,
+                _ => resolve_sources(&self.context, src)?,
             };
-            for m in resolve_sources(&self.context, &pattern)? {
+            for m in matches {
                 match context_input(b, listing, &clean(&m)) {
                     Some(next) => b = next,
                     None => return Ok(None),
