@@ -32,6 +32,24 @@ fn run_steps_change_the_filesystem_and_see_env_args_and_workdir() {
 }
 
 #[test]
+fn a_step_may_leave_the_root_directory_closed_to_the_builder() {
+    // Rootless, the step's upper directory then belongs to a subordinate
+    // id with mode 0700: moving it into the store needs container root.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN mkdir -p /p/q && echo s > /p/q/s && chown -R 5:5 /p && chmod 700 /p /p/q\n\
+         RUN chmod 700 / && chown 1:1 /\n\
+         RUN cat /p/q/s > /after\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("after"), "file 0644 0:0 \"s\\n\"");
+    assert_eq!(get("p/q"), "dir 0700 5:5");
+}
+
+#[test]
 fn a_failing_run_names_the_command_exit_code_and_line() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
