@@ -113,9 +113,12 @@ impl<'a> OwnerPart<'a> {
         if word.is_empty() || word == "root" {
             return OwnerPart::Id(0);
         }
-        match word.parse::<u32>() {
-            Ok(n) => OwnerPart::Id(n),
-            Err(_) => OwnerPart::Name(word),
+        // Go's strconv.ParseInt(word, 10, 32): a number above 2^31-1 is
+        // taken as a name. (A negative one would reach lchown as -1, "leave
+        // the owner"; kiln looks it up as a name instead.)
+        match word.parse::<i32>().ok().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => OwnerPart::Id(n),
+            None => OwnerPart::Name(word),
         }
     }
 }
@@ -225,6 +228,8 @@ mod tests {
         // `root` needs no /etc/passwd.
         assert_eq!(resolve_chown("root:root", None, None), (0, 0));
         assert_eq!(resolve_chown("bob", None, None), (0, 0));
+        // Ids are 32-bit signed numbers; a bigger one is an unknown name.
+        assert_eq!(r("2147483647:4294967294"), (2147483647, 2147483647));
     }
 
     #[test]
