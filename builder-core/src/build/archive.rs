@@ -176,7 +176,9 @@ pub fn extract(
             }
             tar::EntryType::Link => {
                 // A hard link becomes a copy of its target, looked up inside
-                // the destination only.
+                // the destination only. Like link(2) in Docker's unpack it
+                // may name a symlink (not followed), a fifo or a device, but
+                // never a directory.
                 let t = item
                     .link_name_bytes()
                     .map(|b| String::from_utf8_lossy(&b).to_string())
@@ -185,7 +187,7 @@ pub fn extract(
                 let node = layer
                     .view
                     .get(&t)
-                    .filter(|n| within(dest, &t) && matches!(n.entry.kind, Kind::File { .. }))
+                    .filter(|n| within(dest, &t) && n.entry.kind != Kind::Dir)
                     .ok_or_else(|| {
                         format!("{name}: hard link {raw_path:?} points outside the archive's files")
                     })?
