@@ -136,6 +136,80 @@ fn add_refuses_a_hard_link_out_of_the_destination() {
     assert!(!out.exists());
 }
 
+#[test]
+fn add_makes_implied_parents_as_root_and_not_through_a_dangling_link() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let mut t = Vec::new();
+    raw_member(&mut t, "real/", tar::EntryType::Directory, "", b"");
+    raw_member(&mut t, "to-real", tar::EntryType::Symlink, "/real", b"");
+    raw_member(&mut t, "to-real/a/b/f", tar::EntryType::Regular, "", b"f");
+    raw_member(&mut t, "x/y/z", tar::EntryType::Regular, "", b"z");
+    std::fs::write(ctx.join("ok.tar"), finish(t)).unwrap();
+    let mut bad = Vec::new();
+    raw_member(&mut bad, "link", tar::EntryType::Symlink, "/nowhere", b"");
+    raw_member(&mut bad, "link/evil", tar::EntryType::Regular, "", b"e");
+    std::fs::write(ctx.join("bad.tar"), finish(bad)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD --chown=7:8 ok.tar /dest/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    // The destination and the members follow --chown; directories the
+    // archive only implies are root's, as Docker's unpack makes them.
+    assert_eq!(get("dest"), "dir 0755 7:8");
+    assert_eq!(get("dest/x/y/z"), "file 0644 7:8 \"z\"");
+    assert_eq!(get("dest/x"), "dir 0755 0:0");
+    assert_eq!(get("dest/x/y"), "dir 0755 0:0");
+    // Below a symlink to an existing directory they are created there.
+    assert_eq!(get("dest/real/a/b/f"), "file 0644 7:8 \"f\"");
+    assert_eq!(get("dest/real/a"), "dir 0755 0:0");
+
+    // Through a symlink whose target is missing the unpack fails.
+    std::fs::write(&df, "FROM scratch\nADD bad.tar /dest/\n").unwrap();
+    let out = work.path().join("out.tar");
+    let (ok, _, err) = build_to_archive(work.path(), &df, &ctx, &out);
+    assert!(!ok, "extracting through a dangling symlink must fail");
+    assert!(
+        err.contains("link/evil") && err.contains("/dest/link"),
+        "{err}"
+    );
+}
+
+#[test]
+fn add_hard_links_to_symlinks_and_fifos_but_not_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let mut t = Vec::new();
+    raw_member(&mut t, "a", tar::EntryType::Regular, "", b"a");
+    raw_member(&mut t, "s", tar::EntryType::Symlink, "a", b"");
+    raw_member(&mut t, "h2", tar::EntryType::Link, "s", b"");
+    raw_member(&mut t, "fifo", tar::EntryType::Fifo, "", b"");
+    raw_member(&mut t, "h3", tar::EntryType::Link, "fifo", b"");
+    std::fs::write(ctx.join("links.tar"), finish(t)).unwrap();
+    let mut d = Vec::new();
+    raw_member(&mut d, "dir/", tar::EntryType::Directory, "", b"");
+    raw_member(&mut d, "hd", tar::EntryType::Link, "dir", b"");
+    std::fs::write(ctx.join("dirlink.tar"), finish(d)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD links.tar /x/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    // link(2) does not follow a symlink: the link is one more symlink.
+    assert_eq!(get("x/h2"), "symlink 1234:5678 -> a");
+    assert_eq!(get("x/h3"), get("x/fifo"));
+    assert_ne!(get("x/h3"), "absent");
+
+    std::fs::write(&df, "FROM scratch\nADD dirlink.tar /x/\n").unwrap();
+    let out = work.path().join("out.tar");
+    let (ok, _, err) = build_to_archive(work.path(), &df, &ctx, &out);
+    assert!(!ok, "a hard link to a directory must fail");
+    assert!(err.contains("hd"), "{err}");
+}
+
 /// Serves `body` to `n` requests on 127.0.0.1 and returns the port.
 fn serve(body: &'static [u8], n: usize) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -138,20 +138,71 @@ fn chown_by_name_uses_the_stage_passwd_and_group() {
     // WORKDIR creates its directories for USER.
     assert_eq!(get("home/bob/work"), "dir 0755 2001:2000");
 
-    std::fs::write(&df, "FROM scratch\nCOPY --chown=alice f /x\n").unwrap();
-    let (ok, _, err) = kiln(
+    // Names the stage does not know are not an error in BuildKit: an
+    // unknown user is 0:0, an unknown group keeps the user part's gid; an
+    // empty user is 0 and `root` needs no lookup.
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY passwd group /etc/\nCOPY --chown=alice f /u\nCOPY --chown=7:nogrp f /g\n\
+         COPY --chown=bob:nogrp f /bg\nCOPY --chown=:staff f /e\nCOPY --chown=root:root f /r\n\
+         USER alice:nogrp\nWORKDIR /wd\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("u"), "file 0644 0:0 \"data\"");
+    assert_eq!(get("g"), "file 0644 7:7 \"data\"");
+    assert_eq!(get("bg"), "file 0644 2001:2000 \"data\"");
+    assert_eq!(get("e"), "file 0644 0:50 \"data\"");
+    assert_eq!(get("r"), "file 0644 0:0 \"data\"");
+    assert_eq!(get("wd"), "dir 0755 0:0");
+}
+
+#[test]
+fn copy_link_refuses_a_named_owner() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
         &[
-            "build",
-            "--root",
-            work.path().join("store").to_str().unwrap(),
-            "-f",
-            df.to_str().unwrap(),
-            ctx.to_str().unwrap(),
+            ("passwd", "bob:x:2001:2000::/home/bob:/bin/sh\n"),
+            ("f", "data"),
         ],
-        &[],
     );
-    assert!(!ok);
-    assert!(err.contains("alice"), "{err}");
+    let df = work.path().join("Dockerfile");
+    let store = work.path().join("store");
+    let build = |text: &str| {
+        std::fs::write(&df, text).unwrap();
+        kiln(
+            &[
+                "build",
+                "--root",
+                store.to_str().unwrap(),
+                "-f",
+                df.to_str().unwrap(),
+                ctx.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    // BuildKit's linked copy has no /etc/passwd to read (its solver says
+    // "invalid user index: -1"), even when the stage has the name.
+    for chown in ["bob", "7:staff", ":staff"] {
+        let (ok, _, err) = build(&format!(
+            "FROM scratch\nCOPY passwd /etc/passwd\nCOPY --link --chown={chown} f /x\n"
+        ));
+        assert!(!ok, "--chown={chown} built");
+        assert!(err.contains("--link") && err.contains(chown), "{err}");
+    }
+    // Numbers and `root` need no lookup; with --chmod the copy is not linked.
+    for ok_df in [
+        "FROM scratch\nCOPY --link --chown=7:8 f /x\nCOPY --link --chown=root f /y\n",
+        "FROM scratch\nCOPY passwd /etc/passwd\nCOPY --link --chmod=600 --chown=bob f /x\n",
+    ] {
+        let (ok, _, err) = build(ok_df);
+        assert!(ok, "{ok_df}: {err}");
+    }
 }
 
 #[test]
@@ -228,6 +279,90 @@ fn context_from_a_tar_on_stdin() {
     );
     let fs = files(&out);
     assert_eq!(describe(&fs["f"]), "file 0644 0:0 \"from the tar\\n\"");
+}
+
+#[test]
+fn a_file_never_replaces_a_directory_of_the_stage() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("sub", "s"), ("d/sub", "inner"), ("f", "f")]);
+    std::fs::create_dir(ctx.join("d2")).unwrap();
+    std::os::unix::fs::symlink("f", ctx.join("d2/sub")).unwrap();
+    let df = work.path().join("Dockerfile");
+    let store = work.path().join("store");
+    let build = |text: &str| {
+        std::fs::write(&df, text).unwrap();
+        kiln(
+            &[
+                "build",
+                "--root",
+                store.to_str().unwrap(),
+                "-f",
+                df.to_str().unwrap(),
+                ctx.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    // As fsutil: a file (top level or inside a copied directory) or a
+    // symlink onto an existing directory is an error; onto a file it
+    // replaces it.
+    for bad in ["COPY sub /tgt", "COPY d/ /tgt/", "COPY d2 /tgt/"] {
+        let (ok, _, err) = build(&format!("FROM scratch\nCOPY d/sub /tgt/sub/keep\n{bad}\n"));
+        assert!(!ok, "{bad} built");
+        assert!(
+            err.contains("cannot replace to directory /tgt/sub with file"),
+            "{bad}: {err}"
+        );
+    }
+    let (ok, _, err) = build("FROM scratch\nCOPY f /tgt/sub\nCOPY sub /tgt/sub\nCOPY --link f /d2/x/\nCOPY --link sub /d2\n");
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn copy_parents_doublestar_spans_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            ("top.txt", "t"),
+            ("x/a.txt", "a"),
+            ("x/y/b.txt", "b"),
+            ("x/y/c.md", "c"),
+        ],
+    );
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY --parents **/*.txt /p/\nCOPY --parents x/./**/*.md /q/\nCOPY **/*.txt /flat/\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let under = |d: &str| -> Vec<String> {
+        fs.keys()
+            .filter(|k| k.starts_with(&format!("{d}/")))
+            .cloned()
+            .collect()
+    };
+    // An include pattern: `**` matches any number of directories, none too.
+    assert_eq!(
+        under("p"),
+        ["p/top.txt", "p/x", "p/x/a.txt", "p/x/y", "p/x/y/b.txt"]
+    );
+    assert_eq!(under("q"), ["q/y", "q/y/c.md"]);
+    // Without --parents a source wildcard matches one element per `*`.
+    assert_eq!(under("flat"), ["flat/a.txt"]);
+
+    // The cache key sees every file `**` matches.
+    std::fs::write(ctx.join("x/y/b.txt"), "changed").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(
+        fs.get("p/x/y/b.txt").map(describe).unwrap_or_default(),
+        "file 0644 0:0 \"changed\""
+    );
 }
 
 #[test]

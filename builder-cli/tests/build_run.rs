@@ -32,6 +32,24 @@ fn run_steps_change_the_filesystem_and_see_env_args_and_workdir() {
 }
 
 #[test]
+fn a_step_may_leave_the_root_directory_closed_to_the_builder() {
+    // Rootless, the step's upper directory then belongs to a subordinate
+    // id with mode 0700: moving it into the store needs container root.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN mkdir -p /p/q && echo s > /p/q/s && chown -R 5:5 /p && chmod 700 /p /p/q\n\
+         RUN chmod 700 / && chown 1:1 /\n\
+         RUN cat /p/q/s > /after\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("after"), "file 0644 0:0 \"s\\n\"");
+    assert_eq!(get("p/q"), "dir 0700 5:5");
+}
+
+#[test]
 fn a_failing_run_names_the_command_exit_code_and_line() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
@@ -71,6 +89,8 @@ fn run_mounts_from_a_stage_the_context_and_a_cache_and_shebang_heredocs() {
          FROM tools\n\
          RUN --mount=type=bind,from=artifact,source=/out,target=/a cat /a/artifact > /from-stage\n\
          RUN --mount=type=bind,source=data,target=/ctx cat /ctx/x > /from-context\n\
+         RUN --mount=type=bind,source=data/x,target=/new/dir/file cat /new/dir/file > /from-file\n\
+         RUN --mount=type=bind,from=artifact,source=/out/artifact,target=/etc-file true\n\
          RUN --mount=type=cache,target=/cache echo kept > /cache/c\n\
          RUN --mount=type=cache,target=/cache cat /cache/c > /from-cache\n\
          RUN <<EOF\n\
@@ -85,7 +105,14 @@ fn run_mounts_from_a_stage_the_context_and_a_cache_and_shebang_heredocs() {
     assert_eq!(get("from-stage"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("from-context"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("from-cache"), "file 0644 0:0 \"kept\\n\"");
+    assert_eq!(get("from-file"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("script"), "file 0644 0:0 \"script /dev/pipes/EOF\\n\"");
+    // A file's mount point is removed, the directories made for it stay
+    // (as BuildKit leaves them); a directory's mount point stays.
+    assert_eq!(get("new/dir"), "dir 0755 0:0");
+    assert_eq!(get("new/dir/file"), "absent");
+    assert_eq!(get("etc-file"), "absent");
+    assert_eq!(get("ctx"), "dir 0755 0:0");
     // Mount targets leave at most an empty directory, never content.
     for m in ["a", "ctx", "cache"] {
         let left: Vec<&String> = fs

@@ -7,7 +7,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::copy::{CopyOptions, LayerBuilder};
-use super::fsview::{base, clean, join, parent, Origin};
+use super::fsview::{base, clean, join, parent, FsView, Origin};
 use crate::fsentry::{Content, Entry, Kind};
 
 /// Files larger than this are spooled to the scratch directory rather than
@@ -114,8 +114,20 @@ pub fn extract(
         // put the last component below it without following it.
         let parent_resolved = layer.view.resolve_under(dest, parent(&rel), true)?;
         if !layer.view.is_dir(&parent_resolved) {
-            // Parents an archive leaves implicit are created.
-            layer.mkdir_all(&parent_resolved, opts)?;
+            // Parents an archive leaves implicit are created, owned by root
+            // whatever --chown says (Docker's unpack makes them with the
+            // root pair), but never through a symlink whose target is
+            // missing: there the unpack's mkdir or open fails.
+            if let Some(link) = dangling_link_on_the_way(&layer.view, dest, parent(&rel))? {
+                return Err(format!(
+                    "{name}: entry {raw_path:?}: no such file or directory (the symlink /{link} points to nothing)"
+                ));
+            }
+            let implied = CopyOptions {
+                chown: None,
+                ..opts.clone()
+            };
+            layer.mkdir_all(&parent_resolved, &implied)?;
         }
         let target = join(&parent_resolved, base(&rel));
         if !within(dest, &target) {
@@ -164,7 +176,9 @@ pub fn extract(
             }
             tar::EntryType::Link => {
                 // A hard link becomes a copy of its target, looked up inside
-                // the destination only.
+                // the destination only. Like link(2) in Docker's unpack it
+                // may name a symlink (not followed), a fifo or a device, but
+                // never a directory.
                 let t = item
                     .link_name_bytes()
                     .map(|b| String::from_utf8_lossy(&b).to_string())
@@ -173,7 +187,7 @@ pub fn extract(
                 let node = layer
                     .view
                     .get(&t)
-                    .filter(|n| within(dest, &t) && matches!(n.entry.kind, Kind::File { .. }))
+                    .filter(|n| within(dest, &t) && n.entry.kind != Kind::Dir)
                     .ok_or_else(|| {
                         format!("{name}: hard link {raw_path:?} points outside the archive's files")
                     })?
@@ -212,6 +226,27 @@ pub fn extract(
         layer.put(entry, Origin::Entry);
     }
     Ok(())
+}
+
+/// The first symlink along `rel_parent` (inside `dest`) whose target does
+/// not exist.
+fn dangling_link_on_the_way(
+    view: &FsView,
+    dest: &str,
+    rel_parent: &str,
+) -> Result<Option<String>, String> {
+    let mut prefix = String::new();
+    for part in rel_parent.split('/').filter(|s| !s.is_empty()) {
+        prefix = join(&prefix, part);
+        let at = view.resolve_under(dest, &prefix, false)?;
+        if let Some(Kind::Symlink { .. }) = view.get(&at).map(|n| &n.entry.kind) {
+            let to = view.resolve_under(dest, &prefix, true)?;
+            if to != dest && view.get(&to).is_none() {
+                return Ok(Some(at));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn within(root: &str, path: &str) -> bool {

@@ -379,6 +379,11 @@ pub(super) fn copy_node(
             copy_children(layer, src, src_path, rel, target, opts, &excl)?;
         }
         _ => {
+            // fsutil removes a file it overwrites but refuses to put a
+            // file, link or symlink where a directory is.
+            if matches!(layer.view.get(target), Some(n) if n.entry.kind == Kind::Dir) {
+                return Err(format!("cannot replace to directory /{target} with file"));
+            }
             let mut new = apply_meta(node.entry, target, opts, true);
             if matches!(new.kind, Kind::File { .. }) {
                 if let Some(key) = src.inode(src_path) {

@@ -11,17 +11,7 @@ use crate::fsentry::{Content, Entry, Kind};
 
 /// Downloads `url` into `scratch` and returns a one-file tree holding it.
 pub fn download(url: &str, checksum: Option<&str>, scratch: &Path) -> Result<FsView, String> {
-    let name = url
-        .split(['?', '#'])
-        .next()
-        .unwrap_or(url)
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(_, path)| path.rsplit('/').next().unwrap_or(""))
-        .filter(|b| !b.is_empty() && *b != "." && *b != "..")
-        .unwrap_or("__unnamed__")
-        .to_string();
+    let name = url_file_name(url);
     let response = ureq::get(url)
         .call()
         .map_err(|e| format!("ADD {url}: {e}"))?;
@@ -112,9 +102,70 @@ pub fn parse_http_date(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + s)
 }
 
+/// The file name BuildKit gives a downloaded URL: Go's `path.Base` of the
+/// URL's decoded path (trailing slashes dropped, so `/dir/` names `dir`),
+/// or `__unnamed__` when that is `.` or `/` or the URL does not parse.
+fn url_file_name(url: &str) -> String {
+    const UNNAMED: &str = "__unnamed__";
+    let Some(path) = url
+        .split(['?', '#'])
+        .next()
+        .and_then(|u| u.split_once("://"))
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, path)| path)
+    else {
+        return UNNAMED.into();
+    };
+    let Some(decoded) = percent_decode(path) else {
+        return UNNAMED.into();
+    };
+    let base = decoded
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    if base.is_empty() || base == "." || base == ".." {
+        return UNNAMED.into();
+    }
+    base.to_string()
+}
+
+/// `%XX` escapes decoded as Go's url.Parse decodes a path; None for a
+/// malformed escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_as_buildkit_gives_them() {
+        let n = |u: &str| url_file_name(u);
+        assert_eq!(n("http://h/payload.txt"), "payload.txt");
+        assert_eq!(n("http://h/dir/"), "dir");
+        assert_eq!(n("http://h/a/b//"), "b");
+        assert_eq!(n("http://h/f.txt?x=1#y"), "f.txt");
+        assert_eq!(n("http://h/a%20b.txt"), "a b.txt");
+        assert_eq!(n("http://h/"), "__unnamed__");
+        assert_eq!(n("http://h"), "__unnamed__");
+        assert_eq!(n("http://h/x/."), "__unnamed__");
+        assert_eq!(n("http://h/bad%zz"), "__unnamed__");
+    }
 
     #[test]
     fn http_dates() {

@@ -7,7 +7,7 @@ use super::copy::{copy_path, has_wildcards, resolve_sources, CopyOptions, LayerB
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
 use super::images::materialize;
-use super::mode::{resolve_chown, ModeSpec};
+use super::mode::{chown_parts, resolve_chown, ModeSpec, OwnerPart};
 use super::{BuildError, RunRequest};
 use crate::fsentry::{Content, Kind};
 use crate::instructions::{self, Command, CommandLine, Instruction, SourcesAndDest, StageRef};
@@ -302,10 +302,10 @@ impl Engine<'_> {
             None
         } else {
             // BuildKit resolves the owner in the stage; an unknown name
-            // leaves the directory to root, as it does.
+            // falls back to 0, as it does.
             state.sync_fs()?;
             let (passwd, group) = self.user_files(state)?;
-            resolve_chown(&user, passwd.as_deref(), group.as_deref()).ok()
+            Some(resolve_chown(&user, passwd.as_deref(), group.as_deref()))
         };
         let opts = CopyOptions {
             chown,
@@ -523,13 +523,25 @@ impl Engine<'_> {
         }
         let chown = match &chown_spec {
             None => None,
-            // A `--link` copy runs on an empty root (see below), where
-            // BuildKit has no passwd or group file to read names from.
-            Some(spec) if req.link && req.chmod.is_none() => Some(linked_chown(spec)?),
+            Some(spec) if req.link && req.chmod.is_none() => {
+                // BuildKit runs a linked copy on an empty root, which has no
+                // /etc/passwd to look a name up in: its solver refuses a
+                // named owner there ("invalid user index: -1").
+                if let (OwnerPart::Name(name), _) | (_, Some(OwnerPart::Name(name))) =
+                    chown_parts(spec)
+                {
+                    return Err(format!(
+                        "--chown={spec} with --link: invalid user index: -1 ({name:?} is a name, \
+                         and a --link copy has no /etc/passwd or /etc/group to look it up in; \
+                         use numeric ids, or drop --link)"
+                    ));
+                }
+                Some(resolve_chown(spec, None, None))
+            }
             Some(spec) => {
                 state.sync_fs()?;
                 let (passwd, group) = self.user_files(state)?;
-                Some(resolve_chown(spec, passwd.as_deref(), group.as_deref())?)
+                Some(resolve_chown(spec, passwd.as_deref(), group.as_deref()))
             }
         };
         let opts = CopyOptions {
@@ -679,34 +691,6 @@ impl Engine<'_> {
                 _ => Ok(None),
             },
             None => Ok(None),
-        }
-    }
-}
-
-/// `--chown` of a `--link` copy. BuildKit's frontend sends a name (any
-/// part that is neither a number nor `root`) to be looked up in the
-/// copy's own root, which for `--link` is empty: the solver refuses it
-/// with `invalid user index: -1`. Numbers, and `root` as 0, pass; a user
-/// without a group gives its number as the group too, and an empty part
-/// (`1000:`) is an empty name, which the frontend sends as id 0.
-fn linked_chown(spec: &str) -> Result<(u32, u32), String> {
-    let id = |part: &str| -> Result<u32, String> {
-        if part == "root" || part.is_empty() {
-            return Ok(0);
-        }
-        part.parse::<u32>().map_err(|_| {
-            format!(
-                "--chown={spec} with --link: invalid user index: -1 \
-                 (a --link copy has no /etc/passwd or /etc/group to look {part:?} up in; \
-                 use numeric ids, or drop --link)"
-            )
-        })
-    };
-    match spec.split_once(':') {
-        Some((u, g)) => Ok((id(u)?, id(g)?)),
-        None => {
-            let u = id(spec)?;
-            Ok((u, u))
         }
     }
 }

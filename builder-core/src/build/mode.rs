@@ -1,5 +1,6 @@
 //! `--chmod` (octal or symbolic, as BuildKit accepts it) and `--chown`
-//! (numeric or names looked up in the stage's /etc/passwd and /etc/group).
+//! (numeric or names looked up in the stage's /etc/passwd and /etc/group,
+//! unknown names falling back to 0 as in BuildKit).
 
 /// A parsed `--chmod` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,59 +97,84 @@ impl ModeSpec {
     }
 }
 
-/// Looks `--chown`'s `user[:group]` up. `passwd` and `group` are the
-/// stage's files (None when absent). A numeric user without a group gets
-/// the same number as gid; a named one its primary group.
-pub fn resolve_chown(
-    spec: &str,
-    passwd: Option<&str>,
-    group: Option<&str>,
-) -> Result<(u32, u32), String> {
-    let (user, grp) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let (uid, primary_gid) = if let Ok(n) = user.parse::<u32>() {
-        (n, n)
-    } else {
-        let found = passwd.and_then(|text| {
-            text.lines().find_map(|line| {
-                let f: Vec<&str> = line.split(':').collect();
-                if f.first() == Some(&user) && f.len() >= 4 {
-                    Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?))
-                } else {
-                    None
-                }
+/// One side of `--chown`'s `user[:group]` as BuildKit's `llb.WithUser`
+/// reads it: a number, `root` (0 without a lookup) or the empty word
+/// (also 0: an empty name is sent as id 0), else a name to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerPart<'a> {
+    /// Taken as is.
+    Id(u32),
+    /// Looked up in the stage's /etc/passwd or /etc/group.
+    Name(&'a str),
+}
+
+impl<'a> OwnerPart<'a> {
+    fn parse(word: &'a str) -> Self {
+        if word.is_empty() || word == "root" {
+            return OwnerPart::Id(0);
+        }
+        // Go's strconv.ParseInt(word, 10, 32): a number above 2^31-1 is
+        // taken as a name. (A negative one would reach lchown as -1, "leave
+        // the owner"; kiln looks it up as a name instead.)
+        match word.parse::<i32>().ok().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => OwnerPart::Id(n),
+            None => OwnerPart::Name(word),
+        }
+    }
+}
+
+/// Splits `--chown`'s value into its user part and, after a `:`, its group
+/// part.
+pub fn chown_parts(spec: &str) -> (OwnerPart<'_>, Option<OwnerPart<'_>>) {
+    match spec.split_once(':') {
+        Some((u, g)) => (OwnerPart::parse(u), Some(OwnerPart::parse(g))),
+        None => (OwnerPart::parse(spec), None),
+    }
+}
+
+/// Looks `--chown`'s `user[:group]` up as BuildKit's file operation does.
+/// `passwd` and `group` are the stage's files (None when absent). A
+/// numeric user gets the same number as gid, a named one its primary
+/// group. A name that is not found (or a missing file) is not an error
+/// there: an unknown user leaves 0:0, an unknown group leaves the gid the
+/// user part gave.
+pub fn resolve_chown(spec: &str, passwd: Option<&str>, group: Option<&str>) -> (u32, u32) {
+    let (user, grp) = chown_parts(spec);
+    let (uid, mut gid) = match user {
+        OwnerPart::Id(n) => (n, n),
+        OwnerPart::Name(name) => passwd
+            .and_then(|text| {
+                text.lines().find_map(|line| {
+                    let f: Vec<&str> = line.split(':').collect();
+                    if f.first() == Some(&name) && f.len() >= 4 {
+                        Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?))
+                    } else {
+                        None
+                    }
+                })
             })
-        });
-        found.ok_or_else(|| {
-            format!("unable to find user {user}: no matching entries in passwd file")
-        })?
+            .unwrap_or((0, 0)),
     };
-    let gid = match grp {
-        None | Some("") => primary_gid,
-        Some(g) => {
-            if let Ok(n) = g.parse::<u32>() {
-                n
-            } else {
-                group
-                    .and_then(|text| {
-                        text.lines().find_map(|line| {
-                            let f: Vec<&str> = line.split(':').collect();
-                            if f.first() == Some(&g) && f.len() >= 3 {
-                                f[2].parse::<u32>().ok()
-                            } else {
-                                None
-                            }
-                        })
-                    })
-                    .ok_or_else(|| {
-                        format!("unable to find group {g}: no matching entries in group file")
-                    })?
+    match grp {
+        None => {}
+        Some(OwnerPart::Id(n)) => gid = n,
+        Some(OwnerPart::Name(name)) => {
+            let found = group.and_then(|text| {
+                text.lines().find_map(|line| {
+                    let f: Vec<&str> = line.split(':').collect();
+                    if f.first() == Some(&name) && f.len() >= 3 {
+                        f[2].parse::<u32>().ok()
+                    } else {
+                        None
+                    }
+                })
+            });
+            if let Some(n) = found {
+                gid = n;
             }
         }
-    };
-    Ok((uid, gid))
+    }
+    (uid, gid)
 }
 
 #[cfg(test)]
@@ -178,13 +204,44 @@ mod tests {
         let passwd = "root:x:0:0::/root:/bin/sh\nbob:x:2001:2000::/home/bob:/bin/sh\n";
         let group = "root:x:0:\ngrp:x:2000:\nstaff:x:50:\n";
         let r = |s| resolve_chown(s, Some(passwd), Some(group));
-        assert_eq!(r("1001").unwrap(), (1001, 1001));
-        assert_eq!(r("1001:1002").unwrap(), (1001, 1002));
-        assert_eq!(r("bob").unwrap(), (2001, 2000));
-        assert_eq!(r("bob:staff").unwrap(), (2001, 50));
-        assert_eq!(r("0:grp").unwrap(), (0, 2000));
-        assert!(r("alice").unwrap_err().contains("alice"));
-        assert!(r("bob:nogroup").unwrap_err().contains("nogroup"));
-        assert!(resolve_chown("bob", None, None).is_err());
+        assert_eq!(r("1001"), (1001, 1001));
+        assert_eq!(r("1001:1002"), (1001, 1002));
+        assert_eq!(r("bob"), (2001, 2000));
+        assert_eq!(r("bob:staff"), (2001, 50));
+        assert_eq!(r("0:grp"), (0, 2000));
+        assert_eq!(r(":staff"), (0, 50));
+        assert_eq!(r("root:staff"), (0, 50));
+    }
+
+    #[test]
+    fn chown_unknown_names_fall_back_as_in_buildkit() {
+        let passwd = "bob:x:2001:2000::/home/bob:/bin/sh\n";
+        let group = "staff:x:50:\n";
+        let r = |s| resolve_chown(s, Some(passwd), Some(group));
+        // An unknown user is 0:0; an unknown group keeps the user's gid.
+        assert_eq!(r("alice"), (0, 0));
+        assert_eq!(r("alice:staff"), (0, 50));
+        assert_eq!(r("7:nogroup"), (7, 7));
+        assert_eq!(r("bob:nogroup"), (2001, 2000));
+        // An empty group word is id 0, not the user's primary group.
+        assert_eq!(r("7:"), (7, 0));
+        // `root` needs no /etc/passwd.
+        assert_eq!(resolve_chown("root:root", None, None), (0, 0));
+        assert_eq!(resolve_chown("bob", None, None), (0, 0));
+        // Ids are 32-bit signed numbers; a bigger one is an unknown name.
+        assert_eq!(r("2147483647:4294967294"), (2147483647, 2147483647));
+    }
+
+    #[test]
+    fn chown_parts_name_only_words_to_look_up() {
+        assert_eq!(chown_parts("5"), (OwnerPart::Id(5), None));
+        assert_eq!(
+            chown_parts("root:"),
+            (OwnerPart::Id(0), Some(OwnerPart::Id(0)))
+        );
+        assert_eq!(
+            chown_parts("app:staff"),
+            (OwnerPart::Name("app"), Some(OwnerPart::Name("staff")))
+        );
     }
 }

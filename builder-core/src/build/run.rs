@@ -192,14 +192,23 @@ impl<'a> SandboxRunner<'a> {
                         _ => self.context.clone(),
                     };
                     let src = resolve_in(&root, &m.source)?;
-                    if m.read_only {
+                    let is_file = !src.is_dir();
+                    let kind = if m.read_only {
                         MountKind::Bind {
                             src,
                             readonly: true,
                         }
                     } else {
                         MountKind::BindScratch { src }
+                    };
+                    if is_file {
+                        // A file's mount point is not left in the layer
+                        // (the directories made for it are), as BuildKit
+                        // leaves it.
+                        push_file_mount(&mut out, &target, kind);
+                        continue;
                     }
+                    kind
                 }
                 MountType::Cache => {
                     let id = if m.id.is_empty() {
@@ -341,8 +350,8 @@ struct StepMounts {
     env: Vec<(String, String)>,
 }
 
-/// A secret file or agent socket at `target`: BuildKit leaves the
-/// directories made for it in the layer but not the file's mount point.
+/// A secret file, agent socket or bound file at `target`: BuildKit leaves
+/// the directories made for it in the layer but not the file's mount point.
 fn push_file_mount(out: &mut Vec<Mount>, target: &str, kind: MountKind) {
     let parent = target
         .trim_end_matches('/')

@@ -98,7 +98,13 @@ pub fn resolve_user(
             additional_gids: Vec::new(),
         });
     }
-    let uid_num: Option<u32> = user_arg.parse().ok();
+    // An empty user part (`:5`) is GetExecUser's default user, uid 0: the
+    // passwd entry with that uid when there is one, no error when not.
+    let uid_num: Option<u32> = if user_arg.is_empty() {
+        Some(0)
+    } else {
+        user_arg.parse().ok()
+    };
     let mut out = ExecUser::default();
     let found = passwd.and_then(|text| {
         passwd_entries(text).find(|p| match uid_num {
@@ -218,5 +224,20 @@ mod tests {
             UserError::NoUser("bob".into())
         );
         assert_eq!(resolve_user("7", None, None).unwrap().uid, 7);
+    }
+
+    #[test]
+    fn empty_user_part_is_root() {
+        assert_eq!(
+            r(":wheel").unwrap(),
+            ExecUser {
+                uid: 0,
+                gid: 10,
+                additional_gids: vec![]
+            }
+        );
+        assert_eq!(r(":5").unwrap().gid, 5);
+        assert_eq!(resolve_user(":5", None, None).unwrap().uid, 0);
+        assert!(matches!(r(":nogroup"), Err(UserError::NoGroup(_))));
     }
 }

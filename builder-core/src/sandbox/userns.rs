@@ -108,6 +108,36 @@ pub fn remove_tree(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
     rm_in_userns(idmap, b"-rf", path)
 }
 
+/// Renames a directory tree to `to` (same file system). Moving a directory
+/// to another parent needs write permission on the directory itself (for
+/// its `..`); when a step left the tree's top owned by a subordinate id
+/// with no write bit for others (`RUN chmod 700 / && chown 1 /`), only
+/// container root may move it, so the rename is retried as that.
+pub fn rename_dir(idmap: &IdMap, from: &Path, to: &Path) -> Result<(), SandboxError> {
+    match fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if idmap.needs_userns()
+                && matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) =>
+        {
+            let argv = vec![
+                cstr(b"/bin/mv", "mv")?,
+                cstr(b"-T", "mv")?,
+                cstr(b"--", "mv")?,
+                cstr(from.as_os_str().as_bytes(), "path")?,
+                cstr(to.as_os_str().as_bytes(), "path")?,
+            ];
+            let argv_ptrs = argv
+                .iter()
+                .map(|c| c.as_ptr())
+                .chain([std::ptr::null()])
+                .collect();
+            run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
+        }
+        Err(e) => Err(io_err("renaming", from)(e)),
+    }
+}
+
 /// Removes one empty directory or file as container root (`rm -d`).
 pub(crate) fn remove_in_userns(idmap: &IdMap, path: &Path) -> Result<(), SandboxError> {
     rm_in_userns(idmap, b"-df", path)

@@ -248,10 +248,10 @@ impl Store {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
         }
-        if let Err(e) = fs::rename(&tmp, &dest) {
+        if let Err(e) = sandbox::rename_dir(&self.idmap, &tmp, &dest) {
             let _ = sandbox::remove_tree(&self.idmap, &tmp);
             if !dest.is_dir() {
-                return Err(io_err("renaming into", &dest)(e));
+                return Err(e.into());
             }
         }
         Ok((dest, warnings))
@@ -341,10 +341,10 @@ impl Store {
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
             }
-            if let Err(e) = fs::rename(&ws.upper, &dest) {
+            if let Err(e) = sandbox::rename_dir(&ws.idmap, &ws.upper, &dest) {
                 if !dest.is_dir() {
                     let _ = ws.remove();
-                    return Err(io_err("renaming into", &dest)(e));
+                    return Err(e.into());
                 }
             }
         }

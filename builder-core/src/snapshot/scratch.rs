@@ -368,10 +368,10 @@ impl Store {
         }
         let name = diff_id.replace(':', "-");
         let dest = s.dir.join("layers").join(name);
-        if let Err(e) = fs::rename(&ws.upper, &dest) {
+        if let Err(e) = sandbox::rename_dir(&ws.idmap, &ws.upper, &dest) {
             drop(volatile);
             let _ = ws.discard();
-            return Err(io_err("renaming into", &dest)(e));
+            return Err(e.into());
         }
         volatile.insert(diff_id.to_string(), dest.clone());
         drop(volatile);
