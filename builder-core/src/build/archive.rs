@@ -137,14 +137,13 @@ pub fn extract(
         }
         let header = item.header().clone();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let (mut uid, mut gid) = (
+        // The members keep the archive's owners whatever --chown says, as
+        // the reference BuildKit (docker 20.10) extracts them; BuildKit
+        // applies --chown to them only since May 2025 (see decisions.md).
+        let (uid, gid) = (
             header.uid().unwrap_or(0) as u32,
             header.gid().unwrap_or(0) as u32,
         );
-        if let Some((u, g)) = opts.chown {
-            uid = u;
-            gid = g;
-        }
         let mtime = header.mtime().unwrap_or(0) as i64;
         let kind = match header.entry_type() {
             tar::EntryType::Directory => Kind::Dir,
