@@ -170,22 +170,7 @@ fn copy_link_refuses_a_named_owner() {
             ("f", "data"),
         ],
     );
-    let df = work.path().join("Dockerfile");
-    let store = work.path().join("store");
-    let build = |text: &str| {
-        std::fs::write(&df, text).unwrap();
-        kiln(
-            &[
-                "build",
-                "--root",
-                store.to_str().unwrap(),
-                "-f",
-                df.to_str().unwrap(),
-                ctx.to_str().unwrap(),
-            ],
-            &[],
-        )
-    };
+    let build = |text: &str| build_text(work.path(), &ctx, text);
     // BuildKit's linked copy has no /etc/passwd to read (its solver says
     // "invalid user index: -1"), even when the stage has the name.
     for chown in ["bob", "7:staff", ":staff"] {
@@ -288,22 +273,7 @@ fn a_file_never_replaces_a_directory_of_the_stage() {
     tree(&ctx, &[("sub", "s"), ("d/sub", "inner"), ("f", "f")]);
     std::fs::create_dir(ctx.join("d2")).unwrap();
     std::os::unix::fs::symlink("f", ctx.join("d2/sub")).unwrap();
-    let df = work.path().join("Dockerfile");
-    let store = work.path().join("store");
-    let build = |text: &str| {
-        std::fs::write(&df, text).unwrap();
-        kiln(
-            &[
-                "build",
-                "--root",
-                store.to_str().unwrap(),
-                "-f",
-                df.to_str().unwrap(),
-                ctx.to_str().unwrap(),
-            ],
-            &[],
-        )
-    };
+    let build = |text: &str| build_text(work.path(), &ctx, text);
     // As fsutil: a file (top level or inside a copied directory) or a
     // symlink onto an existing directory is an error; onto a file it
     // replaces it.

@@ -17,6 +17,25 @@ pub fn kiln_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
 }
 
+/// Writes `text` as WORK/Dockerfile and builds CTX with its store in
+/// WORK/store: (success, stdout, stderr).
+pub fn build_text(work: &Path, ctx: &Path, text: &str) -> (bool, String, String) {
+    let df = work.join("Dockerfile");
+    std::fs::write(&df, text).unwrap();
+    let store = work.join("store");
+    kiln(
+        &[
+            "build",
+            "--root",
+            store.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
 /// Runs kiln; returns (success, stdout, stderr).
 pub fn kiln(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(kiln_bin());
