@@ -120,19 +120,16 @@ pub fn rename_dir(idmap: &IdMap, from: &Path, to: &Path) -> Result<(), SandboxEr
             if idmap.needs_userns()
                 && matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) =>
         {
-            let argv = vec![
-                cstr(b"/bin/mv", "mv")?,
-                cstr(b"-T", "mv")?,
-                cstr(b"--", "mv")?,
-                cstr(from.as_os_str().as_bytes(), "path")?,
-                cstr(to.as_os_str().as_bytes(), "path")?,
-            ];
-            let argv_ptrs = argv
-                .iter()
-                .map(|c| c.as_ptr())
-                .chain([std::ptr::null()])
-                .collect();
-            run_in_userns(idmap, &UsernsTask::Exec { argv, argv_ptrs })
+            exec_in_userns(
+                idmap,
+                &[
+                    b"/bin/mv",
+                    b"-T",
+                    b"--",
+                    from.as_os_str().as_bytes(),
+                    to.as_os_str().as_bytes(),
+                ],
+            )
         }
         Err(e) => Err(io_err("renaming", from)(e)),
     }
@@ -145,12 +142,19 @@ pub(crate) fn remove_in_userns(idmap: &IdMap, path: &Path) -> Result<(), Sandbox
 
 /// Runs `/bin/rm FLAGS -- PATH` as container root.
 fn rm_in_userns(idmap: &IdMap, flags: &[u8], path: &Path) -> Result<(), SandboxError> {
-    let argv = vec![
-        cstr(b"/bin/rm", "rm")?,
-        cstr(flags, "rm")?,
-        cstr(b"--", "rm")?,
-        cstr(path.as_os_str().as_bytes(), "path")?,
-    ];
+    exec_in_userns(
+        idmap,
+        &[b"/bin/rm", flags, b"--", path.as_os_str().as_bytes()],
+    )
+}
+
+/// Runs the program `argv[0]` (an absolute path) with `argv` as container
+/// root, and waits for it to succeed.
+fn exec_in_userns(idmap: &IdMap, argv: &[&[u8]]) -> Result<(), SandboxError> {
+    let argv = argv
+        .iter()
+        .map(|a| cstr(a, "argument"))
+        .collect::<Result<Vec<_>, _>>()?;
     let argv_ptrs = argv
         .iter()
         .map(|c| c.as_ptr())
