@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, DigestParseError, Hasher};
 
-/// Mixed into every key: changing the encoding changes every key.
-const DOMAIN: &[u8] = b"kiln.build-cache.v1\0";
+/// Mixed into every key: changing the encoding changes every key. Bumped
+/// too whenever the same inputs make a different result (a semantics
+/// fix), so a cache made by an older kiln is not served as the new one's:
+/// v2 with COPY/ADD ownership, `--parents`/`--exclude` and archive owners
+/// following BuildKit more closely.
+const DOMAIN: &[u8] = b"kiln.build-cache.v2\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
 /// a CI runner behind a proxy shares a cache with one that is not.
