@@ -622,9 +622,6 @@ impl Engine<'_> {
                     copy_path(&mut layer, &view, &name, &dest, &opts)?;
                     continue;
                 }
-                if checksum.is_some() {
-                    return Err("checksum requires HTTP(S) or Git sources".into());
-                }
                 if opts.parents {
                     super::parents::copy_parents(&mut layer, source, src, &dest, &opts)?;
                     continue;

@@ -2,6 +2,8 @@
 //! (numeric or names looked up in the stage's /etc/passwd and /etc/group,
 //! unknown names falling back to 0 as in BuildKit).
 
+use crate::sandbox::user::{group_entries, passwd_entries};
+
 /// A parsed `--chmod` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModeSpec {
@@ -143,34 +145,15 @@ pub fn resolve_chown(spec: &str, passwd: Option<&str>, group: Option<&str>) -> (
     let (uid, mut gid) = match user {
         OwnerPart::Id(n) => (n, n),
         OwnerPart::Name(name) => passwd
-            .and_then(|text| {
-                text.lines().find_map(|line| {
-                    let f: Vec<&str> = line.split(':').collect();
-                    if f.first() == Some(&name) && f.len() >= 4 {
-                        Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?))
-                    } else {
-                        None
-                    }
-                })
-            })
-            .unwrap_or((0, 0)),
+            .and_then(|text| passwd_entries(text).find(|p| p.name == name))
+            .map_or((0, 0), |p| (p.uid, p.gid)),
     };
     match grp {
         None => {}
         Some(OwnerPart::Id(n)) => gid = n,
         Some(OwnerPart::Name(name)) => {
-            let found = group.and_then(|text| {
-                text.lines().find_map(|line| {
-                    let f: Vec<&str> = line.split(':').collect();
-                    if f.first() == Some(&name) && f.len() >= 3 {
-                        f[2].parse::<u32>().ok()
-                    } else {
-                        None
-                    }
-                })
-            });
-            if let Some(n) = found {
-                gid = n;
+            if let Some(g) = group.and_then(|text| group_entries(text).find(|g| g.name == name)) {
+                gid = g.gid;
             }
         }
     }

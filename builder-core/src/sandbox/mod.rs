@@ -13,7 +13,7 @@ mod opener;
 mod plan;
 mod reap;
 mod seccomp;
-mod user;
+pub(crate) mod user;
 mod userns;
 
 use std::path::PathBuf;

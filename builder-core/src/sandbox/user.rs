@@ -26,13 +26,15 @@ pub enum UserError {
     NoGroup(String),
 }
 
-struct Passwd<'a> {
-    name: &'a str,
-    uid: u32,
-    gid: u32,
+/// One line of /etc/passwd, as far as ids go.
+pub(crate) struct Passwd<'a> {
+    pub name: &'a str,
+    pub uid: u32,
+    pub gid: u32,
 }
 
-fn passwd_entries(text: &str) -> impl Iterator<Item = Passwd<'_>> {
+/// The entries of a passwd file (comments and malformed lines skipped).
+pub(crate) fn passwd_entries(text: &str) -> impl Iterator<Item = Passwd<'_>> {
     text.lines().filter_map(|l| {
         let f: Vec<&str> = l.trim().split(':').collect();
         if f.first().is_none_or(|n| n.is_empty() || n.starts_with('#')) {
@@ -46,13 +48,15 @@ fn passwd_entries(text: &str) -> impl Iterator<Item = Passwd<'_>> {
     })
 }
 
-struct Group<'a> {
-    name: &'a str,
-    gid: u32,
-    members: Vec<&'a str>,
+/// One line of /etc/group.
+pub(crate) struct Group<'a> {
+    pub name: &'a str,
+    pub gid: u32,
+    pub members: Vec<&'a str>,
 }
 
-fn group_entries(text: &str) -> impl Iterator<Item = Group<'_>> {
+/// The entries of a group file (comments and malformed lines skipped).
+pub(crate) fn group_entries(text: &str) -> impl Iterator<Item = Group<'_>> {
     text.lines().filter_map(|l| {
         let f: Vec<&str> = l.trim().split(':').collect();
         if f.first().is_none_or(|n| n.is_empty() || n.starts_with('#')) {
