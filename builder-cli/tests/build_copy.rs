@@ -351,6 +351,34 @@ fn hard_links_in_the_context_stay_links_within_one_copy() {
     assert_eq!(describe(&fs["single"]), "file 0644 0:0 \"shared\\n\"");
 }
 
+#[test]
+fn copy_from_a_stage_keeps_its_hard_links() {
+    // As BuildKit: links made by COPY and by RUN stay links; a link whose
+    // first path a later step replaced stays with the old inode.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "COPY d /ctx\n\
+         RUN mkdir /w && echo old > /w/a && ln /w/a /w/b && ln /w/a /w/c \
+             && echo y > /w/y && ln /w/y /w/z\n\
+         RUN echo new > /w/a.tmp && mv /w/a.tmp /w/a\n\
+         FROM scratch\n\
+         COPY --from=0 /w /out\n\
+         COPY --from=0 /ctx /ctx\n",
+    );
+    tree(&ctx, &[("d/a", "shared\n")]);
+    std::fs::hard_link(ctx.join("d/a"), ctx.join("d/b")).unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(describe(&fs["out/a"]), "file 0644 0:0 \"new\\n\"");
+    assert_eq!(describe(&fs["out/b"]), "file 0644 0:0 \"old\\n\"");
+    assert_eq!(describe(&fs["out/c"]), "hardlink 0:0 -> out/b");
+    assert_eq!(describe(&fs["out/y"]), "file 0644 0:0 \"y\\n\"");
+    assert_eq!(describe(&fs["out/z"]), "hardlink 0:0 -> out/y");
+    assert_eq!(describe(&fs["ctx/a"]), "file 0644 0:0 \"shared\\n\"");
+    assert_eq!(describe(&fs["ctx/b"]), "hardlink 0:0 -> ctx/a");
+}
+
 /// (name, type, uid) of every member of layer `n` of the image, in order.
 fn layer_members(layout: &std::path::Path, n: usize) -> Vec<(String, char, u64)> {
     use std::io::Read;

@@ -26,11 +26,20 @@ pub trait SourceFs {
     fn read_dir(&self, path: &str) -> Result<Vec<String>, String>;
     /// Resolves symlinks inside the tree's root.
     fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String>;
-    /// The (device, inode) of a regular file with more than one link, so a
-    /// copy can keep hard links as links (as fsutil's copy does).
-    fn inode(&self, _path: &str) -> Option<(u64, u64)> {
+    /// What identifies the inode of a regular file with more than one link,
+    /// so a copy can keep hard links as links (as fsutil's copy does).
+    fn inode(&self, _path: &str) -> Option<LinkId> {
         None
     }
+}
+
+/// The identity of a multiply-linked file inside one [`SourceFs`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LinkId {
+    /// A host file's (device, inode).
+    Inode(u64, u64),
+    /// The path standing for a hardlink group of a stage or image.
+    Group(String),
 }
 
 impl SourceFs for FsView {
@@ -67,6 +76,9 @@ impl SourceFs for FsView {
     fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String> {
         FsView::resolve(self, path, follow_last)
     }
+    fn inode(&self, path: &str) -> Option<LinkId> {
+        self.link_group(path).map(LinkId::Group)
+    }
 }
 
 /// Options of one COPY/ADD.
@@ -91,7 +103,7 @@ pub struct LayerBuilder {
     pub view: FsView,
     changed: BTreeSet<String>,
     /// First destination of each multiply-linked source inode.
-    inodes: std::collections::HashMap<(u64, u64), String>,
+    inodes: std::collections::HashMap<LinkId, String>,
     /// Directories a walk passes through without copying them (excluded,
     /// or not matched by `--parents`), each with whether it was made yet:
     /// fsutil makes them, with their source's metadata, only once
@@ -548,11 +560,11 @@ impl SourceFs for HostDir {
         }))
     }
 
-    fn inode(&self, path: &str) -> Option<(u64, u64)> {
+    fn inode(&self, path: &str) -> Option<LinkId> {
         use rustix::fs::FileType;
         let md = self.raw_lstat(path).ok()??;
         (FileType::from_raw_mode(md.st_mode) == FileType::RegularFile && md.st_nlink > 1)
-            .then_some((md.st_dev, md.st_ino))
+            .then_some(LinkId::Inode(md.st_dev, md.st_ino))
     }
 
     fn read_dir(&self, path: &str) -> Result<Vec<String>, String> {

@@ -5,7 +5,7 @@
 //! metadata is kept), to resolve symlinks inside the image root, to read
 //! /etc/passwd and /etc/group for `--chown`, and as the source of
 //! `COPY --from`.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::fsentry::{Content, Entry, Kind};
@@ -37,6 +37,10 @@ pub struct Node {
 #[derive(Debug, Clone, Default)]
 pub struct FsView {
     nodes: BTreeMap<String, Node>,
+    /// Paths some [`Kind::Hardlink`] node names as its target. When one is
+    /// replaced or removed, the links to it are detached first: on disk they
+    /// are the old inode, which keeps its content.
+    link_targets: BTreeSet<String>,
 }
 
 /// Normalises an image path: no leading `/`, no `.`, `..` clamped at the root.
@@ -109,9 +113,57 @@ impl FsView {
             .collect()
     }
 
+    /// The path standing for `path`'s hardlink group (its own path, or its
+    /// link's target), when other paths of the view share its inode.
+    pub fn link_group(&self, path: &str) -> Option<String> {
+        match &self.nodes.get(path)?.entry.kind {
+            Kind::Hardlink { target } => Some(clean(&target.to_string_lossy())),
+            Kind::File { .. } if self.link_targets.contains(path) => Some(path.to_string()),
+            _ => None,
+        }
+    }
+
     fn remove_subtree(&mut self, path: &str) {
+        self.detach_links(path);
         self.nodes.remove(path);
         self.remove_children(path);
+    }
+
+    /// Before `path` is replaced or removed, the hard links naming it keep
+    /// its node: the first becomes a copy of it, the others link to that.
+    fn detach_links(&mut self, path: &str) {
+        if !self.link_targets.remove(path) {
+            return;
+        }
+        let Some(old) = self.nodes.get(path).cloned() else {
+            return;
+        };
+        let links: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(k, n)| {
+                k.as_str() != path
+                    && matches!(&n.entry.kind, Kind::Hardlink { target }
+                        if clean(&target.to_string_lossy()) == path)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let Some((first, rest)) = links.split_first() else {
+            return;
+        };
+        let mut head = old;
+        head.entry.path = PathBuf::from(first);
+        self.nodes.insert(first.clone(), head);
+        for l in rest {
+            if let Some(n) = self.nodes.get_mut(l) {
+                n.entry.kind = Kind::Hardlink {
+                    target: PathBuf::from(first),
+                };
+            }
+        }
+        if !rest.is_empty() {
+            self.link_targets.insert(first.clone());
+        }
     }
 
     fn remove_children(&mut self, path: &str) {
@@ -128,6 +180,7 @@ impl FsView {
             .map(|(k, _)| k.clone())
             .collect();
         for k in doomed {
+            self.detach_links(&k);
             self.nodes.remove(&k);
         }
     }
@@ -161,8 +214,12 @@ impl FsView {
                 self.remove_children(&p);
             }
             self.ensure_parents(&p);
+            self.detach_links(&p);
             let mut entry = e;
             entry.path = PathBuf::from(&p);
+            if let Kind::Hardlink { target } = &entry.kind {
+                self.link_targets.insert(clean(&target.to_string_lossy()));
+            }
             self.nodes.insert(p, Node { entry, origin });
         }
     }
@@ -178,6 +235,7 @@ impl FsView {
             p = parent(p);
         }
         for m in missing {
+            self.detach_links(&m);
             self.nodes.insert(
                 m.clone(),
                 Node {
@@ -367,6 +425,73 @@ mod tests {
         assert_eq!(v.children("a"), vec!["new"]);
         assert!(v.get("b").is_none() && v.get("b/x").is_none());
         assert_eq!(v.children(""), vec!["a"]);
+    }
+
+    fn link(path: &str, target: &str) -> Entry {
+        Entry {
+            kind: Kind::Hardlink {
+                target: PathBuf::from(target),
+            },
+            ..bytes_entry(path, b"", 0o644, 0)
+        }
+    }
+
+    fn content(v: &FsView, path: &str) -> Vec<u8> {
+        let node = match &v.get(path).unwrap().entry.kind {
+            Kind::Hardlink { target } => v.get(&clean(&target.to_string_lossy())).unwrap(),
+            _ => v.get(path).unwrap(),
+        };
+        match &node.entry.kind {
+            Kind::File {
+                content: Content::Bytes(b),
+                ..
+            } => b.to_vec(),
+            k => panic!("{path}: {k:?}"),
+        }
+    }
+
+    #[test]
+    fn hardlink_groups_are_named_by_their_target() {
+        let v = view(vec![
+            bytes_entry("a", b"1", 0o644, 0),
+            link("d/b", "/a"),
+            link("./c", "a"),
+            bytes_entry("solo", b"2", 0o644, 0),
+        ]);
+        assert_eq!(v.link_group("a").as_deref(), Some("a"));
+        assert_eq!(v.link_group("d/b").as_deref(), Some("a"));
+        assert_eq!(v.link_group("c").as_deref(), Some("a"));
+        assert_eq!(v.link_group("solo"), None);
+        assert_eq!(v.link_group("d"), None);
+    }
+
+    #[test]
+    fn links_keep_the_old_inode_when_their_target_is_replaced() {
+        // On disk, replacing `a` leaves `b` and `c` on the old inode.
+        let mut v = view(vec![
+            bytes_entry("a", b"old", 0o644, 0),
+            link("b", "a"),
+            link("c", "a"),
+        ]);
+        v.apply(vec![(bytes_entry("a", b"new", 0o644, 0), Origin::Entry)]);
+        assert_eq!(content(&v, "a"), b"new");
+        assert_eq!(content(&v, "b"), b"old");
+        assert_eq!(content(&v, "c"), b"old");
+        assert_eq!(v.link_group("a"), None);
+        assert_eq!(v.link_group("c").as_deref(), Some("b"));
+        // A whiteout of the group's path does the same.
+        v.apply(vec![(marker("b", Kind::Whiteout), Origin::Entry)]);
+        assert!(v.get("b").is_none());
+        assert_eq!(content(&v, "c"), b"old");
+        assert_eq!(v.link_group("c"), None);
+        // As does an opaque directory hiding it.
+        let mut v = view(vec![bytes_entry("d/x", b"1", 0o644, 0), link("y", "d/x")]);
+        v.apply(
+            vec![marker("d", Kind::Opaque), dir_entry("d", 0o755, 0, 0, 0)]
+                .into_iter()
+                .map(|e| (e, Origin::Entry)),
+        );
+        assert_eq!(content(&v, "y"), b"1");
     }
 
     #[test]
