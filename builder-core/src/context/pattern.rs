@@ -347,6 +347,39 @@ mod tests {
         assert!(tokens("*a*b*c*d*e").is_none());
     }
 
+    /// Every string up to `len` characters over `alphabet`.
+    fn strings(alphabet: &[char], len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..len {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn token_path_agrees_with_the_regex_exhaustively() {
+        // Every short pattern the token path takes, against every short
+        // path: the corners (`**` next to `/`, `.`, newlines) are where a
+        // hand-written matcher and the regex would part.
+        let paths = strings(&['a', '/', '.', '\n'], 4);
+        for pat in strings(&['a', '/', '*', '?', '.'], 5) {
+            let Some(toks) = tokens(&pat) else { continue };
+            let re = regex_lite::Regex::new(&to_regex(&pat)).unwrap();
+            for path in &paths {
+                assert_eq!(
+                    match_toks(&toks, path),
+                    re.is_match(path),
+                    "{pat:?} {path:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn bang_alone_is_invalid() {
         assert_eq!(Pattern::new("!"), Err(BadPattern));
