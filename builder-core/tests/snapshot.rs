@@ -194,10 +194,73 @@ fn snapshot_copy_fallback_diff_writes_whiteouts() {
 }
 
 #[test]
+fn snapshot_made_before_a_crash_is_extracted_again() {
+    // A layer directory is not fsynced; its record says in which boot it was
+    // made. One from an earlier boot is not trusted once the store is opened
+    // by a process that has it to itself.
+    let (dir, s) = store("crash-records");
+    base_layers(&dir, &s);
+    let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
+    let mut spec = Spec::new(ws.rootfs(), vec![]);
+    let (st, _, err) = sh(
+        &mut spec,
+        "echo step > /made && chown 5:5 /made && mkdir -m 700 /p",
+    );
+    assert!(st.success(), "{err}");
+    s.commit(ws, L3).unwrap();
+    let snapshots = dir.join("store/snapshots/v1");
+    let pending = snapshots.join("pending");
+    let record = |id: &str| pending.join(id.replacen(':', "-", 1));
+    for id in [L1, L2, L3] {
+        assert!(record(id).is_file(), "{id} recorded");
+    }
+    for id in [L1, L3] {
+        std::fs::write(record(id), "an-earlier-boot\n").unwrap();
+    }
+    // While the store is open elsewhere, nothing is touched.
+    let other = Store::open(&dir.join("store"), idmap()).unwrap();
+    assert!(other.has_layer(L3) && other.has_layer(L1));
+    drop((s, other));
+    let s = Store::open(&dir.join("store"), idmap()).unwrap();
+    assert!(
+        !s.has_layer(L1) && !s.has_layer(L3),
+        "an earlier boot's snapshots are dropped"
+    );
+    assert!(s.has_layer(L2), "this boot's are kept");
+    assert!(record(L2).is_file() && !record(L1).exists() && !record(L3).exists());
+    // Extracted again on demand, and usable.
+    std::fs::remove_dir_all(dir.join("bb")).unwrap();
+    base_layers(&dir, &s);
+    let ws = s.workspace(&[L1.into(), L2.into()]).unwrap();
+    let mut spec = Spec::new(ws.rootfs(), vec![]);
+    let (st, out, err) = sh(&mut spec, "cat /data/a");
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "a\n");
+    drop(ws);
+    s.empty_trash().unwrap();
+    assert_eq!(
+        std::fs::read_dir(snapshots.join("trash")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
 fn snapshot_detects_that_kernel_overlay_works_here() {
-    let (_dir, mut s) = store("probe");
+    let (dir, mut s) = store("probe");
     assert!(s.detect_mode().unwrap().is_none());
     assert_eq!(s.mode(), RootfsMode::KernelOverlay);
+    // These machines' kernels (6.x) take `volatile`: steps' roots use it,
+    // and a step's fsync still succeeds (it is just not waited for).
+    assert!(builder_core::sandbox::overlay_volatile());
+    base_layers(&dir, &s);
+    let ws = s.workspace(&[L1.into()]).unwrap();
+    let mut spec = Spec::new(ws.rootfs(), vec![]);
+    let (st, out, err) = sh(
+        &mut spec,
+        "echo x > /f && sync /f && sync -f /f && grep ' / / ' /proc/self/mountinfo",
+    );
+    assert!(st.success(), "{err}");
+    assert!(out.contains("volatile"), "{out}");
 }
 
 /// Whether this process can open /dev/fuse, which fuse-overlayfs needs (in

@@ -23,7 +23,7 @@ pub use opener::Opener;
 pub use plan::{run, run_cancellable};
 pub use user::{resolve_user, ExecUser, UserError};
 pub(crate) use userns::chown_in_userns;
-pub use userns::{probe_fuse_overlay, probe_overlay, remove_tree, rename_dir};
+pub use userns::{overlay_volatile, probe_fuse_overlay, probe_overlay, remove_tree, rename_dir};
 
 /// Error from preparing or running a sandboxed process.
 #[derive(Debug, thiserror::Error)]

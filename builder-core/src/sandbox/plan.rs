@@ -210,6 +210,9 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
                 ("workdir", work.as_os_str()),
             ];
             let mut flags = Vec::new();
+            if super::overlay_volatile() {
+                flags.push("volatile");
+            }
             if idmap.needs_userns() {
                 flags.push("userxattr");
             } else {

@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::child::{self, Fds, Stage, UsernsTask};
 use super::idmap::userns_hint;
@@ -166,7 +167,30 @@ fn exec_in_userns(idmap: &IdMap, argv: &[&[u8]]) -> Result<(), SandboxError> {
 /// Checks that kernel overlayfs can be mounted the way steps mount it
 /// (inside the user namespace when unprivileged), using empty directories
 /// created under `scratch`.
+///
+/// Also finds out whether the kernel takes overlay's `volatile` option
+/// (Linux 5.10), which step roots then use: see [`overlay_volatile`].
 pub fn probe_overlay(idmap: &IdMap, scratch: &Path) -> Result<(), SandboxError> {
+    let volatile = probe_overlay_with(idmap, scratch, true);
+    OVERLAY_VOLATILE.store(volatile.is_ok(), Ordering::Relaxed);
+    match volatile {
+        Ok(()) => Ok(()),
+        Err(_) => probe_overlay_with(idmap, scratch, false),
+    }
+}
+
+/// Whether [`probe_overlay`] found that overlay mounts take `volatile`:
+/// the kernel then ignores the step's `fsync` and `syncfs` calls on its
+/// upper directory, as Buildah's build containers do. A step's writes need
+/// no durability (a crashed step is thrown away), and a committed
+/// snapshot's is seen to by the snapshot store.
+pub fn overlay_volatile() -> bool {
+    OVERLAY_VOLATILE.load(Ordering::Relaxed)
+}
+
+static OVERLAY_VOLATILE: AtomicBool = AtomicBool::new(false);
+
+fn probe_overlay_with(idmap: &IdMap, scratch: &Path, volatile: bool) -> Result<(), SandboxError> {
     let dirs = ["l", "u", "w", "m"].map(|d| scratch.join(d));
     for d in &dirs {
         fs::create_dir_all(d).map_err(io_err("creating", d))?;
@@ -180,6 +204,9 @@ pub fn probe_overlay(idmap: &IdMap, scratch: &Path) -> Result<(), SandboxError> 
     );
     if idmap.needs_userns() {
         opts.push_str(",userxattr");
+    }
+    if volatile {
+        opts.push_str(",volatile");
     }
     let task = UsernsTask::ProbeOverlay {
         target: cstr(m.as_os_str().as_bytes(), "path")?,

@@ -4,6 +4,7 @@
 //! [`Entry`](crate::fsentry::Entry) values.
 mod copy;
 mod diff;
+mod durable;
 mod extract;
 mod scratch;
 
@@ -120,6 +121,9 @@ pub struct Store {
     idmap: IdMap,
     mode: RootfsMode,
     scratch: Option<Arc<scratch::Scratch>>,
+    /// `lock`, held shared while the store is open: whoever gets it
+    /// exclusively is alone and may settle crash records (`durable`).
+    _lock: Arc<fs::File>,
 }
 
 impl Store {
@@ -132,11 +136,32 @@ impl Store {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
         }
+        let lock_path = dir.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("opening", &lock_path))?;
+        use rustix::fs::{flock, FlockOperation};
+        if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            // Discarded layers are extracted again when next used, as if
+            // never extracted: nothing for the caller to do.
+            durable::settle(&dir, &idmap, durable::SETTLE_AFTER);
+        }
+        loop {
+            match flock(&lock, FlockOperation::LockShared) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => break r.map_err(|e| io_err("locking", &lock_path)(e.into()))?,
+            }
+        }
         Ok(Store {
             dir,
             idmap,
             mode: RootfsMode::KernelOverlay,
             scratch: None,
+            _lock: Arc::new(lock),
         })
     }
 
@@ -248,6 +273,10 @@ impl Store {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
         }
+        if let Err(e) = durable::record(&self.dir, diff_id) {
+            let _ = sandbox::remove_tree(&self.idmap, &tmp);
+            return Err(io_err("recording", &self.dir.join("pending"))(e));
+        }
         if let Err(e) = sandbox::rename_dir(&self.idmap, &tmp, &dest) {
             let _ = sandbox::remove_tree(&self.idmap, &tmp);
             if !dest.is_dir() {
@@ -340,6 +369,10 @@ impl Store {
         if !dest.is_dir() {
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            }
+            if let Err(e) = durable::record(&self.dir, diff_id) {
+                let _ = ws.remove();
+                return Err(io_err("recording", &self.dir.join("pending"))(e));
             }
             if let Err(e) = sandbox::rename_dir(&ws.idmap, &ws.upper, &dest) {
                 if !dest.is_dir() {
