@@ -34,6 +34,28 @@ fn sandbox_runs_pid1_with_hostname_and_exit_code() {
 }
 
 #[test]
+fn sandbox_hostname_file_is_writable_and_never_kept() {
+    // A step may write /etc/hostname (BuildKit shows the image's own file),
+    // but what it writes is the step's, as under `docker run`; /etc/hosts
+    // and /etc/resolv.conf stay read-only, as BuildKit mounts them.
+    let (d, mut spec) = base("hostname");
+    let (st, out, err) = sh(
+        &mut spec,
+        "echo myhost > /etc/hostname && cat /etc/hostname; \
+         echo x >> /etc/hosts || echo hosts-ro; echo x >> /etc/resolv.conf || echo resolv-ro",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "myhost\nhosts-ro\nresolv-ro\n");
+    let up = upper(&d);
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        assert!(
+            !up.join("etc").join(f).exists(),
+            "/etc/{f} left in the upper dir"
+        );
+    }
+}
+
+#[test]
 fn sandbox_sees_no_host_mounts_and_fresh_proc() {
     let (_d, mut spec) = base("mounts");
     let (st, out, err) = sh(

@@ -388,12 +388,13 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         true,
         bind_ro(&resolv)?,
     ));
-    push(mount_op(
-        "/etc/hostname",
-        Create::File,
-        true,
-        bind_ro(&hostname)?,
-    ));
+    // Writable, as `docker run` binds it: BuildKit leaves the image's own
+    // file there, which steps may write; here what they write stays theirs.
+    let mut hostname = bind_ro(&hostname)?;
+    if let Action::Mount { readonly, .. } = &mut hostname {
+        *readonly = false;
+    }
+    push(mount_op("/etc/hostname", Create::File, true, hostname));
     // containerd's default masked and read-only paths, as BuildKit applies them.
     for p in MASKED {
         let host_path = Path::new(p);
