@@ -32,6 +32,83 @@ fn run_steps_change_the_filesystem_and_see_env_args_and_workdir() {
 }
 
 #[test]
+fn add_host_and_shm_size_reach_the_steps_and_their_keys() {
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN grep -v localhost /etc/hosts > /hosts; df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm\n",
+    );
+    let flags = [
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "v6=::1",
+        "--shm-size",
+        "16m",
+    ];
+    let layout = build_to_layout(work.path(), &df, &ctx, &flags, &[]);
+    let fs = files(&layout);
+    assert_eq!(
+        describe(&fs["hosts"]),
+        "file 0644 0:0 \"10.1.2.3\\tdb\\n::1\\tv6\\n\""
+    );
+    assert_eq!(describe(&fs["shm"]), "file 0644 0:0 \"16384\\n\"");
+    // They are inputs of the step's key: without them, it runs again.
+    let again = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&again);
+    assert_eq!(describe(&fs["hosts"]), "file 0644 0:0 \"\"");
+    assert_eq!(describe(&fs["shm"]), "file 0644 0:0 \"65536\\n\"");
+    // Bad values name the flag.
+    for (flag, value, says) in [
+        ("--add-host", "db", "--add-host \"db\": no address"),
+        ("--add-host", "db:300.1.1.1", "invalid IP address"),
+        ("--add-host", "db:host-gateway", "give an address"),
+        ("--shm-size", "lots", "--shm-size \"lots\""),
+        ("--shm-size", "0", "--shm-size \"0\""),
+    ] {
+        let (ok, _, err) = kiln(
+            &[
+                "build",
+                "--root",
+                work.path().join("store").to_str().unwrap(),
+                "-f",
+                df.to_str().unwrap(),
+                flag,
+                value,
+                ctx.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(!ok && err.contains(says), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
+fn quiet_prints_only_the_digest() {
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "RUN echo loud\n");
+    let root = work.path().join("store");
+    let (ok, out, err) = kiln(
+        &[
+            "build",
+            "-q",
+            "--root",
+            root.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err, "", "nothing on stderr");
+    assert!(
+        out.trim().starts_with("sha256:") && out.trim().len() == 71,
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_step_may_leave_the_root_directory_closed_to_the_builder() {
     // Rootless, the step's upper directory then belongs to a subordinate
     // id with mode 0700: moving it into the store needs container root.

@@ -65,6 +65,17 @@ pub struct Args {
     /// How to show progress on stderr.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// No progress output, only errors and the image digest (`--progress
+    /// quiet`).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Add HOST:IP to RUN steps' /etc/hosts (repeatable).
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
+    /// Size of RUN steps' /dev/shm: bytes, or a number with b, k, m or g
+    /// (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
     /// Export the image: type=oci|docker|local|tar,dest=PATH (repeatable).
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
@@ -109,6 +120,55 @@ pub struct Args {
     pub root: Option<PathBuf>,
     /// The build context: a directory, a tar archive, or `-` (tar on stdin).
     pub context: String,
+}
+
+/// `--add-host NAME:IP` (or `NAME=IP`) as (name, address), as docker
+/// checks it: the address must be an IP (an IPv6 one may follow the first
+/// `:`, as in `db:::1`).
+fn parse_add_host(v: &str) -> Result<(String, String), String> {
+    let bad = |why: &str| format!("error: --add-host {v:?}: {why} (expected HOST:IP)");
+    let (name, addr) = v
+        .split_once('=')
+        .or_else(|| v.split_once(':'))
+        .ok_or_else(|| bad("no address"))?;
+    let name = name.trim();
+    let addr = addr.trim().trim_start_matches('[').trim_end_matches(']');
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(bad("invalid host name"));
+    }
+    if addr == "host-gateway" {
+        return Err(bad(
+            "host-gateway needs a daemon's bridge network; give an address",
+        ));
+    }
+    addr.parse::<std::net::IpAddr>()
+        .map_err(|_| bad("invalid IP address"))?;
+    Ok((name.to_string(), addr.to_string()))
+}
+
+/// `--shm-size` as docker reads it (`RAMInBytes`): a number with an
+/// optional b, k, m or g suffix (binary units; `kb`, `mib` and the like too).
+fn parse_shm_size(v: &str) -> Result<u64, String> {
+    let bad = || format!("error: --shm-size {v:?}: expected a size such as 128m or 1g");
+    let t = v.trim().to_ascii_lowercase();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let num: f64 = num.parse().map_err(|_| bad())?;
+    let shift = match unit.trim() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = num * (1u64 << shift) as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 /// Where RUN steps' writable directories live (`--scratch`).
@@ -164,7 +224,10 @@ fn render(err: &BuildError, source: &str, name: &str) -> String {
 }
 
 /// Runs the subcommand.
-pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
+pub fn run(mut args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
+    if args.quiet {
+        args.progress = ProgressMode::Quiet;
+    }
     let mut build_args = BTreeMap::new();
     for a in &args.build_args {
         // `--build-arg NAME` takes the value from the environment.
@@ -295,6 +358,12 @@ pub fn run(args: Args, registry: &RegistryFlags) -> Result<ExitCode, String> {
         named_contexts,
         scratch: scratch.path().to_path_buf(),
         compression,
+        extra_hosts: args
+            .add_hosts
+            .iter()
+            .map(|h| parse_add_host(h))
+            .collect::<Result<_, _>>()?,
+        shm_size: args.shm_size.as_deref().map(parse_shm_size).transpose()?,
     };
     let client = Client::new(registry.client_options()?).map_err(|e| format!("error: {e}"))?;
     let mut resolver = StoreResolver {

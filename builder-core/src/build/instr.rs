@@ -467,6 +467,8 @@ impl Engine<'_> {
             mounts,
             mount_roots,
             script: invocation.script.clone(),
+            extra_hosts: self.opts.extra_hosts.clone(),
+            shm_size: self.opts.shm_size,
         };
         let Some(runner) = self.runner else {
             return Err("internal: no RUN executor".into());

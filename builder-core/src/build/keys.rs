@@ -73,6 +73,13 @@ impl Engine<'_> {
         if let Some(script) = &invocation.script {
             b = b.input("script", format!("{script:?}"));
         }
+        // Only when given, so builds without them keep their keys.
+        if !self.opts.extra_hosts.is_empty() {
+            b = b.input("add-host", format!("{:?}", self.opts.extra_hosts));
+        }
+        if let Some(size) = self.opts.shm_size {
+            b = b.input("shm-size", size.to_string());
+        }
         Some(b)
     }
 

@@ -107,6 +107,11 @@ pub struct BuildOptions {
     pub scratch: PathBuf,
     /// How new layers are compressed.
     pub compression: crate::layer::CompressionOptions,
+    /// `--add-host`: (name, address) lines added to RUN steps' /etc/hosts.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--shm-size`: the size of RUN steps' /dev/shm in bytes (Docker's
+    /// 64 MiB when None).
+    pub shm_size: Option<u64>,
 }
 
 /// How a build uses the layer cache and where it reports progress.
@@ -215,6 +220,10 @@ pub struct RunRequest {
     pub mount_roots: Vec<Option<PathBuf>>,
     /// A `#!` heredoc to provide as `/dev/pipes/NAME` (mode 0755, read-only).
     pub script: Option<crate::instructions::InlineFile>,
+    /// Extra /etc/hosts entries (name, address): [`BuildOptions::extra_hosts`].
+    pub extra_hosts: Vec<(String, String)>,
+    /// /dev/shm's size in bytes: [`BuildOptions::shm_size`].
+    pub shm_size: Option<u64>,
 }
 
 /// The built target: its config and layers (base layers untouched first).

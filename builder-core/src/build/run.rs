@@ -644,6 +644,12 @@ impl SandboxRunner<'_> {
         } else {
             req.workdir.clone()
         };
+        for (name, addr) in &req.extra_hosts {
+            spec.hosts.push_str(&format!("{addr}\t{name}\n"));
+        }
+        if let Some(size) = req.shm_size {
+            spec.shm_size = size;
+        }
         spec.uid = user.uid;
         spec.gid = user.gid;
         spec.additional_gids = user.additional_gids;

@@ -205,7 +205,12 @@ pub struct Spec {
     pub hosts: String,
     /// Contents of /etc/resolv.conf; `None` copies the host's.
     pub resolv_conf: Option<String>,
+    /// Size limit of the /dev/shm tmpfs in bytes (64 MiB, as Docker's).
+    pub shm_size: u64,
 }
+
+/// Docker's default /dev/shm size.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 
 impl Spec {
     /// A spec with BuildKit's defaults: root, `/`, umask 022, host name
@@ -227,6 +232,7 @@ impl Spec {
                 "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                     .into(),
             resolv_conf: None,
+            shm_size: DEFAULT_SHM_SIZE,
         }
     }
 }

@@ -339,7 +339,10 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
             "shm",
             Some("tmpfs"),
             MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            Some("mode=1777,size=65536k"),
+            Some(&format!(
+                "mode=1777,size={}k",
+                spec.shm_size.div_ceil(1024).max(1)
+            )),
             None,
         ),
     ));

@@ -100,6 +100,8 @@ pub fn build_options(ctx: &Path, work: &Path) -> builder_core::build::BuildOptio
         named_contexts: Default::default(),
         scratch: work.to_path_buf(),
         compression: Default::default(),
+        extra_hosts: Vec::new(),
+        shm_size: None,
     }
 }
 
