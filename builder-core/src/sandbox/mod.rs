@@ -9,6 +9,7 @@ mod child;
 mod child_mounts;
 mod fuse;
 mod idmap;
+mod mount_ops;
 mod opener;
 mod plan;
 mod reap;
