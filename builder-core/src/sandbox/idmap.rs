@@ -252,6 +252,19 @@ fn userns_hint_from(read: &dyn Fn(&str) -> Option<String>) -> String {
         return "user namespaces are disabled: run `sysctl -w user.max_user_namespaces=15000`"
             .into();
     }
+    // Docker's and Podman's default seccomp profiles refuse unshare of a
+    // user namespace: the usual reason inside a CI container.
+    let filtered = read("/proc/self/status").is_some_and(|status| {
+        status
+            .lines()
+            .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
+    });
+    if filtered {
+        return "kiln runs under a seccomp filter (inside a container?) that refuses user namespaces: \
+                start the container with `--security-opt seccomp=unconfined --security-opt apparmor=unconfined`, \
+                as rootless BuildKit and Buildah need too"
+            .into();
+    }
     "the kernel refused a user namespace (check seccomp/AppArmor/SELinux policy and kernel.unprivileged_userns_clone)".into()
 }
 
@@ -279,6 +292,14 @@ mod tests {
         assert!(h.contains("sysctl -w user.max_user_namespaces="), "{h}");
         // Knobs that allow it: the policies left to check.
         let h = with("/proc/sys/user/max_user_namespaces", "15000");
+        assert!(h.contains("seccomp/AppArmor/SELinux"), "{h}");
+        // Under a seccomp filter, as in a container with Docker's profile.
+        let h = with(
+            "/proc/self/status",
+            "Name:\tkiln\nSeccomp:\t2\nSeccomp_filters:\t1",
+        );
+        assert!(h.contains("--security-opt seccomp=unconfined"), "{h}");
+        let h = with("/proc/self/status", "Name:\tkiln\nSeccomp:\t0");
         assert!(h.contains("seccomp/AppArmor/SELinux"), "{h}");
         // This machine allows them: no knob is blamed.
         assert!(userns_hint().contains("seccomp/AppArmor/SELinux"));
