@@ -531,6 +531,67 @@ fn every_rootfs_mode_gives_the_same_image() {
     );
 }
 
+/// Root without `CAP_SYS_ADMIN` (an unprivileged container's root) cannot
+/// make a mount namespace, so its steps run in a user namespace that maps
+/// its own ids to themselves; the image is the one a full root build makes.
+#[test]
+fn root_without_sys_admin_builds_the_same_image_through_a_user_namespace() {
+    if !rustix::process::geteuid().is_root() {
+        // Only root can drop a capability it has; kiln-test's builds are
+        // the other tests.
+        return;
+    }
+    let rest = "RUN mkdir -p /a/b && echo one > /a/b/f && chown 7:8 /a/b/f && rm /bin/ls\n\
+                RUN rm -rf /a/b && mkdir /a/b && echo two > /a/b/g && chown 70000:70000 /a/b\n\
+                RUN hostname && cat /a/b/g && id -u\n";
+    let mut digests = Vec::new();
+    for capless in [false, true] {
+        let work = tempfile::tempdir().unwrap();
+        let (ctx, df) = busybox_build(work.path(), rest);
+        let out = work.path().join("out");
+        let kiln = kiln_bin();
+        let store = work.path().join("store");
+        let dest = format!("type=oci,dest={},tar=false", out.display());
+        let args = [
+            "build",
+            "--root",
+            store.to_str().unwrap(),
+            "--progress",
+            "plain",
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &dest,
+            ctx.to_str().unwrap(),
+        ];
+        let mut cmd = if capless {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--bounding-set=-sys_admin", "--"]).arg(&kiln);
+            c
+        } else {
+            std::process::Command::new(&kiln)
+        };
+        let o = cmd
+            .args(args)
+            .env("SOURCE_DATE_EPOCH", "0")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "capless={capless}: {err}");
+        assert!(
+            err.contains("buildkitsandbox\n") || err.contains("buildkitsandbox"),
+            "{err}"
+        );
+        let fs = files(&out);
+        let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+        assert_eq!(get("a/b"), "dir 0755 70000:70000", "capless={capless}");
+        assert_eq!(get("a/b/f"), "absent", "capless={capless}");
+        assert_eq!(get("bin/ls"), "absent", "capless={capless}");
+        digests.push(image(&out).0);
+    }
+    assert_eq!(digests[0], digests[1], "the capless build differs");
+}
+
 /// Where user namespaces are disabled, an unprivileged build stops with
 /// the sysctl to run. `user.max_user_namespaces=0` is set inside a user
 /// namespace of kiln-test's own (the limit holds for everything below it),

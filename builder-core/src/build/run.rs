@@ -48,10 +48,18 @@ impl<'a> SandboxRunner<'a> {
         source_date_epoch: Option<i64>,
     ) -> Result<Self, String> {
         let (idmap, warnings) = IdMap::detect();
-        let dir = store.cache_dir("snapshots").map_err(|e| e.to_string())?;
+        // Snapshots made through a user namespace mark opaque directories
+        // with `user.*` xattrs, root's with `trusted.*`: a root store used
+        // both ways (in and out of a container) keeps them apart.
+        let bucket = if idmap.needs_userns() && rustix::process::geteuid().is_root() {
+            "snapshots-userns"
+        } else {
+            "snapshots"
+        };
+        let dir = store.cache_dir(bucket).map_err(|e| e.to_string())?;
         let mut snapshots =
             snapshot::Store::open(&dir, idmap.clone()).map_err(|e| e.to_string())?;
-        let mut notes: Vec<String> = warnings.iter().map(|w| format!("{w:?}")).collect();
+        let mut notes: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
         if let Some(refusal) = snapshots.detect_mode().map_err(|e| e.to_string())? {
             notes.push(format!(
                 "overlayfs refused ({refusal}); RUN steps use a copy of the root"
@@ -553,7 +561,7 @@ impl RunExecutor for SandboxRunner<'_> {
                 .ensure_layer(&l.diff_id, &mut f)
                 .map_err(|e| e.to_string())?;
             for w in &warnings {
-                self.warn(format!("{w:?}"));
+                self.warn(w.to_string());
             }
             diff_ids.push(l.diff_id.clone());
         }
@@ -684,7 +692,7 @@ impl SandboxRunner<'_> {
         }
         let outcome = outcome?;
         for w in &outcome.warnings {
-            self.warn(format!("{w:?}"));
+            self.warn(w.to_string());
         }
         if !outcome.status.success() {
             let tail = out.lines().join("\n");

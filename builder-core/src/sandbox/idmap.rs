@@ -25,7 +25,8 @@ pub enum IdMap {
     Host,
     /// kiln runs unprivileged: container root is the calling user, and the
     /// other ids come from its `/etc/subuid` and `/etc/subgid` ranges (an
-    /// empty range list is the single-id fallback).
+    /// empty range list is the single-id fallback). Also root without
+    /// `CAP_SYS_ADMIN` (in a container): every id it has maps to itself.
     User {
         /// Uid map ranges, container 0 first.
         uids: Vec<IdRange>,
@@ -38,11 +39,23 @@ impl IdMap {
     /// The mapping for the calling process: [`IdMap::Host`] as root, else the
     /// user's subordinate ranges from `/etc/subuid` and `/etc/subgid`. Without
     /// ranges the map has container root only and a warning says what fails.
+    ///
+    /// Root without `CAP_SYS_ADMIN` (an unprivileged container) may not make
+    /// a mount namespace, but may make a user namespace (where it has every
+    /// capability) when no seccomp profile refuses it: its steps get one
+    /// that maps each id root has to itself ([`IdMap::for_capless_root`]).
     pub fn detect() -> (IdMap, Vec<Warning>) {
         let uid = rustix::process::getuid().as_raw();
         let gid = rustix::process::getgid().as_raw();
         if uid == 0 {
-            return (IdMap::Host, Vec::new());
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            if has_sys_admin(&status) {
+                return (IdMap::Host, Vec::new());
+            }
+            let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+            let map =
+                IdMap::for_capless_root(&read("/proc/self/uid_map"), &read("/proc/self/gid_map"));
+            return (map, Vec::new());
         }
         let name = user_name(uid, Path::new("/etc/passwd"));
         let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
@@ -83,6 +96,39 @@ impl IdMap {
         (IdMap::User { uids, gids }, warnings)
     }
 
+    /// The identity mapping of every id in `uid_map` and `gid_map` (the
+    /// text of `/proc/self/uid_map` and `gid_map`: `inside outside count`
+    /// lines): the ids root has in its own namespace, each to itself.
+    pub fn for_capless_root(uid_map: &str, gid_map: &str) -> IdMap {
+        let identity = |text: &str| -> Vec<IdRange> {
+            let mut out: Vec<IdRange> = text
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace().map(|v| v.parse::<u32>().ok());
+                    let (inside, _, count) = (f.next()??, f.next()??, f.next()??);
+                    (count > 0).then_some(IdRange {
+                        inside,
+                        outside: inside,
+                        count,
+                    })
+                })
+                .collect();
+            out.sort_by_key(|r| r.inside);
+            if out.is_empty() {
+                out.push(IdRange {
+                    inside: 0,
+                    outside: 0,
+                    count: 1,
+                });
+            }
+            out
+        };
+        IdMap::User {
+            uids: identity(uid_map),
+            gids: identity(gid_map),
+        }
+    }
+
     /// True when steps need a user namespace (kiln is not root).
     pub fn needs_userns(&self) -> bool {
         matches!(self, IdMap::User { .. })
@@ -90,9 +136,10 @@ impl IdMap {
 
     /// True when only container root is mapped (no subordinate ids).
     pub fn is_single(&self) -> bool {
+        let one = |r: &[IdRange]| r.iter().map(|r| u64::from(r.count)).sum::<u64>() < 2;
         match self {
             IdMap::Host => false,
-            IdMap::User { uids, gids } => uids.len() < 2 || gids.len() < 2,
+            IdMap::User { uids, gids } => one(uids) || one(gids),
         }
     }
 
@@ -133,6 +180,24 @@ impl IdMap {
         let IdMap::User { uids, gids } = self else {
             return Ok(());
         };
+        if rustix::process::geteuid().is_root() {
+            // Root writes any mapping of ids it has itself (CAP_SETUID in
+            // its namespace); newuidmap would look for root's subuid ranges.
+            let proc = PathBuf::from(format!("/proc/{pid}"));
+            let lines = |ranges: &[IdRange]| -> String {
+                ranges
+                    .iter()
+                    .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+                    .collect()
+            };
+            for (name, text) in [("uid_map", lines(uids)), ("gid_map", lines(gids))] {
+                std::fs::write(proc.join(name), text).map_err(|e| SandboxError::IdMap {
+                    what: format!("writing /proc/{pid}/{name}"),
+                    detail: e.to_string(),
+                })?;
+            }
+            return Ok(());
+        }
         if self.is_single() {
             let proc = PathBuf::from(format!("/proc/{pid}"));
             let write = |name: &str, text: String| {
@@ -234,6 +299,37 @@ fn user_name(uid: u32, passwd: &Path) -> Option<String> {
     })
 }
 
+/// When kiln runs under a seccomp filter (a container's default profile
+/// refuses user namespaces, mounts and `sethostname` to processes without
+/// `CAP_SYS_ADMIN`), what to change; None without a filter.
+pub(crate) fn seccomp_hint() -> Option<String> {
+    seccomp_hint_from(&|p: &str| std::fs::read_to_string(p).ok())
+}
+
+fn seccomp_hint_from(read: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let filtered = read("/proc/self/status").is_some_and(|status| {
+        status
+            .lines()
+            .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
+    });
+    filtered.then(|| {
+        "kiln runs under a seccomp filter (inside a container?) that refuses what a step's \
+         namespaces need: start the container with `--security-opt seccomp=unconfined \
+         --security-opt apparmor=unconfined`, as rootless BuildKit and Buildah need too"
+            .to_string()
+    })
+}
+
+/// Whether `CAP_SYS_ADMIN` is in the effective set of a `/proc/PID/status`.
+fn has_sys_admin(status: &str) -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
 /// Explains why user namespaces are unavailable and what to change, from the
 /// kernel's knobs.
 pub(crate) fn userns_hint() -> String {
@@ -254,16 +350,8 @@ fn userns_hint_from(read: &dyn Fn(&str) -> Option<String>) -> String {
     }
     // Docker's and Podman's default seccomp profiles refuse unshare of a
     // user namespace: the usual reason inside a CI container.
-    let filtered = read("/proc/self/status").is_some_and(|status| {
-        status
-            .lines()
-            .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
-    });
-    if filtered {
-        return "kiln runs under a seccomp filter (inside a container?) that refuses user namespaces: \
-                start the container with `--security-opt seccomp=unconfined --security-opt apparmor=unconfined`, \
-                as rootless BuildKit and Buildah need too"
-            .into();
+    if let Some(hint) = seccomp_hint_from(read) {
+        return hint;
     }
     "the kernel refused a user namespace (check seccomp/AppArmor/SELinux policy and kernel.unprivileged_userns_clone)".into()
 }
@@ -303,6 +391,28 @@ mod tests {
         assert!(h.contains("seccomp/AppArmor/SELinux"), "{h}");
         // This machine allows them: no knob is blamed.
         assert!(userns_hint().contains("seccomp/AppArmor/SELinux"));
+    }
+
+    #[test]
+    fn root_without_sys_admin_maps_its_own_ids_to_themselves() {
+        assert!(has_sys_admin("Name:\tk\nCapEff:\t000001ffffffffff\n"));
+        assert!(!has_sys_admin("Name:\tk\nCapEff:\t000001fffedfffff\n"));
+        assert!(!has_sys_admin("no caps line"));
+        // The host's namespace, and a container's own user namespace.
+        let map = IdMap::for_capless_root("0 0 4294967295\n", "0 0 4294967295\n");
+        assert!(map.needs_userns() && !map.is_single());
+        assert_eq!(map.host_uid(0), Some(0));
+        assert_eq!(map.host_uid(70000), Some(70000));
+        assert_eq!(map.container_gid(5), 5);
+        let map = IdMap::for_capless_root(
+            "         0          0          1\n         1     100000      65536\n",
+            "0 0 65537\n",
+        );
+        assert_eq!(map.host_uid(1), Some(1), "ids as root sees them");
+        assert_eq!(map.host_uid(65536), Some(65536));
+        assert_eq!(map.host_uid(65537), None);
+        assert!(!map.is_single());
+        assert!(IdMap::for_capless_root("", "").is_single());
     }
 
     #[test]

@@ -97,6 +97,22 @@ pub enum Warning {
     },
 }
 
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::SingleIdMapping { user } => write!(
+                f,
+                "{user} has no subordinate ids in /etc/subuid and /etc/subgid (or newuidmap and \
+                 newgidmap are missing): RUN steps map root only, so a chown to another id fails"
+            ),
+            Warning::StubLeft { path, reason } => write!(
+                f,
+                "/{path}, made as a mount point for a step, could not be removed: {reason}"
+            ),
+        }
+    }
+}
+
 /// The root filesystem of a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rootfs {

@@ -490,6 +490,10 @@ fn setup_error(
                 Some(other) => format!("at {other:?}"),
                 None => format!("at stage {stage:?}"),
             };
+            let what = match super::idmap::seccomp_hint() {
+                Some(hint) if errno == libc::EPERM => format!("{what} ({hint})"),
+                _ => what,
+            };
             SandboxError::Setup {
                 stage: what,
                 errno: err,

@@ -213,7 +213,16 @@ pub(crate) fn extract(
                 Mode::empty(),
                 rfs::makedev(0, 0),
             )
-            .map_err(|e| io_err("creating whiteout", &full)(e.into()))?;
+            .map_err(|e| {
+                // An overlayfs (a container's root) refuses whiteout devices.
+                let what = if e == rustix::io::Errno::PERM {
+                    "creating whiteout (the store's filesystem refuses whiteout devices; \
+                     in a container, put the store (--root) on a volume)"
+                } else {
+                    "creating whiteout"
+                };
+                io_err(what, &full)(e.into())
+            })?;
             continue;
         }
         let full = root.join(&rel);

@@ -112,6 +112,18 @@ pub enum SnapshotWarning {
     },
 }
 
+impl std::fmt::Display for SnapshotWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotWarning::Skipped { path, reason } => write!(
+                f,
+                "{path}: left out of the layer's extracted copy, so RUN steps do not see it \
+                 (the image keeps it): {reason}"
+            ),
+        }
+    }
+}
+
 /// The layer store: `<root>/snapshots/v1/layers/<algorithm>/<hex>/`.
 /// Clones share the scratch ([`Store::set_scratch`]) and its volatile
 /// snapshots.
