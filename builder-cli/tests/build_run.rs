@@ -534,3 +534,23 @@ fn run_security_insecure_is_refused_and_sandbox_runs() {
     let (ok, err) = busybox_run(work.path(), "RUN --security=sandbox true\n", &[], &[], None);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn etc_hostname_is_the_roots_own_file_and_a_step_may_write_it() {
+    // BuildKit sets only the UTS name: without /etc/hostname in the root a
+    // step sees none, and one it writes is kept in its layer (docker 20.10
+    // checked: `echo myhost > /etc/hostname` succeeds and persists).
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN (hostname; test -e /etc/hostname || echo none) > /seen\n\
+         RUN mkdir -p /etc && echo myhost > /etc/hostname\n\
+         RUN cat /etc/hostname > /after\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("seen"), "file 0644 0:0 \"buildkitsandbox\\nnone\\n\"");
+    assert_eq!(get("etc/hostname"), "file 0644 0:0 \"myhost\\n\"");
+    assert_eq!(get("after"), "file 0644 0:0 \"myhost\\n\"");
+}

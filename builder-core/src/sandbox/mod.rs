@@ -197,7 +197,8 @@ pub struct Spec {
     pub additional_gids: Vec<u32>,
     /// File mode creation mask.
     pub umask: u32,
-    /// Host name (also written to /etc/hostname).
+    /// Host name (the UTS name only: /etc/hostname stays the root's file,
+    /// as in BuildKit's steps).
     pub hostname: String,
     /// Network namespace choice.
     pub network: Network,

@@ -178,7 +178,6 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
     };
     let hosts = write("hosts", spec.hosts.as_bytes())?;
     let resolv = write("resolv.conf", &resolv)?;
-    let hostname = write("hostname", format!("{}\n", spec.hostname).as_bytes())?;
 
     let mut fuse = None;
     let (root, overlay) = match &spec.rootfs {
@@ -376,7 +375,9 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         })
     };
     // /etc stays in the step's changes when it had to be made (as with
-    // BuildKit); only the file stubs below it are removed.
+    // BuildKit); only the file stubs below it are removed. /etc/hostname is
+    // the root's own, as in BuildKit's steps: a step may write it and the
+    // change is kept in its layer.
     push(mount_op("/etc", Create::Dir, false, Action::Ensure));
     push(mount_op("/etc/hosts", Create::File, true, bind_ro(&hosts)?));
     push(mount_op(
@@ -384,12 +385,6 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         Create::File,
         true,
         bind_ro(&resolv)?,
-    ));
-    push(mount_op(
-        "/etc/hostname",
-        Create::File,
-        true,
-        bind_ro(&hostname)?,
     ));
     // containerd's default masked and read-only paths, as BuildKit applies them.
     for p in MASKED {
