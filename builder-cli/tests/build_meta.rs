@@ -90,6 +90,24 @@ ONBUILD RUN echo later
         .collect();
     assert_eq!(layers, ["WORKDIR /app", "WORKDIR /app/sub"]);
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    // The texts docker 20.10's BuildKit writes: Go's %v of the port map and
+    // %q of the *HealthConfig.
+    let created_by = |prefix: &str| {
+        history
+            .iter()
+            .filter_map(|h| h["created_by"].as_str())
+            .find(|c| c.starts_with(prefix))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        created_by("EXPOSE"),
+        "EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{} 8002/tcp:{}]"
+    );
+    assert_eq!(
+        created_by("HEALTHCHECK"),
+        r#"HEALTHCHECK &{["CMD-SHELL" "wget -q localhost || exit 1"] "5s" "3s" "0s" '\x04'}"#
+    );
 }
 
 #[test]
