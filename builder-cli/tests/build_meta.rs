@@ -110,6 +110,72 @@ ONBUILD RUN echo later
     );
 }
 
+/// Replaces the config of `layout`'s single image by `edit(config)`,
+/// rewriting the manifest and index to match.
+fn edit_config(layout: &std::path::Path, edit: impl Fn(&mut serde_json::Value)) {
+    use builder_core::digest::Digest;
+    let put = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+        (format!("sha256:{}", d.hex()), bytes.len())
+    };
+    let (_, mut manifest, mut config) = image(layout);
+    edit(&mut config);
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = json!(cd);
+    manifest["config"]["size"] = json!(cs);
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = json!(md);
+    index["manifests"][0]["size"] = json!(ms);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn a_base_configs_unknown_and_empty_fields_are_dropped_as_buildkit_reads_them() {
+    // `docker import` images (and docker's own builds) carry
+    // container_config, docker_version, a top-level comment and empty
+    // Hostname/User/... fields; BuildKit decodes the base into its own
+    // struct, so its result has none of them (docker 20.10 checked).
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("f", "x")]);
+    let base_df = work.path().join("Base.Dockerfile");
+    std::fs::write(&base_df, "FROM scratch\nCOPY f /f\nCMD [\"sh\"]\n").unwrap();
+    let base = build_to_layout(work.path(), &base_df, &ctx, &[], &[]);
+    edit_config(&base, |c| {
+        c["comment"] = json!("Imported from -");
+        c["docker_version"] = json!("20.10.24");
+        c["container_config"] = json!({"Hostname": "abc", "Cmd": null});
+        let cc = c["config"].as_object_mut().unwrap();
+        for (k, v) in [
+            ("Hostname", json!("")),
+            ("Tty", json!(false)),
+            ("Image", json!("")),
+            ("User", json!("")),
+            ("WorkingDir", json!("")),
+            ("Labels", json!({})),
+            ("StopTimeout", json!(7)),
+        ] {
+            cc.insert(k.into(), v);
+        }
+    });
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM imported\nENV A=1\n").unwrap();
+    let ctxarg = format!("imported=oci-layout://{}", base.display());
+    let layout = build_to_layout(work.path(), &df, &ctx, &["--build-context", &ctxarg], &[]);
+    let (_, _, config) = image(&layout);
+    let mut top: Vec<&String> = config.as_object().unwrap().keys().collect();
+    top.sort();
+    assert_eq!(top, ["architecture", "config", "history", "os", "rootfs"]);
+    let mut inner: Vec<&String> = config["config"].as_object().unwrap().keys().collect();
+    inner.sort();
+    assert_eq!(inner, ["ArgsEscaped", "Cmd", "Env", "StopTimeout"]);
+    assert_eq!(config["config"]["StopTimeout"], 7);
+}
+
 #[test]
 fn label_flag_without_value_is_an_empty_label() {
     // docker's CLI turns `--label key` into key="" (and a later flag wins

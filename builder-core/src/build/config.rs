@@ -4,6 +4,8 @@
 //! entries that leave `rootfs` to the engine.
 pub use crate::image::{Healthcheck, ImageConfig};
 
+use std::collections::BTreeMap;
+
 use crate::image::History;
 
 /// The comment BuildKit puts on every history entry of a Dockerfile build.
@@ -21,6 +23,48 @@ pub fn scratch(platform: &super::Platform) -> ImageConfig {
     let mut c = ImageConfig::scratch(&p);
     c.config.working_dir = Some("/".into());
     c
+}
+
+/// A base image's config as BuildKit reads it: decoded into its own image
+/// struct and encoded again, so only the fields that struct has survive
+/// (`container_config`, `docker_version`, a top-level `comment`, `Hostname`,
+/// `Image`… are dropped) and its `omitempty` fields drop empty values
+/// (`"User": ""`, `"Env": []`). docker 20.10's builds show exactly this.
+pub fn as_buildkit_reads(c: &mut ImageConfig) {
+    c.extra.clear();
+    if c.author.as_deref() == Some("") {
+        c.author = None;
+    }
+    for h in &mut c.history {
+        h.extra.clear();
+    }
+    let cc = &mut c.config;
+    // The one field BuildKit's config keeps that kiln does not model.
+    cc.extra.retain(|k, _| k == "StopTimeout");
+    let empty_str = |v: &mut Option<String>| {
+        if v.as_deref() == Some("") {
+            *v = None;
+        }
+    };
+    empty_str(&mut cc.user);
+    empty_str(&mut cc.working_dir);
+    empty_str(&mut cc.stop_signal);
+    for v in [&mut cc.env, &mut cc.entrypoint, &mut cc.cmd, &mut cc.shell] {
+        if v.as_ref().is_some_and(Vec::is_empty) {
+            *v = None;
+        }
+    }
+    for v in [&mut cc.exposed_ports, &mut cc.volumes] {
+        if v.as_ref().is_some_and(BTreeMap::is_empty) {
+            *v = None;
+        }
+    }
+    if cc.labels.as_ref().is_some_and(BTreeMap::is_empty) {
+        cc.labels = None;
+    }
+    if cc.args_escaped == Some(false) {
+        cc.args_escaped = None;
+    }
 }
 
 /// Go's `%q` of a string slice, as the CMD and ENTRYPOINT history entries
@@ -146,6 +190,31 @@ mod tests {
         assert_eq!(c.config.working_dir.as_deref(), Some("/"));
         assert!(c.env_get("PATH").is_some());
         assert_eq!(shell(&c), ["/bin/sh", "-c"]);
+    }
+
+    #[test]
+    fn a_base_config_keeps_only_what_buildkit_reads() {
+        // The shape `docker import` writes, which docker 20.10's builds drop.
+        let raw = br#"{"architecture":"amd64","os":"linux","comment":"Imported from -","docker_version":"20.10",
+            "container_config":{"Cmd":null},"author":"",
+            "config":{"Hostname":"","Image":"","Tty":false,"User":"","WorkingDir":"","Env":[],"Cmd":["sh"],
+                "Labels":{},"StopTimeout":5,"ArgsEscaped":false,"OnBuild":null},
+            "rootfs":{"type":"layers","diff_ids":[]},
+            "history":[{"comment":"Imported from -","x":1}]}"#;
+        let mut cfg = ImageConfig::from_json(raw).unwrap();
+        as_buildkit_reads(&mut cfg);
+        let back: serde_json::Value = serde_json::from_slice(&cfg.to_json().unwrap()).unwrap();
+        let mut keys: Vec<&String> = back.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["architecture", "config", "history", "os", "rootfs"]);
+        assert_eq!(
+            back["config"],
+            serde_json::json!({"Cmd": ["sh"], "StopTimeout": 5})
+        );
+        assert_eq!(
+            back["history"],
+            serde_json::json!([{"comment": "Imported from -"}])
+        );
     }
 
     #[test]

@@ -544,6 +544,7 @@ impl Engine<'_> {
         chain: KeyChain,
     ) -> StageState {
         config.created = None;
+        config::as_buildkit_reads(&mut config);
         config.ensure_default_path();
         let scope = instructions::StageState::new(
             &self.global,
