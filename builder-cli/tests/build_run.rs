@@ -554,3 +554,25 @@ fn etc_hostname_is_the_roots_own_file_and_a_step_may_write_it() {
     assert_eq!(get("etc/hostname"), "file 0644 0:0 \"myhost\\n\"");
     assert_eq!(get("after"), "file 0644 0:0 \"myhost\\n\"");
 }
+
+#[test]
+fn a_socket_left_by_a_step_is_left_out_of_the_layer() {
+    // No layer can hold a socket: BuildKit's differs skip them and the step
+    // succeeds (docker 20.10 checked); later steps of the build still see
+    // it there. busybox's syslogd, chrooted, makes one at /j/dev/log.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN mkdir -p /j/bin /j/dev && cp /bin/busybox /j/bin/ \
+         && (chroot /j /bin/busybox syslogd -n -O /dev/null & pid=$!; n=0; \
+             while [ ! -S /j/dev/log ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; kill -9 $pid) \
+         && test -S /j/dev/log && rm /j/bin/busybox && echo kept > /j/dev/file\n\
+         RUN if test -S /j/dev/log; then echo socket; fi > /later\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("j/dev/log"), "absent");
+    assert_eq!(get("j/dev/file"), "file 0644 0:0 \"kept\\n\"");
+    assert_eq!(get("later"), "file 0644 0:0 \"socket\\n\"");
+}
