@@ -215,6 +215,27 @@ fn entrypoint_resets_an_inherited_cmd_and_shell_form_wraps() {
     assert!(config["config"]["Cmd"].is_null(), "{config}");
 }
 
+#[test]
+fn empty_cmd_and_entrypoint_are_not_written() {
+    // BuildKit's config fields are `omitempty`: `CMD []` and
+    // `ENTRYPOINT []` clear what the base set and leave no key (docker
+    // 20.10 checked).
+    let work = tempfile::tempdir().unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch AS base\nCMD [\"c\"]\nENTRYPOINT [\"e\"]\nFROM base\nCMD []\nENTRYPOINT []\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, work.path(), &[], &[]);
+    let (_, _, config) = image(&layout);
+    let c = config["config"].as_object().unwrap();
+    assert!(
+        !c.contains_key("Cmd") && !c.contains_key("Entrypoint"),
+        "{config}"
+    );
+}
+
 fn build_digest(work: &std::path::Path, ctx: &std::path::Path, env: &[(&str, &str)]) -> String {
     let layout = build_to_layout(work, &ctx.join("Dockerfile"), ctx, &[], env);
     image(&layout).0

@@ -32,15 +32,22 @@ pub fn scratch(platform: &super::Platform) -> ImageConfig {
 /// (`"User": ""`, `"Env": []`). docker 20.10's builds show exactly this.
 pub fn as_buildkit_reads(c: &mut ImageConfig) {
     c.extra.clear();
-    if c.author.as_deref() == Some("") {
-        c.author = None;
-    }
     for h in &mut c.history {
         h.extra.clear();
     }
-    let cc = &mut c.config;
     // The one field BuildKit's config keeps that kiln does not model.
-    cc.extra.retain(|k, _| k == "StopTimeout");
+    c.config.extra.retain(|k, _| k == "StopTimeout");
+    omit_empty(c);
+}
+
+/// Go's `omitempty` on BuildKit's image config: empty strings, lists and
+/// maps are not written (`CMD []` leaves no `"Cmd": []`), `ArgsEscaped`
+/// only when true. Applied to a base config as read and to the result.
+pub fn omit_empty(c: &mut ImageConfig) {
+    if c.author.as_deref() == Some("") {
+        c.author = None;
+    }
+    let cc = &mut c.config;
     let empty_str = |v: &mut Option<String>| {
         if v.as_deref() == Some("") {
             *v = None;
