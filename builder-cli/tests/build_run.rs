@@ -576,3 +576,25 @@ fn a_socket_left_by_a_step_is_left_out_of_the_layer() {
     assert_eq!(get("j/dev/file"), "file 0644 0:0 \"kept\\n\"");
     assert_eq!(get("later"), "file 0644 0:0 \"socket\\n\"");
 }
+
+#[test]
+fn mount_points_a_step_made_on_scratch_stay_like_runcs() {
+    // runc makes /proc, /sys and /dev for BuildKit's steps and nothing
+    // removes them, so the first RUN on scratch leaves them (and /etc, the
+    // parent of the hosts and resolv.conf stubs) in its layer, docker 20.10
+    // checked; the stub files themselves are removed.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "RUN true\n");
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    for d in ["dev", "proc", "sys", "etc"] {
+        assert_eq!(get(d), "dir 0755 0:0", "{d}");
+    }
+    for f in ["etc/hosts", "etc/resolv.conf", "dev/null"] {
+        assert_eq!(get(f), "absent", "{f}");
+    }
+    assert!(!fs
+        .keys()
+        .any(|p| p.starts_with("dev/") || p.starts_with("proc/") || p.starts_with("sys/")));
+}

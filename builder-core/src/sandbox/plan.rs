@@ -269,10 +269,14 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
     };
     use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_STRICTATIME};
     let host = |p: &str| CString::new(p).ok().map(Alt::RBindReadonly);
+    // /proc, /sys and /dev made for a step stay in its changes, as the
+    // directories runc makes for BuildKit's steps do (docker 20.10 and
+    // current BuildKit both leave them in the first RUN layer on scratch);
+    // BuildKit's stub cleaner removes only the files it mounts.
     push(mount_op(
         "/proc",
         Create::Dir,
-        true,
+        false,
         mnt(
             "proc",
             Some("proc"),
@@ -291,11 +295,11 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
     if let Action::Mount { optional, .. } = &mut sys {
         *optional = true;
     }
-    push(mount_op("/sys", Create::Dir, true, sys));
+    push(mount_op("/sys", Create::Dir, false, sys));
     push(mount_op(
         "/dev",
         Create::Dir,
-        true,
+        false,
         mnt(
             "tmpfs",
             Some("tmpfs"),
