@@ -598,3 +598,27 @@ fn mount_points_a_step_made_on_scratch_stay_like_runcs() {
         .keys()
         .any(|p| p.starts_with("dev/") || p.starts_with("proc/") || p.starts_with("sys/")));
 }
+
+#[test]
+fn a_missing_working_directory_is_made_as_the_steps_user() {
+    // BuildKit's executor makes a missing cwd (and its missing parents)
+    // with MkdirAllAndChown as the step's user; docker 20.10 checked:
+    // /x and /x/y come out 33:44 here, an existing /o keeps its owner.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "WORKDIR /x/y\n\
+         RUN rm -rf /x && mkdir -m 777 /o\n\
+         USER 33:44\n\
+         RUN pwd > /o/pwd\n\
+         WORKDIR /o\n\
+         RUN true\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("x"), "dir 0755 33:44");
+    assert_eq!(get("x/y"), "dir 0755 33:44");
+    assert_eq!(get("o/pwd"), "file 0644 33:44 \"/x/y\\n\"");
+    assert_eq!(get("o"), "dir 0777 0:0");
+}

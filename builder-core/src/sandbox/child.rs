@@ -87,6 +87,9 @@ pub(crate) struct Op {
     pub create: Create,
     /// Report created components so the parent can remove them afterwards.
     pub record: bool,
+    /// Owner (container ids) of the components this op creates: BuildKit's
+    /// executor makes a missing working directory as the step's user.
+    pub owner: Option<(u32, u32)>,
     pub action: Action,
 }
 

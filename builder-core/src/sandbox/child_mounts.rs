@@ -153,6 +153,11 @@ unsafe fn open_target(rootfd: c_int, op: &mut Op, index: u32, fds: &Fds) -> c_in
             if !made {
                 fail(fds, Stage::Target, index);
             }
+            if let Some((uid, gid)) = op.owner {
+                // Best effort: an id the user namespace does not map cannot
+                // own anything, and the step may still run in the directory.
+                libc::fchownat(parent, name, uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+            }
             if op.record {
                 let mut rec = [0u8; 8];
                 rec[..4].copy_from_slice(&index.to_ne_bytes());

@@ -187,7 +187,8 @@ pub struct Spec {
     pub args: Vec<String>,
     /// `KEY=value` strings, the whole environment.
     pub env: Vec<String>,
-    /// Absolute working directory; created (owned by root) when missing.
+    /// Absolute working directory; when missing, created (0755) with every
+    /// missing parent, owned by `uid`:`gid` as BuildKit's executor makes it.
     pub cwd: String,
     /// User id inside the namespace.
     pub uid: u32,

@@ -131,6 +131,7 @@ fn mount_op(target: &str, create: Create, record: bool, action: Action) -> (Op, 
             target: target_buf(&rel),
             create,
             record,
+            owner: None,
             action,
         },
         rel,
@@ -492,7 +493,11 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         };
         push(mount_op(&m.target, create, !m.keep_created_target, action));
     }
-    push(mount_op(&spec.cwd, Create::Dir, false, Action::Ensure));
+    // A missing working directory is made as the step's user, as BuildKit's
+    // runc executor does (MkdirAllAndChown with the step's uid and gid).
+    let (mut cwd_op, cwd_rel) = mount_op(&spec.cwd, Create::Dir, false, Action::Ensure);
+    cwd_op.owner = Some((spec.uid, spec.gid));
+    push((cwd_op, cwd_rel));
 
     let argv = spec
         .args
