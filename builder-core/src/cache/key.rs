@@ -13,8 +13,10 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// too whenever the same inputs make a different result (a semantics
 /// fix), so a cache made by an older kiln is not served as the new one's:
 /// v2 with COPY/ADD ownership, `--parents`/`--exclude` and archive owners
-/// following BuildKit more closely.
-const DOMAIN: &[u8] = b"kiln.build-cache.v2\0";
+/// following BuildKit more closely; v3 with RUN steps keeping the /dev,
+/// /proc and /sys they made, making a missing cwd as the step's user,
+/// skipping sockets and leaving /etc/hostname alone.
+const DOMAIN: &[u8] = b"kiln.build-cache.v3\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
 /// a CI runner behind a proxy shares a cache with one that is not.
