@@ -35,7 +35,8 @@ pub fn as_buildkit_reads(c: &mut ImageConfig) {
     for h in &mut c.history {
         h.extra.clear();
     }
-    // The one field BuildKit's config keeps that kiln does not model.
+    // The one field docker 20.10's BuildKit keeps that kiln does not model
+    // (current BuildKit's struct has no StopTimeout either).
     c.config.extra.retain(|k, _| k == "StopTimeout");
     omit_empty(c);
 }
