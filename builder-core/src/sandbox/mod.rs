@@ -142,7 +142,7 @@ pub enum MountKind {
         /// Host path.
         src: PathBuf,
     },
-    /// A fresh tmpfs.
+    /// A fresh tmpfs (`nosuid`, as BuildKit mounts one).
     Tmpfs {
         /// Size limit in bytes (the kernel's default when `None`).
         size: Option<u64>,
