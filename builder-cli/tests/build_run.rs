@@ -622,3 +622,37 @@ fn a_missing_working_directory_is_made_as_the_steps_user() {
     assert_eq!(get("o/pwd"), "file 0644 33:44 \"/x/y\\n\"");
     assert_eq!(get("o"), "dir 0777 0:0");
 }
+
+#[test]
+fn etc_hosts_and_resolv_conf_through_dangling_symlinks_are_mounted_at_the_target() {
+    // systemd images link /etc/resolv.conf to
+    // ../run/systemd/resolve/stub-resolv.conf, absent at build time. runc
+    // follows the link inside the root (SecureJoin) and mounts the file
+    // there; docker 20.10 keeps the directories it made and removes the
+    // stub files, so the links stay dangling in the image (checked).
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "COPY etc/ /etc/\n\
+         RUN (head -n1 /etc/hosts; test -L /etc/resolv.conf && echo link) > /seen\n",
+    );
+    std::fs::create_dir_all(ctx.join("etc")).unwrap();
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        ctx.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/nonexist/hosts", ctx.join("etc/hosts")).unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(
+        get("seen"),
+        "file 0644 0:0 \"127.0.0.1\\tlocalhost buildkitsandbox\\nlink\\n\""
+    );
+    assert_eq!(get("etc/hosts"), "symlink 0:0 -> /nonexist/hosts");
+    assert_eq!(get("nonexist"), "dir 0755 0:0");
+    assert_eq!(get("nonexist/hosts"), "absent");
+    assert_eq!(get("run/systemd/resolve"), "dir 0755 0:0");
+    assert_eq!(get("run/systemd/resolve/stub-resolv.conf"), "absent");
+}

@@ -551,6 +551,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         overlay,
         fuse,
         ops,
+        scratch: super::child::PathScratch::new(),
         cwd: cstr(spec.cwd.as_bytes(), "working directory")?,
         uid: spec.uid,
         gid: spec.gid,
