@@ -656,3 +656,26 @@ fn etc_hosts_and_resolv_conf_through_dangling_symlinks_are_mounted_at_the_target
     assert_eq!(get("run/systemd/resolve"), "dir 0755 0:0");
     assert_eq!(get("run/systemd/resolve/stub-resolv.conf"), "absent");
 }
+
+#[test]
+fn a_mount_targets_link_is_resolved_lexically_like_securejoin() {
+    // SecureJoin cleans `..` lexically: /etc/resolv.conf ->
+    // sub/../../x/./y//z (no /etc/sub) is mounted at /x/y/z, read-only,
+    // though the step cannot open it through the link (docker 20.10
+    // checked: the build succeeds and /x/y stays).
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "COPY etc/ /etc/\n\
+         RUN test -f /x/y/z && ! echo w > /x/y/z && echo ro > /seen\n",
+    );
+    std::fs::create_dir_all(ctx.join("etc")).unwrap();
+    std::os::unix::fs::symlink("sub/../../x/./y//z", ctx.join("etc/resolv.conf")).unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("seen"), "file 0644 0:0 \"ro\\n\"");
+    assert_eq!(get("x/y"), "dir 0755 0:0");
+    assert_eq!(get("x/y/z"), "absent");
+    assert_eq!(get("etc/sub"), "absent");
+}

@@ -154,7 +154,9 @@ fn normalize(raw: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 /// Resolves an op's target inside the root, creating missing components
-/// (and reporting them when `record`); returns an `O_PATH` descriptor.
+/// (and reporting them when `record`); returns an `O_PATH` descriptor and
+/// whether the walk ended on another path, left NUL-terminated in
+/// `sc.path`, which later lookups of the mount must use.
 ///
 /// A component that is a symlink to a missing path (creating it finds it
 /// there: `EEXIST`) is followed, as runc's SecureJoin does for BuildKit's
@@ -169,7 +171,7 @@ unsafe fn open_target(
     index: u32,
     fds: &Fds,
     sc: &mut PathScratch,
-) -> c_int {
+) -> (c_int, bool) {
     let mut hops = 0;
     let mut redirected = false;
     'walk: loop {
@@ -180,7 +182,7 @@ unsafe fn open_target(
             (op.target.as_mut_ptr(), op.target.len().saturating_sub(1))
         };
         if len == 0 {
-            return libc::dup(rootfd);
+            return (libc::dup(rootfd), redirected);
         }
         // Every directory walked so far was a real one (no symlink).
         let mut real = true;
@@ -198,7 +200,7 @@ unsafe fn open_target(
             if fd < 0 && errno() == libc::ENOENT && op.create == Create::Never {
                 *p.add(end) = saved;
                 libc::close(parent);
-                return -1;
+                return (-1, redirected);
             }
             if fd < 0 && errno() == libc::ENOENT {
                 let made = if end == len && op.create == Create::File {
@@ -294,7 +296,7 @@ unsafe fn open_target(
             parent = fd;
             start = end + 1;
         }
-        return parent;
+        return (parent, redirected);
     }
 }
 
@@ -350,7 +352,7 @@ pub(super) unsafe fn run_op(
         }
         return;
     }
-    let fd = open_target(rootfd, op, index, fds, scratch);
+    let (fd, redirected) = open_target(rootfd, op, index, fds, scratch);
     if fd < 0 {
         return; // Create::Never and absent
     }
@@ -397,7 +399,12 @@ pub(super) unsafe fn run_op(
         }
         fail(fds, Stage::Mount, index);
     }
-    if ro && !make_readonly(rootfd, op.target.as_ptr().cast()) {
+    let walked = if redirected {
+        scratch.path.as_ptr()
+    } else {
+        op.target.as_ptr()
+    };
+    if ro && !make_readonly(rootfd, walked.cast()) {
         fail(fds, Stage::Readonly, index);
     }
 }
