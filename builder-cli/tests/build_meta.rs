@@ -90,6 +90,90 @@ ONBUILD RUN echo later
         .collect();
     assert_eq!(layers, ["WORKDIR /app", "WORKDIR /app/sub"]);
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    // The texts docker 20.10's BuildKit writes: Go's %v of the port map and
+    // %q of the *HealthConfig.
+    let created_by = |prefix: &str| {
+        history
+            .iter()
+            .filter_map(|h| h["created_by"].as_str())
+            .find(|c| c.starts_with(prefix))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        created_by("EXPOSE"),
+        "EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{} 8002/tcp:{}]"
+    );
+    assert_eq!(
+        created_by("HEALTHCHECK"),
+        r#"HEALTHCHECK &{["CMD-SHELL" "wget -q localhost || exit 1"] "5s" "3s" "0s" '\x04'}"#
+    );
+}
+
+/// Replaces the config of `layout`'s single image by `edit(config)`,
+/// rewriting the manifest and index to match.
+fn edit_config(layout: &std::path::Path, edit: impl Fn(&mut serde_json::Value)) {
+    use builder_core::digest::Digest;
+    let put = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+        (format!("sha256:{}", d.hex()), bytes.len())
+    };
+    let (_, mut manifest, mut config) = image(layout);
+    edit(&mut config);
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = json!(cd);
+    manifest["config"]["size"] = json!(cs);
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = json!(md);
+    index["manifests"][0]["size"] = json!(ms);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn a_base_configs_unknown_and_empty_fields_are_dropped_as_buildkit_reads_them() {
+    // `docker import` images (and docker's own builds) carry
+    // container_config, docker_version, a top-level comment and empty
+    // Hostname/User/... fields; BuildKit decodes the base into its own
+    // struct, so its result has none of them (docker 20.10 checked).
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("f", "x")]);
+    let base_df = work.path().join("Base.Dockerfile");
+    std::fs::write(&base_df, "FROM scratch\nCOPY f /f\nCMD [\"sh\"]\n").unwrap();
+    let base = build_to_layout(work.path(), &base_df, &ctx, &[], &[]);
+    edit_config(&base, |c| {
+        c["comment"] = json!("Imported from -");
+        c["docker_version"] = json!("20.10.24");
+        c["container_config"] = json!({"Hostname": "abc", "Cmd": null});
+        let cc = c["config"].as_object_mut().unwrap();
+        for (k, v) in [
+            ("Hostname", json!("")),
+            ("Tty", json!(false)),
+            ("Image", json!("")),
+            ("User", json!("")),
+            ("WorkingDir", json!("")),
+            ("Labels", json!({})),
+            ("StopTimeout", json!(7)),
+        ] {
+            cc.insert(k.into(), v);
+        }
+    });
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM imported\nENV A=1\n").unwrap();
+    let ctxarg = format!("imported=oci-layout://{}", base.display());
+    let layout = build_to_layout(work.path(), &df, &ctx, &["--build-context", &ctxarg], &[]);
+    let (_, _, config) = image(&layout);
+    let mut top: Vec<&String> = config.as_object().unwrap().keys().collect();
+    top.sort();
+    assert_eq!(top, ["architecture", "config", "history", "os", "rootfs"]);
+    let mut inner: Vec<&String> = config["config"].as_object().unwrap().keys().collect();
+    inner.sort();
+    assert_eq!(inner, ["ArgsEscaped", "Cmd", "Env", "StopTimeout"]);
+    assert_eq!(config["config"]["StopTimeout"], 7);
 }
 
 #[test]
@@ -129,6 +213,27 @@ fn entrypoint_resets_an_inherited_cmd_and_shell_form_wraps() {
         json!(["/bin/sh", "-c", "exec top -b"])
     );
     assert!(config["config"]["Cmd"].is_null(), "{config}");
+}
+
+#[test]
+fn empty_cmd_and_entrypoint_are_not_written() {
+    // BuildKit's config fields are `omitempty`: `CMD []` and
+    // `ENTRYPOINT []` clear what the base set and leave no key (docker
+    // 20.10 checked).
+    let work = tempfile::tempdir().unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch AS base\nCMD [\"c\"]\nENTRYPOINT [\"e\"]\nFROM base\nCMD []\nENTRYPOINT []\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, work.path(), &[], &[]);
+    let (_, _, config) = image(&layout);
+    let c = config["config"].as_object().unwrap();
+    assert!(
+        !c.contains_key("Cmd") && !c.contains_key("Entrypoint"),
+        "{config}"
+    );
 }
 
 fn build_digest(work: &std::path::Path, ctx: &std::path::Path, env: &[(&str, &str)]) -> String {

@@ -672,3 +672,154 @@ fn run_security_insecure_is_refused_and_sandbox_runs() {
     let (ok, err) = busybox_run(work.path(), "RUN --security=sandbox true\n", &[], &[], None);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn etc_hostname_is_provided_writable_and_never_kept() {
+    // Issue 6: /etc/hostname is provided for each step and never left in a
+    // layer. BuildKit leaves the image's own file, which steps may write
+    // (docker 20.10: `echo myhost > /etc/hostname` succeeds), so the bind
+    // is writable; what a step writes stays the step's, as under `docker
+    // run`, where every runtime binds its own file anyway.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN (hostname; cat /etc/hostname) > /seen\n\
+         RUN echo myhost > /etc/hostname && cat /etc/hostname > /wrote\n\
+         RUN cat /etc/hostname > /after\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(
+        get("seen"),
+        "file 0644 0:0 \"buildkitsandbox\\nbuildkitsandbox\\n\""
+    );
+    assert_eq!(get("wrote"), "file 0644 0:0 \"myhost\\n\"");
+    assert_eq!(get("etc/hostname"), "absent");
+    assert_eq!(get("after"), "file 0644 0:0 \"buildkitsandbox\\n\"");
+}
+
+#[test]
+fn a_socket_left_by_a_step_is_left_out_of_the_layer() {
+    // No layer can hold a socket: BuildKit's differs skip them and the step
+    // succeeds (docker 20.10 checked); later steps of the build still see
+    // it there. busybox's syslogd, chrooted, makes one at /j/dev/log.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN mkdir -p /j/bin /j/dev && cp /bin/busybox /j/bin/ \
+         && (chroot /j /bin/busybox syslogd -n -O /dev/null & pid=$!; n=0; \
+             while [ ! -S /j/dev/log ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; kill -9 $pid) \
+         && test -S /j/dev/log && rm /j/bin/busybox && echo kept > /j/dev/file\n\
+         RUN if test -S /j/dev/log; then echo socket; fi > /later\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("j/dev/log"), "absent");
+    assert_eq!(get("j/dev/file"), "file 0644 0:0 \"kept\\n\"");
+    assert_eq!(get("later"), "file 0644 0:0 \"socket\\n\"");
+}
+
+#[test]
+fn mount_points_a_step_made_on_scratch_stay_like_runcs() {
+    // runc makes /proc, /sys and /dev for BuildKit's steps and nothing
+    // removes them, so the first RUN on scratch leaves them (and /etc, the
+    // parent of the hosts and resolv.conf stubs) in its layer, docker 20.10
+    // checked; the stub files themselves are removed.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "RUN true\n");
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    for d in ["dev", "proc", "sys", "etc"] {
+        assert_eq!(get(d), "dir 0755 0:0", "{d}");
+    }
+    for f in ["etc/hosts", "etc/resolv.conf", "dev/null"] {
+        assert_eq!(get(f), "absent", "{f}");
+    }
+    assert!(!fs
+        .keys()
+        .any(|p| p.starts_with("dev/") || p.starts_with("proc/") || p.starts_with("sys/")));
+}
+
+#[test]
+fn a_missing_working_directory_is_made_as_the_steps_user() {
+    // BuildKit's executor makes a missing cwd (and its missing parents)
+    // with MkdirAllAndChown as the step's user; docker 20.10 checked:
+    // /x and /x/y come out 33:44 here, an existing /o keeps its owner.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "WORKDIR /x/y\n\
+         RUN rm -rf /x && mkdir -m 777 /o\n\
+         USER 33:44\n\
+         RUN pwd > /o/pwd\n\
+         WORKDIR /o\n\
+         RUN true\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("x"), "dir 0755 33:44");
+    assert_eq!(get("x/y"), "dir 0755 33:44");
+    assert_eq!(get("o/pwd"), "file 0644 33:44 \"/x/y\\n\"");
+    assert_eq!(get("o"), "dir 0777 0:0");
+}
+
+#[test]
+fn etc_hosts_and_resolv_conf_through_dangling_symlinks_are_mounted_at_the_target() {
+    // systemd images link /etc/resolv.conf to
+    // ../run/systemd/resolve/stub-resolv.conf, absent at build time. runc
+    // follows the link inside the root (SecureJoin) and mounts the file
+    // there; docker 20.10 keeps the directories it made and removes the
+    // stub files, so the links stay dangling in the image (checked).
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "COPY etc/ /etc/\n\
+         RUN (head -n1 /etc/hosts; test -L /etc/resolv.conf && echo link) > /seen\n",
+    );
+    std::fs::create_dir_all(ctx.join("etc")).unwrap();
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        ctx.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/nonexist/hosts", ctx.join("etc/hosts")).unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(
+        get("seen"),
+        "file 0644 0:0 \"127.0.0.1\\tlocalhost buildkitsandbox\\nlink\\n\""
+    );
+    assert_eq!(get("etc/hosts"), "symlink 0:0 -> /nonexist/hosts");
+    assert_eq!(get("nonexist"), "dir 0755 0:0");
+    assert_eq!(get("nonexist/hosts"), "absent");
+    assert_eq!(get("run/systemd/resolve"), "dir 0755 0:0");
+    assert_eq!(get("run/systemd/resolve/stub-resolv.conf"), "absent");
+}
+
+#[test]
+fn a_mount_targets_link_is_resolved_lexically_like_securejoin() {
+    // SecureJoin cleans `..` lexically: /etc/resolv.conf ->
+    // sub/../../x/./y//z (no /etc/sub) is mounted at /x/y/z, read-only,
+    // though the step cannot open it through the link (docker 20.10
+    // checked: the build succeeds and /x/y stays).
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "COPY etc/ /etc/\n\
+         RUN test -f /x/y/z && ! echo w > /x/y/z && echo ro > /seen\n",
+    );
+    std::fs::create_dir_all(ctx.join("etc")).unwrap();
+    std::os::unix::fs::symlink("sub/../../x/./y//z", ctx.join("etc/resolv.conf")).unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("seen"), "file 0644 0:0 \"ro\\n\"");
+    assert_eq!(get("x/y"), "dir 0755 0:0");
+    assert_eq!(get("x/y/z"), "absent");
+    assert_eq!(get("etc/sub"), "absent");
+}

@@ -73,8 +73,13 @@ fn store(name: &str) -> (Scratch, Store) {
 fn base_layers(dir: &Path, s: &Store) {
     let bb = dir.join("bb");
     busybox_root(&bb);
+    // dev, proc and sys as in real images: a step keeps the ones it has to
+    // make (see build_run's mount point test), which these cases are not about.
     let l1 = Layer::new()
         .tree(&bb)
+        .dir("dev", 0o755, 0)
+        .dir("proc", 0o755, 0)
+        .dir("sys", 0o755, 0)
         .dir("data", 0o755, 0)
         .file("data/a", "a\n", 0o644, 0)
         .file("data/b", "b\n", 0o644, 0)

@@ -261,6 +261,7 @@ pub fn build_with<'a>(
             labels.insert(k.clone(), v.clone());
         }
     }
+    config::omit_empty(&mut config);
     config.created = opts
         .source_date_epoch
         .map(|t| crate::image::format_rfc3339(t, 0));
@@ -544,6 +545,7 @@ impl Engine<'_> {
         chain: KeyChain,
     ) -> StageState {
         config.created = None;
+        config::as_buildkit_reads(&mut config);
         config.ensure_default_path();
         let scope = instructions::StageState::new(
             &self.global,

@@ -2,7 +2,10 @@
 use std::collections::BTreeMap;
 
 use super::cached::Lookup;
-use super::config::{add_history, shell, working_dir, Healthcheck};
+use super::config::{
+    add_history, expose_history, go_quote_list, healthcheck_history, shell, working_dir,
+    Healthcheck,
+};
 use super::copy::{copy_path, has_wildcards, resolve_sources, CopyOptions, LayerBuilder, SourceFs};
 use super::engine::{instruction_error, Engine, StageState};
 use super::fsview::{bytes_entry, clean, join, FsView, Origin};
@@ -26,15 +29,6 @@ pub(super) struct CopyRequest {
     pub unpack: bool,
     /// `--link`: copy onto an empty root, merge the result on top.
     pub link: bool,
-}
-
-/// Go's `%q` of a string slice: `["a" "b c"]`.
-fn go_quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|s| serde_json::to_string(s).unwrap_or_default())
-        .collect();
-    format!("[{}]", quoted.join(" "))
 }
 
 impl Engine<'_> {
@@ -133,12 +127,7 @@ impl Engine<'_> {
                 for p in &ports {
                     map.insert(p.clone(), serde_json::json!({}));
                 }
-                add_history(
-                    &mut state.config,
-                    format!("EXPOSE [{}]", ports.join(" ")),
-                    true,
-                    time,
-                );
+                add_history(&mut state.config, expose_history(&ports), true, time);
             }
             Instruction::Volume(vols) => {
                 let map = state
@@ -225,13 +214,9 @@ impl Engine<'_> {
                         }
                     }
                 };
+                let msg = healthcheck_history(&hc);
                 state.config.config.healthcheck = Some(hc);
-                add_history(
-                    &mut state.config,
-                    format!("HEALTHCHECK {}", cmd.original.trim()),
-                    true,
-                    time,
-                );
+                add_history(&mut state.config, msg, true, time);
             }
             Instruction::OnBuild(expr) => {
                 state

@@ -13,8 +13,10 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// too whenever the same inputs make a different result (a semantics
 /// fix), so a cache made by an older kiln is not served as the new one's:
 /// v2 with COPY/ADD ownership, `--parents`/`--exclude` and archive owners
-/// following BuildKit more closely; v3 with `COPY --from` keeping a stage's
-/// hard links.
+/// following BuildKit more closely; v3 with the fifth session's: `COPY
+/// --from` keeping a stage's hard links, RUN steps keeping the /dev, /proc
+/// and /sys they made, a missing cwd made as the step's user, sockets
+/// skipped.
 const DOMAIN: &[u8] = b"kiln.build-cache.v3\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):

@@ -62,33 +62,51 @@ pub(crate) fn quote(s: &str) -> String {
 pub(crate) fn quote_into(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ if is_print(c) => out.push(c),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            _ => {
-                let cp = u32::from(c);
-                // Writing to a String cannot fail.
-                let _ = if cp < 0x20 || cp == 0x7f {
-                    write!(out, "\\x{cp:02x}")
-                } else if cp < 0x10000 {
-                    write!(out, "\\u{cp:04x}")
-                } else {
-                    write!(out, "\\U{cp:08x}")
-                };
-            }
-        }
+        escape_into(out, c, '"');
     }
     out.push('"');
+}
+
+/// Go's `strconv.QuoteRune`, which `%q` prints for an integer: `'\x04'`,
+/// `'A'`; a value that is no Unicode scalar becomes U+FFFD, as in Go.
+pub(crate) fn quote_rune(r: u64) -> String {
+    let c = u32::try_from(r)
+        .ok()
+        .and_then(char::from_u32)
+        .unwrap_or('\u{fffd}');
+    let mut out = String::from("'");
+    escape_into(&mut out, c, '\'');
+    out.push('\'');
+    out
+}
+
+/// One character of a Go quoted literal delimited by `quote`.
+fn escape_into(out: &mut String, c: char, quote: char) {
+    match c {
+        _ if c == quote || c == '\\' => {
+            out.push('\\');
+            out.push(c);
+        }
+        _ if is_print(c) => out.push(c),
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        _ => {
+            let cp = u32::from(c);
+            // Writing to a String cannot fail.
+            let _ = if cp < 0x20 || cp == 0x7f {
+                write!(out, "\\x{cp:02x}")
+            } else if cp < 0x10000 {
+                write!(out, "\\u{cp:04x}")
+            } else {
+                write!(out, "\\U{cp:08x}")
+            };
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +136,26 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(quote(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn quote_rune_matches_go() {
+        // Expected values are what Go's fmt.Sprintf("%q", n) prints.
+        let cases = [
+            (0, r"'\x00'"),
+            (4, r"'\x04'"),
+            (10, r"'\n'"),
+            (39, r"'\''"),
+            (34, "'\"'"),
+            (65, "'A'"),
+            (160, r"'\u00a0'"),
+            (1000, "'Ϩ'"),
+            (0xd800, "'\u{fffd}'"),
+            (0x11_0000, "'\u{fffd}'"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(quote_rune(n), want, "{n}");
         }
     }
 

@@ -32,6 +32,12 @@ pub fn go_quote(s: &str) -> String {
     gostr::quote(s)
 }
 
+/// Go's `%q` of an integer (`strconv.QuoteRune`), as BuildKit's history
+/// prints a HEALTHCHECK's retries.
+pub(crate) fn go_quote_rune(r: u64) -> String {
+    gostr::quote_rune(r)
+}
+
 /// Parses a Dockerfile.
 ///
 /// Text that is not UTF-8 is refused (BuildKit would pass such bytes through

@@ -87,6 +87,9 @@ pub(crate) struct Op {
     pub create: Create,
     /// Report created components so the parent can remove them afterwards.
     pub record: bool,
+    /// Owner (container ids) of the components this op creates: BuildKit's
+    /// executor makes a missing working directory as the step's user.
+    pub owner: Option<(u32, u32)>,
     pub action: Action,
 }
 
@@ -129,6 +132,8 @@ pub(crate) struct Plan {
     /// is `None`).
     pub fuse: Option<super::fuse::FusePlan>,
     pub ops: Vec<Op>,
+    /// Buffers for following a dangling symlink on a mount target.
+    pub scratch: PathScratch,
     pub cwd: CString,
     pub uid: u32,
     pub gid: u32,
@@ -143,6 +148,27 @@ pub(crate) struct Plan {
     pub envp_ptrs: Vec<*const c_char>,
     pub candidates: Vec<CString>,
     pub fds: Fds,
+}
+
+/// Buffers, allocated before the fork, in which the init child follows a
+/// mount target through a symlink to a missing path (see `open_target`).
+pub(crate) struct PathScratch {
+    /// `readlinkat` result.
+    pub link: Vec<u8>,
+    /// The concatenated path before `.`/`..` are resolved.
+    pub raw: Vec<u8>,
+    /// The path being walked, NUL-terminated.
+    pub path: Vec<u8>,
+}
+
+impl PathScratch {
+    pub fn new() -> PathScratch {
+        PathScratch {
+            link: vec![0; libc::PATH_MAX as usize],
+            raw: vec![0; 2 * libc::PATH_MAX as usize + 2],
+            path: vec![0; 2 * libc::PATH_MAX as usize + 2],
+        }
+    }
 }
 
 /// An overlay mount, as one option string when it fits in a page (the
@@ -165,7 +191,9 @@ pub(crate) struct Fds {
     pub stderr: c_int,
     /// Setup failures: `[stage u32, errno i32, index u32]`.
     pub error: c_int,
-    /// Created mount points: `[op index u32, prefix length u32]`.
+    /// Created mount points: `[op index u32, prefix length u32]`, or, with
+    /// the index's top bit set, `[index, length]` and that many bytes of a
+    /// path reached through a symlink.
     pub stubs: c_int,
     /// The step's wait status, written by the intermediate child.
     pub status: c_int,
@@ -360,7 +388,7 @@ unsafe fn init_child(plan: &mut Plan) -> ! {
         fail(&fds, Stage::OpenRoot, 0);
     }
     for (i, op) in plan.ops.iter_mut().enumerate() {
-        run_op(rootfd, op, i as u32, &fds);
+        run_op(rootfd, op, i as u32, &fds, &mut plan.scratch);
     }
     if libc::fchdir(rootfd) != 0
         || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0

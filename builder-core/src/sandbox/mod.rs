@@ -159,7 +159,7 @@ pub enum MountKind {
         /// Host path.
         src: PathBuf,
     },
-    /// A fresh tmpfs.
+    /// A fresh tmpfs (`nosuid`, as BuildKit mounts one).
     Tmpfs {
         /// Size limit in bytes (the kernel's default when `None`).
         size: Option<u64>,
@@ -204,7 +204,8 @@ pub struct Spec {
     pub args: Vec<String>,
     /// `KEY=value` strings, the whole environment.
     pub env: Vec<String>,
-    /// Absolute working directory; created (owned by root) when missing.
+    /// Absolute working directory; when missing, created (0755) with every
+    /// missing parent, owned by `uid`:`gid` as BuildKit's executor makes it.
     pub cwd: String,
     /// User id inside the namespace.
     pub uid: u32,
@@ -214,7 +215,7 @@ pub struct Spec {
     pub additional_gids: Vec<u32>,
     /// File mode creation mask.
     pub umask: u32,
-    /// Host name (also written to /etc/hostname).
+    /// Host name (also in the step's own, writable /etc/hostname).
     pub hostname: String,
     /// Network namespace choice.
     pub network: Network,

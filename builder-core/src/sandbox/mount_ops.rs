@@ -64,6 +64,7 @@ pub(super) fn mount_op(target: &str, create: Create, record: bool, action: Actio
             target: target_buf(&rel),
             create,
             record,
+            owner: None,
             action,
         },
         rel,
@@ -117,10 +118,14 @@ pub(super) fn standard(
     let mut out = Vec::new();
     let mut push = |op: (Op, String)| out.push(op);
     let host = |p: &str| CString::new(p).ok().map(Alt::RBindReadonly);
+    // /proc, /sys and /dev made for a step stay in its changes, as the
+    // directories runc makes for BuildKit's steps do (docker 20.10 and
+    // current BuildKit both leave them in the first RUN layer on scratch);
+    // BuildKit's stub cleaner removes only the files it mounts.
     push(mount_op(
         "/proc",
         Create::Dir,
-        true,
+        false,
         mnt(
             "proc",
             Some("proc"),
@@ -139,11 +144,11 @@ pub(super) fn standard(
     if let Action::Mount { optional, .. } = &mut sys {
         *optional = true;
     }
-    push(mount_op("/sys", Create::Dir, true, sys));
+    push(mount_op("/sys", Create::Dir, false, sys));
     push(mount_op(
         "/dev",
         Create::Dir,
-        true,
+        false,
         mnt(
             "tmpfs",
             Some("tmpfs"),
@@ -330,15 +335,12 @@ pub(super) fn requested(
             }
             MountKind::Tmpfs { size } => {
                 let data = size.map(|s| format!("size={s}"));
+                // nosuid only, as BuildKit mounts `type=tmpfs` (docker
+                // 20.10's shows `rw,nosuid,relatime`): device nodes a step
+                // makes there work.
                 (
                     Create::Dir,
-                    mnt(
-                        "tmpfs",
-                        Some("tmpfs"),
-                        MS_NOSUID | MS_NODEV,
-                        data.as_deref(),
-                        None,
-                    ),
+                    mnt("tmpfs", Some("tmpfs"), MS_NOSUID, data.as_deref(), None),
                 )
             }
             MountKind::EnsureDir => (Create::Dir, Action::Ensure),

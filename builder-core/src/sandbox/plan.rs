@@ -198,7 +198,10 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         ops.push(op);
         targets.push(rel);
     }
-    let (op, rel) = mount_op(&spec.cwd, Create::Dir, false, Action::Ensure);
+    // A missing working directory is made as the step's user, as BuildKit's
+    // runc executor does (MkdirAllAndChown with the step's uid and gid).
+    let (mut op, rel) = mount_op(&spec.cwd, Create::Dir, false, Action::Ensure);
+    op.owner = Some((spec.uid, spec.gid));
     ops.push(op);
     targets.push(rel);
 
@@ -257,6 +260,7 @@ fn build(spec: &Spec, idmap: &IdMap) -> Result<Built, SandboxError> {
         overlay,
         fuse,
         ops,
+        scratch: super::child::PathScratch::new(),
         cwd: cstr(spec.cwd.as_bytes(), "working directory")?,
         uid: spec.uid,
         gid: spec.gid,

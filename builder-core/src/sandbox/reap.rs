@@ -9,10 +9,17 @@ use std::path::Path;
 
 use super::{IdMap, OutputSink, Stream, Warning};
 
+/// A mount point the step's init made: a prefix of an op's target, or a
+/// path it reached through a symlink.
+pub(super) enum Stub {
+    Prefix { op: u32, len: u32 },
+    Path(String),
+}
+
 #[derive(Default)]
 pub(super) struct Collected {
     pub failure: Option<(u32, i32, u32)>,
-    pub stubs: Vec<(u32, u32)>,
+    pub stubs: Vec<Stub>,
     pub status: Option<i32>,
     /// The step was killed because the caller cancelled it.
     pub cancelled: bool,
@@ -108,10 +115,22 @@ impl Streams {
                 word(&fail_buf, 8),
             ));
         }
-        c.stubs = stub_buf
-            .chunks_exact(8)
-            .map(|r| (word(r, 0), word(r, 4)))
-            .collect();
+        let mut at = 0;
+        while at + 8 <= stub_buf.len() {
+            let (op, len) = (word(&stub_buf, at), word(&stub_buf, at + 4));
+            at += 8;
+            if op & super::child_mounts::STUB_PATH == 0 {
+                c.stubs.push(Stub::Prefix { op, len });
+                continue;
+            }
+            let Some(path) = stub_buf.get(at..at + len as usize) else {
+                break;
+            };
+            at += len as usize;
+            if let Ok(path) = std::str::from_utf8(path) {
+                c.stubs.push(Stub::Path(path.to_owned()));
+            }
+        }
         // The first word is init's pid, the second its wait status.
         if status_buf.len() >= 8 {
             c.status = Some(word(&status_buf, 4) as i32);
@@ -149,14 +168,17 @@ fn kill_step(first: libc::pid_t, status_buf: &[u8]) {
 pub(super) fn remove_stubs(
     base: &Path,
     targets: &[String],
-    stubs: &[(u32, u32)],
+    stubs: &[Stub],
     idmap: &IdMap,
     warnings: &mut Vec<Warning>,
 ) {
     let mut denied = Vec::new();
     let mut paths: Vec<&str> = stubs
         .iter()
-        .filter_map(|&(i, len)| targets.get(i as usize)?.get(..len as usize))
+        .filter_map(|s| match s {
+            Stub::Prefix { op, len } => targets.get(*op as usize)?.get(..*len as usize),
+            Stub::Path(p) => Some(p.as_str()),
+        })
         .collect();
     paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
     paths.dedup();

@@ -228,14 +228,14 @@ fn walk(
         match &base {
             Some((lp, lm)) if lm.is_dir() == m.is_dir() => {
                 if !same(lp, lm, &full, &m) {
-                    out.push(entry(&r, &full, &m, idmap)?);
+                    out.extend(entry(&r, &full, &m, idmap)?);
                 }
                 if m.is_dir() {
                     walk(root, &r, lower, true, idmap, out)?;
                 }
             }
             _ => {
-                out.push(entry(&r, &full, &m, idmap)?);
+                out.extend(entry(&r, &full, &m, idmap)?);
                 if m.is_dir() {
                     walk(root, &r, lower, false, idmap, out)?;
                 }

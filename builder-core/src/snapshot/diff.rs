@@ -160,12 +160,15 @@ fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// The layer entry of one file of a step's result; `None` for a socket,
+/// which no layer can hold: BuildKit's differs leave sockets out (a step
+/// that leaves one behind still succeeds; docker 20.10 checked).
 pub(super) fn entry(
     rel: &Path,
     full: &Path,
     m: &Metadata,
     idmap: &IdMap,
-) -> Result<Entry, SnapshotError> {
+) -> Result<Option<Entry>, SnapshotError> {
     let ft = m.file_type();
     let kind = if ft.is_dir() {
         Kind::Dir
@@ -193,15 +196,13 @@ pub(super) fn entry(
     } else if ft.is_fifo() {
         Kind::Fifo
     } else {
-        return Err(io_err("cannot put a socket in a layer:", full)(
-            std::io::ErrorKind::Unsupported.into(),
-        ));
+        return Ok(None);
     };
     let mut xattrs = BTreeMap::new();
     if let Some(cap) = xattr(full, "security.capability") {
         xattrs.insert("security.capability".to_owned(), cap);
     }
-    Ok(Entry {
+    Ok(Some(Entry {
         path: rel.to_owned(),
         kind,
         mode: m.mode() & 0o7777,
@@ -210,7 +211,7 @@ pub(super) fn entry(
         mtime: m.mtime(),
         mtime_nanos: m.mtime_nsec() as u32,
         xattrs,
-    })
+    }))
 }
 
 struct Walk<'a> {
@@ -270,7 +271,7 @@ impl Walk<'_> {
                     .as_ref()
                     .is_some_and(|(lp, lm)| same(lp, lm, &full, &m));
             if !unchanged {
-                self.out.push(entry(&rel, &full, &m, self.idmap)?);
+                self.out.extend(entry(&rel, &full, &m, self.idmap)?);
             }
             if opaque {
                 self.out.push(Entry::marker(rel.clone(), Kind::Opaque));
@@ -349,7 +350,7 @@ pub(super) fn finish(
                 let m = opener
                     .symlink_metadata(&full)
                     .map_err(io_err("reading", &full))?;
-                parents.push(entry(dir, &full, &m, idmap)?);
+                parents.extend(entry(dir, &full, &m, idmap)?);
             }
             p = dir.parent();
         }
