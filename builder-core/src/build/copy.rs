@@ -156,6 +156,12 @@ impl LayerBuilder {
         Ok(())
     }
 
+    /// Whether this layer wrote `path` (so a hard link to it stays inside
+    /// the layer).
+    pub(crate) fn wrote(&self, path: &str) -> bool {
+        self.changed.contains(path)
+    }
+
     /// Puts an entry into the view and marks it as part of the layer.
     pub fn put(&mut self, entry: Entry, origin: Origin) {
         let p = clean(&entry.path.to_string_lossy());

@@ -14,8 +14,10 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// fix), so a cache made by an older kiln is not served as the new one's:
 /// v2 with COPY/ADD ownership, `--parents`/`--exclude` and archive owners
 /// following BuildKit more closely; v3 with `COPY --from` keeping a stage's
-/// hard links.
-const DOMAIN: &[u8] = b"kiln.build-cache.v3\0";
+/// hard links; v4 with the file-level sweep (ADD of a tar keeps PAX mtimes,
+/// `security.capability` and hard links; context fifos are left out and
+/// device nodes become empty files).
+const DOMAIN: &[u8] = b"kiln.build-cache.v4\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
 /// a CI runner behind a proxy shares a cache with one that is not.
