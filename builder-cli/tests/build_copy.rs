@@ -468,3 +468,63 @@ fn copy_link_builds_its_layer_on_an_empty_root() {
         s(&[("etc2/", '5', 5), ("etc2/b.txt", '0', 0)])
     );
 }
+
+/// docker 20.10 leaves a context's fifos out of a COPY (fsutil's copy skips
+/// them) and copies a device node as an empty regular file with the node's
+/// permission bits; kiln copied the fifo and dropped the devices.
+#[test]
+fn context_fifos_are_left_out_and_devices_become_empty_files() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "making device nodes needs root (scripts/test runs this binary as root)"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("d/reg", "r")]);
+    let d = ctx.join("d");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &d.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &d.join("chr"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &d.join("blk"),
+        rustix::fs::FileType::BlockDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(7, 0),
+    )
+    .unwrap();
+    // mknod applies the umask.
+    for (n, m) in [("fifo", 0o644), ("chr", 0o640), ("blk", 0o600)] {
+        std::process::Command::new("chmod")
+            .arg(format!("{m:o}"))
+            .arg(d.join(n))
+            .status()
+            .unwrap();
+    }
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY d /d\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("d/reg"), "file 0644 0:0 \"r\"");
+    assert_eq!(get("d/fifo"), "absent");
+    assert_eq!(get("d/chr"), "file 0640 0:0 \"\"");
+    assert_eq!(get("d/blk"), "file 0600 0:0 \"\"");
+    // Regular files in the tar, not device entries.
+    let m = last_layer_members(&layout);
+    assert_eq!(m.get("d/chr").map(|e| e.0), Some('0'), "{m:?}");
+    assert_eq!(m.get("d/blk").map(|e| e.0), Some('0'), "{m:?}");
+}

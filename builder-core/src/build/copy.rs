@@ -547,8 +547,13 @@ impl SourceFs for HostDir {
                 },
                 size: u64::try_from(md.st_size).unwrap_or(0),
             },
-            FileType::Fifo => Kind::Fifo,
-            // Sockets and devices in a context are not copied by BuildKit either.
+            // docker 20.10's BuildKit copies a context's device node as an
+            // empty regular file with the node's permission bits, and
+            // leaves fifos (and sockets) out.
+            FileType::CharacterDevice | FileType::BlockDevice => Kind::File {
+                content: Content::Bytes(Arc::from(&[][..])),
+                size: 0,
+            },
             _ => return Ok(None),
         };
         Ok(Some(Node {
