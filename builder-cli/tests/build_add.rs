@@ -489,6 +489,8 @@ fn add_keeps_pax_mtimes_capabilities_and_hard_links() {
     raw_member(&mut t, "a", tar::EntryType::Regular, "", b"a");
     raw_member(&mut t, "h", tar::EntryType::Link, "a", b"");
     raw_member(&mut t, "h2", tar::EntryType::Link, "h", b"");
+    // Written with mode 0644 in the member.
+    raw_member(&mut t, "s", tar::EntryType::Symlink, "a", b"");
     std::fs::write(ctx.join("t.tar"), finish(t)).unwrap();
     let df = work.path().join("Dockerfile");
     std::fs::write(&df, "FROM scratch\nADD t.tar /x/\n").unwrap();
@@ -511,4 +513,6 @@ fn add_keeps_pax_mtimes_capabilities_and_hard_links() {
     assert_eq!(get("x/a").0, '0');
     assert_eq!((get("x/h").0, get("x/h").3), ('1', "x/a".to_string()));
     assert_eq!((get("x/h2").0, get("x/h2").3), ('1', "x/a".to_string()));
+    let fs = files(&layout);
+    assert_eq!(fs.get("x/s").map(|i| i.mode), Some(0o777));
 }

@@ -136,7 +136,13 @@ pub fn extract(
             ));
         }
         let header = item.header().clone();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        // A symlink's mode is always 0777 on disk, whatever the member says
+        // (Docker's unpack makes it with symlink(2), its differ lstats it).
+        let mode = if header.entry_type() == tar::EntryType::Symlink {
+            0o777
+        } else {
+            header.mode().unwrap_or(0o644) & 0o7777
+        };
         // The members keep the archive's owners whatever --chown says, as
         // the reference BuildKit (docker 20.10) extracts them; BuildKit
         // applies --chown to them only since May 2025 (see decisions.md).
