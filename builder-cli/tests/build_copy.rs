@@ -528,3 +528,33 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     assert_eq!(m.get("d/chr").map(|e| e.0), Some('0'), "{m:?}");
     assert_eq!(m.get("d/blk").map(|e| e.0), Some('0'), "{m:?}");
 }
+
+/// docker 20.10's octal `--chmod` replaces the permission bits only: the
+/// source's setuid/setgid/sticky stay, the value's are ignored.
+#[test]
+fn octal_chmod_keeps_the_sources_special_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("plain", "p"), ("suid", "s"), ("d/t", "t")]);
+    let set = |p: &str, m: u32| {
+        std::fs::set_permissions(ctx.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set("plain", 0o644);
+    set("suid", 0o4755);
+    set("d/t", 0o2700);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY --chmod=4755 plain /p1\nCOPY --chmod=0644 suid /s1\n\
+         COPY --chmod=7777 suid /s2\nCOPY --chmod=0640 d /d1\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("p1"), "file 0755 0:0 \"p\"");
+    assert_eq!(get("s1"), "file 4644 0:0 \"s\"");
+    assert_eq!(get("s2"), "file 4777 0:0 \"s\"");
+    assert_eq!(get("d1/t"), "file 2640 0:0 \"t\"");
+}
