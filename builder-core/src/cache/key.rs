@@ -15,8 +15,9 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// v2 with COPY/ADD ownership, `--parents`/`--exclude` and archive owners
 /// following BuildKit more closely; v3 with `COPY --from` keeping a stage's
 /// hard links; v4 with the file-level sweep (ADD of a tar keeps PAX mtimes,
-/// `security.capability` and hard links; context fifos are left out and
-/// device nodes become empty files).
+/// `security.capability` and hard links, symlinks 0777; context fifos are
+/// left out and device nodes become empty files; an octal `--chmod` keeps
+/// the source's special bits; whiteouts sort at the name they delete).
 const DOMAIN: &[u8] = b"kiln.build-cache.v4\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
