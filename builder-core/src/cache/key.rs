@@ -17,7 +17,8 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// hard links; v4 with the file-level sweep (ADD of a tar keeps PAX mtimes,
 /// `security.capability` and hard links, symlinks 0777; context fifos are
 /// left out and device nodes become empty files; an octal `--chmod` keeps
-/// the source's special bits; whiteouts sort at the name they delete).
+/// the source's special bits; whiteouts sort at the name they delete;
+/// rootless layers keep file capabilities as plain v2 values).
 const DOMAIN: &[u8] = b"kiln.build-cache.v4\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
