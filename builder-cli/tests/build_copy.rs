@@ -484,7 +484,7 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     let d = ctx.join("d");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("fifo"),
+        d.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -492,7 +492,7 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     .unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("chr"),
+        d.join("chr"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o640),
         rustix::fs::makedev(1, 3),
@@ -500,7 +500,7 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     .unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("blk"),
+        d.join("blk"),
         rustix::fs::FileType::BlockDevice,
         rustix::fs::Mode::from_raw_mode(0o600),
         rustix::fs::makedev(7, 0),
