@@ -516,3 +516,34 @@ fn add_keeps_pax_mtimes_capabilities_and_hard_links() {
     let fs = files(&layout);
     assert_eq!(fs.get("x/s").map(|i| i.mode), Some(0o777));
 }
+
+/// docker 20.10: a member linking to a file a lower layer left in the
+/// destination links to it (overlay copies it up), and the member's owner,
+/// mode and time apply to that shared inode; kiln wrote a copy with the
+/// lower file's metadata.
+#[test]
+fn add_links_a_lower_layers_file_and_gives_it_the_members_metadata() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("t/base", "lower\n")]);
+    let mut t = Vec::new();
+    raw_member(&mut t, "hl", tar::EntryType::Link, "base", b"");
+    std::fs::write(ctx.join("l.tar"), finish(t)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY t /t\nADD l.tar /t/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let m = last_layer_members(&layout);
+    assert_eq!(
+        m.get("t/base").map(|e| (e.0, e.1)),
+        Some(('0', 1_600_000_000)),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.get("t/hl").map(|e| (e.0, e.3.clone())),
+        Some(('1', "t/base".to_string())),
+        "{m:?}"
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("t/base"), "file 0644 1234:5678 \"lower\\n\"");
+}

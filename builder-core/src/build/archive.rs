@@ -203,8 +203,7 @@ pub fn extract(
                     .clone();
                 let mut e = node.entry;
                 // A link to a file this ADD wrote stays a hard link, as
-                // Docker's unpack makes it with link(2); one naming a file
-                // of a lower layer (or a link to itself) is a copy.
+                // Docker's unpack makes it with link(2).
                 let first = match &e.kind {
                     Kind::Hardlink { target } => clean(&target.to_string_lossy()),
                     _ => t.clone(),
@@ -220,6 +219,25 @@ pub fn extract(
                     layer.put(e, Origin::Entry);
                     continue;
                 }
+                // A file of a lower layer: link(2) in Docker's unpack shares
+                // its inode, which overlay copies up, and the member's owner,
+                // mode and time then apply to it. The layer holds that file
+                // again with them, and the link names it.
+                if matches!(e.kind, Kind::File { .. }) && t != target {
+                    e.path = PathBuf::from(&t);
+                    (e.mode, e.uid, e.gid) = (mode, uid, gid);
+                    (e.mtime, e.mtime_nanos) = (mtime, mtime_nanos);
+                    let mut link = e.clone();
+                    layer.put(e, node.origin);
+                    link.path = PathBuf::from(&target);
+                    link.kind = Kind::Hardlink {
+                        target: PathBuf::from(&t),
+                    };
+                    layer.put(link, Origin::Entry);
+                    continue;
+                }
+                // Anything else (a symlink, a fifo, a device, a lower
+                // layer's own link) is a copy.
                 e.path = PathBuf::from(&target);
                 layer.put(e, node.origin);
                 continue;
