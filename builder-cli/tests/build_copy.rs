@@ -527,6 +527,20 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     let m = last_layer_members(&layout);
     assert_eq!(m.get("d/chr").map(|e| e.0), Some('0'), "{m:?}");
     assert_eq!(m.get("d/blk").map(|e| e.0), Some('0'), "{m:?}");
+    // Named as the source, a fifo copies nothing, and the build succeeds;
+    // a device is still an empty file.
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY d/fifo /f\nCOPY d/* /all/\nCOPY d/chr /c\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("f"), "absent");
+    assert_eq!(get("all/fifo"), "absent");
+    assert_eq!(get("all/reg"), "file 0644 0:0 \"r\"");
+    assert_eq!(get("c"), "file 0640 0:0 \"\"");
 }
 
 /// docker 20.10's octal `--chmod` replaces the permission bits only: the

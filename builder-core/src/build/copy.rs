@@ -31,6 +31,12 @@ pub trait SourceFs {
     fn inode(&self, _path: &str) -> Option<LinkId> {
         None
     }
+    /// Whether a fifo found here is copied. docker 20.10's BuildKit leaves
+    /// a build context's fifos out of a COPY (named as the source too, which
+    /// then copies nothing), while a stage's or image's are copied.
+    fn copies_fifos(&self) -> bool {
+        true
+    }
 }
 
 /// The identity of a multiply-linked file inside one [`SourceFs`].
@@ -362,6 +368,9 @@ pub(super) fn copy_node(
     let Some(node) = src.lstat(src_path)? else {
         return Err(format!("\"/{src_path}\" not found: not found"));
     };
+    if node.entry.kind == Kind::Fifo && !src.copies_fifos() {
+        return Ok(());
+    }
     if excluded && node.entry.kind != Kind::Dir {
         return Ok(());
     }
@@ -521,6 +530,10 @@ impl HostDir {
 }
 
 impl SourceFs for HostDir {
+    fn copies_fifos(&self) -> bool {
+        false
+    }
+
     fn lstat(&self, path: &str) -> Result<Option<Node>, String> {
         use rustix::fs::FileType;
         let host = self.root.join(path);
@@ -549,7 +562,8 @@ impl SourceFs for HostDir {
             },
             // docker 20.10's BuildKit copies a context's device node as an
             // empty regular file with the node's permission bits, and
-            // leaves fifos (and sockets) out.
+            // leaves fifos (see `copies_fifos`) and sockets out.
+            FileType::Fifo => Kind::Fifo,
             FileType::CharacterDevice | FileType::BlockDevice => Kind::File {
                 content: Content::Bytes(Arc::from(&[][..])),
                 size: 0,
