@@ -543,6 +543,31 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     assert_eq!(get("c"), "file 0640 0:0 \"\"");
 }
 
+/// The same copy rule from a stage: docker 20.10 leaves a stage's fifo out
+/// of `COPY --from` and writes its device nodes as regular files.
+#[test]
+fn copy_from_a_stage_leaves_fifos_out_and_makes_devices_files() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "mknod in a step needs root (scripts/test runs this binary as root)"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN mkdir /x && mkfifo /x/p && touch /x/f && mknod -m 600 /x/c c 1 3\n\
+         FROM scratch\nCOPY --from=0 /x /y\nCOPY --from=0 /x/p /z\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("y/f"), "file 0644 0:0 \"\"");
+    assert_eq!(get("y/p"), "absent");
+    assert_eq!(get("z"), "absent");
+    assert_eq!(get("y/c"), "file 0600 0:0 \"\"");
+    let m = last_layer_members(&layout);
+    assert!(m.values().all(|e| e.0 != '3' && e.0 != '6'), "{m:?}");
+}
+
 /// docker 20.10's octal `--chmod` replaces the permission bits only: the
 /// source's setuid/setgid/sticky stay, the value's are ignored.
 #[test]

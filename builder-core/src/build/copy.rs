@@ -31,12 +31,6 @@ pub trait SourceFs {
     fn inode(&self, _path: &str) -> Option<LinkId> {
         None
     }
-    /// Whether a fifo found here is copied. docker 20.10's BuildKit leaves
-    /// a build context's fifos out of a COPY (named as the source too, which
-    /// then copies nothing), while a stage's or image's are copied.
-    fn copies_fifos(&self) -> bool {
-        true
-    }
 }
 
 /// The identity of a multiply-linked file inside one [`SourceFs`].
@@ -368,9 +362,25 @@ pub(super) fn copy_node(
     let Some(node) = src.lstat(src_path)? else {
         return Err(format!("\"/{src_path}\" not found: not found"));
     };
-    if node.entry.kind == Kind::Fifo && !src.copies_fifos() {
-        return Ok(());
-    }
+    // docker 20.10's copy (fsutil of that BuildKit), from the context, a
+    // stage or an image alike, leaves fifos out (named as the source too:
+    // nothing is copied) and writes a device node as a regular file with
+    // the node's content, which for the null-like nodes found in practice
+    // is empty; kiln writes it empty.
+    let node = match node.entry.kind {
+        Kind::Fifo => return Ok(()),
+        Kind::CharDevice { .. } | Kind::BlockDevice { .. } => Node {
+            entry: Entry {
+                kind: Kind::File {
+                    content: Content::Bytes(Arc::from(&[][..])),
+                    size: 0,
+                },
+                ..node.entry
+            },
+            origin: Origin::Entry,
+        },
+        _ => node,
+    };
     if excluded && node.entry.kind != Kind::Dir {
         return Ok(());
     }
@@ -530,10 +540,6 @@ impl HostDir {
 }
 
 impl SourceFs for HostDir {
-    fn copies_fifos(&self) -> bool {
-        false
-    }
-
     fn lstat(&self, path: &str) -> Result<Option<Node>, String> {
         use rustix::fs::FileType;
         let host = self.root.join(path);
@@ -560,13 +566,17 @@ impl SourceFs for HostDir {
                 },
                 size: u64::try_from(md.st_size).unwrap_or(0),
             },
-            // docker 20.10's BuildKit copies a context's device node as an
-            // empty regular file with the node's permission bits, and
-            // leaves fifos (see `copies_fifos`) and sockets out.
+            // Fifos and devices are listed; the copy leaves the first out and
+            // makes the others empty files (see `copy_node`). Sockets are
+            // never copied.
             FileType::Fifo => Kind::Fifo,
-            FileType::CharacterDevice | FileType::BlockDevice => Kind::File {
-                content: Content::Bytes(Arc::from(&[][..])),
-                size: 0,
+            FileType::CharacterDevice => Kind::CharDevice {
+                major: rustix::fs::major(md.st_rdev),
+                minor: rustix::fs::minor(md.st_rdev),
+            },
+            FileType::BlockDevice => Kind::BlockDevice {
+                major: rustix::fs::major(md.st_rdev),
+                minor: rustix::fs::minor(md.st_rdev),
             },
             _ => return Ok(None),
         };
