@@ -15,8 +15,8 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// v2 with COPY/ADD ownership, `--parents`/`--exclude` and archive owners
 /// following BuildKit more closely; v3 with `COPY --from` keeping a stage's
 /// hard links; v4 with the file-level sweep (ADD of a tar keeps PAX mtimes,
-/// `security.capability` and hard links, symlinks 0777; context fifos are
-/// left out and device nodes become empty files; an octal `--chmod` keeps
+/// `security.capability` and hard links, symlinks 0777; COPY leaves fifos
+/// out and writes device nodes as empty files; an octal `--chmod` keeps
 /// the source's special bits; whiteouts sort at the name they delete;
 /// rootless layers keep file capabilities as plain v2 values).
 const DOMAIN: &[u8] = b"kiln.build-cache.v4\0";
