@@ -108,7 +108,8 @@ fn add_extracts_archives_without_escaping_the_destination() {
         "file 0644 1234:5678 \"up and out\\n\""
     );
     assert_eq!(get("dest/link"), "symlink 1234:5678 -> /etc");
-    assert_eq!(get("dest/pkg/same"), "file 0644 1234:5678 \"data\"");
+    // A hard link to a member stays a link (Docker's unpack uses link(2)).
+    assert_eq!(get("dest/pkg/same"), "hardlink 1234:5678 -> dest/pkg/data");
     // A file that is not an archive is copied as it is.
     assert_eq!(get("dest/plain.txt"), "file 0644 0:0 \"not an archive\\n\"");
 }
@@ -432,4 +433,117 @@ fn podman_runs_a_docker_archive_kiln_built() {
     ]);
     let out = tool("podman", &run);
     assert_eq!(out.trim(), "hello from kiln");
+}
+
+/// A PAX extended header (`x`) with `records`, for the member after it.
+fn pax_header(out: &mut Vec<u8>, records: &[(&str, &[u8])]) {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        let rest = k.len() + v.len() + 3;
+        let mut len = rest + 1;
+        while len.to_string().len() + rest != len {
+            len += 1;
+        }
+        data.extend_from_slice(format!("{len} {k}=").as_bytes());
+        data.extend_from_slice(v);
+        data.push(b'\n');
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_path("PaxHeaders.0/x").unwrap();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&data);
+    out.extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
+}
+
+/// Found by comparing with docker 20.10: ADD of a tar took mtimes from the
+/// octal field only (a PAX mtime, fractional or beyond 2242, was lost),
+/// dropped `security.capability` and turned hard links into copies.
+#[test]
+fn add_keeps_pax_mtimes_capabilities_and_hard_links() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let mut t = Vec::new();
+    // A fractional PAX time: its seconds.
+    pax_header(&mut t, &[("mtime", b"1600000000.75")]);
+    raw_member(&mut t, "frac", tar::EntryType::Regular, "", b"f");
+    pax_header(&mut t, &[("mtime", b"8589934599")]);
+    raw_member(&mut t, "far", tar::EntryType::Regular, "", b"f");
+    // Before the epoch: Docker's unpack sets the epoch.
+    pax_header(&mut t, &[("mtime", b"-1000")]);
+    raw_member(&mut t, "old", tar::EntryType::Regular, "", b"o");
+    let cap: &[u8] =
+        b"\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    pax_header(
+        &mut t,
+        &[
+            ("SCHILY.xattr.security.capability", cap),
+            ("SCHILY.xattr.user.note", b"dropped"),
+        ],
+    );
+    raw_member(&mut t, "cap", tar::EntryType::Regular, "", b"c");
+    raw_member(&mut t, "a", tar::EntryType::Regular, "", b"a");
+    raw_member(&mut t, "h", tar::EntryType::Link, "a", b"");
+    raw_member(&mut t, "h2", tar::EntryType::Link, "h", b"");
+    // Written with mode 0644 in the member.
+    raw_member(&mut t, "s", tar::EntryType::Symlink, "a", b"");
+    std::fs::write(ctx.join("t.tar"), finish(t)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD t.tar /x/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let m = last_layer_members(&layout);
+    let get = |p: &str| {
+        m.get(p)
+            .cloned()
+            .unwrap_or_else(|| panic!("{p} missing: {m:?}"))
+    };
+    assert_eq!(get("x/frac").1, 1_600_000_000);
+    assert_eq!(get("x/far").1, 8_589_934_599);
+    assert_eq!(get("x/far").2, vec!["mtime=8589934599".to_string()]);
+    assert_eq!(get("x/old").1, 0);
+    let cap_rec = format!(
+        "SCHILY.xattr.security.capability={}",
+        String::from_utf8_lossy(cap)
+    );
+    assert_eq!(get("x/cap").2, vec![cap_rec]);
+    assert_eq!(get("x/a").0, '0');
+    assert_eq!((get("x/h").0, get("x/h").3), ('1', "x/a".to_string()));
+    assert_eq!((get("x/h2").0, get("x/h2").3), ('1', "x/a".to_string()));
+    let fs = files(&layout);
+    assert_eq!(fs.get("x/s").map(|i| i.mode), Some(0o777));
+}
+
+/// docker 20.10: a member linking to a file a lower layer left in the
+/// destination links to it (overlay copies it up), and the member's owner,
+/// mode and time apply to that shared inode; kiln wrote a copy with the
+/// lower file's metadata.
+#[test]
+fn add_links_a_lower_layers_file_and_gives_it_the_members_metadata() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("t/base", "lower\n")]);
+    let mut t = Vec::new();
+    raw_member(&mut t, "hl", tar::EntryType::Link, "base", b"");
+    std::fs::write(ctx.join("l.tar"), finish(t)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY t /t\nADD l.tar /t/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let m = last_layer_members(&layout);
+    assert_eq!(
+        m.get("t/base").map(|e| (e.0, e.1)),
+        Some(('0', 1_600_000_000)),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.get("t/hl").map(|e| (e.0, e.3.clone())),
+        Some(('1', "t/base".to_string())),
+        "{m:?}"
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("t/base"), "file 0644 1234:5678 \"lower\\n\"");
 }

@@ -468,3 +468,132 @@ fn copy_link_builds_its_layer_on_an_empty_root() {
         s(&[("etc2/", '5', 5), ("etc2/b.txt", '0', 0)])
     );
 }
+
+/// docker 20.10 leaves a context's fifos out of a COPY (fsutil's copy skips
+/// them) and copies a device node as an empty regular file with the node's
+/// permission bits; kiln copied the fifo and dropped the devices.
+#[test]
+fn context_fifos_are_left_out_and_devices_become_empty_files() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "making device nodes needs root (scripts/test runs this binary as root)"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("d/reg", "r")]);
+    let d = ctx.join("d");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        d.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        d.join("chr"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        d.join("blk"),
+        rustix::fs::FileType::BlockDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(7, 0),
+    )
+    .unwrap();
+    // mknod applies the umask.
+    for (n, m) in [("fifo", 0o644), ("chr", 0o640), ("blk", 0o600)] {
+        std::process::Command::new("chmod")
+            .arg(format!("{m:o}"))
+            .arg(d.join(n))
+            .status()
+            .unwrap();
+    }
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nCOPY d /d\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("d/reg"), "file 0644 0:0 \"r\"");
+    assert_eq!(get("d/fifo"), "absent");
+    assert_eq!(get("d/chr"), "file 0640 0:0 \"\"");
+    assert_eq!(get("d/blk"), "file 0600 0:0 \"\"");
+    // Regular files in the tar, not device entries.
+    let m = last_layer_members(&layout);
+    assert_eq!(m.get("d/chr").map(|e| e.0), Some('0'), "{m:?}");
+    assert_eq!(m.get("d/blk").map(|e| e.0), Some('0'), "{m:?}");
+    // Named as the source, a fifo copies nothing, and the build succeeds;
+    // a device is still an empty file.
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY d/fifo /f\nCOPY d/* /all/\nCOPY d/chr /c\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("f"), "absent");
+    assert_eq!(get("all/fifo"), "absent");
+    assert_eq!(get("all/reg"), "file 0644 0:0 \"r\"");
+    assert_eq!(get("c"), "file 0640 0:0 \"\"");
+}
+
+/// The same copy rule from a stage: docker 20.10 leaves a stage's fifo out
+/// of `COPY --from` and writes its device nodes as regular files.
+#[test]
+fn copy_from_a_stage_leaves_fifos_out_and_makes_devices_files() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "mknod in a step needs root (scripts/test runs this binary as root)"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN mkdir /x && mkfifo /x/p && touch /x/f && mknod -m 600 /x/c c 1 3\n\
+         FROM scratch\nCOPY --from=0 /x /y\nCOPY --from=0 /x/p /z\n",
+    );
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("y/f"), "file 0644 0:0 \"\"");
+    assert_eq!(get("y/p"), "absent");
+    assert_eq!(get("z"), "absent");
+    assert_eq!(get("y/c"), "file 0600 0:0 \"\"");
+    let m = last_layer_members(&layout);
+    assert!(m.values().all(|e| e.0 != '3' && e.0 != '6'), "{m:?}");
+}
+
+/// docker 20.10's octal `--chmod` replaces the permission bits only: the
+/// source's setuid/setgid/sticky stay, the value's are ignored.
+#[test]
+fn octal_chmod_keeps_the_sources_special_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("plain", "p"), ("suid", "s"), ("d/t", "t")]);
+    let set = |p: &str, m: u32| {
+        std::fs::set_permissions(ctx.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set("plain", 0o644);
+    set("suid", 0o4755);
+    set("d/t", 0o2700);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY --chmod=4755 plain /p1\nCOPY --chmod=0644 suid /s1\n\
+         COPY --chmod=7777 suid /s2\nCOPY --chmod=0640 d /d1\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("p1"), "file 0755 0:0 \"p\"");
+    assert_eq!(get("s1"), "file 4644 0:0 \"s\"");
+    assert_eq!(get("s2"), "file 4777 0:0 \"s\"");
+    assert_eq!(get("d1/t"), "file 2640 0:0 \"t\"");
+}

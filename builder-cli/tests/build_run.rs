@@ -823,3 +823,75 @@ fn a_mount_targets_link_is_resolved_lexically_like_securejoin() {
     assert_eq!(get("x/y/z"), "absent");
     assert_eq!(get("etc/sub"), "absent");
 }
+
+/// A file capability survives a RUN step that touches the file, also
+/// rootless: the lower layer's `security.capability` could not be set by
+/// the unprivileged user when the layer was extracted (it was dropped with
+/// a warning), and what container root writes is stored as a namespaced
+/// (v3) value with the host user's id, which must go in the layer as the
+/// plain one docker 20.10 writes.
+#[test]
+fn file_capabilities_survive_a_step_rootless_too() {
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "ADD cap.tar /a/\nRUN chmod 700 /a/cap && cp -p /a/cap /a/plain\n",
+    );
+    // cap_net_bind_service, effective, v2.
+    let cap: &[u8] =
+        b"\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let mut rec = b"SCHILY.xattr.security.capability=".to_vec();
+    rec.extend_from_slice(cap);
+    rec.push(b'\n');
+    let len = rec.len() + 3; // "NN " prefix, two digits
+    let mut data = format!("{len} ").into_bytes();
+    data.extend_from_slice(&rec);
+    assert_eq!(data.len(), len);
+    let mut t = Vec::new();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("PaxHeaders.0/cap").unwrap();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    t.extend_from_slice(h.as_bytes());
+    t.extend_from_slice(&data);
+    t.resize(t.len().div_ceil(512) * 512, 0);
+    let mut h = tar::Header::new_ustar();
+    h.set_path("cap").unwrap();
+    h.set_size(1);
+    h.set_mode(0o755);
+    h.set_cksum();
+    t.extend_from_slice(h.as_bytes());
+    t.extend_from_slice(b"x");
+    t.resize(t.len().div_ceil(512) * 512 + 1024, 0);
+    std::fs::write(ctx.join("cap.tar"), t).unwrap();
+    let layout = work.path().join("out");
+    let root = work.path().join("store");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            root.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("security.capability"), "{err}");
+    let m = last_layer_members(&layout);
+    let want = format!(
+        "SCHILY.xattr.security.capability={}",
+        String::from_utf8_lossy(cap)
+    );
+    assert_eq!(
+        m.get("a/cap").map(|e| e.2.clone()),
+        Some(vec![want]),
+        "{m:?}"
+    );
+    // busybox's cp -p keeps no xattrs: the copy has none.
+    assert_eq!(m.get("a/plain").map(|e| e.2.clone()), Some(vec![]), "{m:?}");
+}

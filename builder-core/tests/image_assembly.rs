@@ -407,3 +407,61 @@ fn local_and_tar_outputs_hold_the_flattened_filesystem() {
     assert_eq!(meta["containerimage.digest"], r.manifest.digest.to_string());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A base image pulled as Docker schema 2 keeps Docker layer types in the
+/// store; an image built on it is an OCI manifest, whose layers must carry
+/// OCI types too (umoci refuses "blob is not correct mediatype" otherwise),
+/// also when the mixed manifest was stored by an older kiln.
+#[test]
+fn docker_typed_base_layers_get_oci_types_in_oci_manifests() {
+    use builder_core::image::{media, Manifest};
+    let dir = scratch_dir("mixed-types");
+    let store = Store::open(&dir.join("store")).unwrap_or_else(|e| panic!("{e}"));
+    let img = build(&store, 1_700_000_000, None, CompressionOptions::default());
+    let manifest: Manifest = serde_json::from_slice(
+        &std::fs::read(dir.join("store/blobs/sha256").join(img.digest.hex()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut docker_layers = manifest.layers.clone();
+    docker_layers[0].media_type = media::DOCKER_LAYER_GZIP.to_string();
+    let cfg: ImageConfig = serde_json::from_slice(
+        &std::fs::read(
+            dir.join("store/blobs/sha256")
+                .join(manifest.config.digest.hex()),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let built = store
+        .put_image(&cfg, &docker_layers)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(built.digest, img.digest, "put_image normalises layer types");
+    // A mixed manifest as an older kiln stored it.
+    let mut mixed = manifest.clone();
+    mixed.layers = docker_layers;
+    let mut mdesc = store
+        .put_json(media::OCI_MANIFEST, &mixed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    mdesc.platform = img.platform.clone();
+    let layout = dir.join("layout");
+    let report = export_to(
+        &store,
+        &mdesc,
+        &format!("type=oci,dest={},tar=false", layout.display()),
+        &["mixed:v1"],
+    );
+    assert_eq!(report.manifest.digest, img.digest);
+    let bundle = dir.join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:v1", layout.display()))
+        .arg(&bundle));
+    assert!(bundle.join("rootfs/etc/hello").exists());
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+rwX")
+        .arg(&dir)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -595,3 +595,29 @@ fn snapshot_layer_reads_files_owned_by_other_ids() {
     assert_eq!(link.as_deref(), Some("sub/s"));
     ws.discard().unwrap();
 }
+
+/// A rootless store's snapshots extracted before kiln set file
+/// capabilities inside the user namespace lack them: they are dropped once
+/// (extracted again on use), marked so it happens only once. Root stores
+/// always had them and keep their snapshots.
+#[test]
+fn rootless_snapshots_without_capabilities_are_dropped_once() {
+    let (dir, s) = store("precaps");
+    let l = Layer::new().file("f", "f\n", 0o644, 0);
+    s.ensure_layer(L1, &mut &l.gzip()[..]).unwrap();
+    drop(s);
+    let marker = dir.join("store/snapshots/v1/rootless-caps-v1");
+    let rootless = idmap().needs_userns();
+    assert_eq!(marker.exists(), rootless);
+    // A store made before the marker existed.
+    let _ = std::fs::remove_file(&marker);
+    let s = Store::open(&dir.join("store"), idmap()).unwrap();
+    assert_eq!(s.has_layer(L1), !rootless);
+    assert_eq!(marker.exists(), rootless);
+    let l = Layer::new().file("f", "f\n", 0o644, 0);
+    s.ensure_layer(L1, &mut &l.gzip()[..]).unwrap();
+    drop(s);
+    let s = Store::open(&dir.join("store"), idmap()).unwrap();
+    assert!(s.has_layer(L1), "kept once the store is marked");
+    s.empty_trash().unwrap();
+}

@@ -278,3 +278,50 @@ pub fn testdata(name: &str) -> PathBuf {
         .join("../testdata/build")
         .join(name)
 }
+
+/// The last layer's members: name → (type, mtime from PAX or the header,
+/// PAX records other than path/linkpath, link name).
+pub fn last_layer_members(layout: &Path) -> BTreeMap<String, (char, i64, Vec<String>, String)> {
+    let (_, manifest, _) = image(layout);
+    let layers = manifest["layers"].as_array().unwrap();
+    let d = layers.last().unwrap()["digest"].as_str().unwrap();
+    let raw = blob(layout, d);
+    let mut data = Vec::new();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut data)
+            .unwrap();
+    } else {
+        data = raw;
+    }
+    let mut out = BTreeMap::new();
+    let mut archive = tar::Archive::new(&data[..]);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().to_string();
+        let mut mtime = e.header().mtime().unwrap() as i64;
+        let mut recs = Vec::new();
+        if let Some(exts) = e.pax_extensions().unwrap() {
+            for x in exts {
+                let x = x.unwrap();
+                let k = x.key().unwrap().to_string();
+                let v = x.value_bytes().to_vec();
+                if k == "mtime" {
+                    mtime = String::from_utf8(v.clone()).unwrap().parse().unwrap();
+                }
+                if k != "path" && k != "linkpath" {
+                    recs.push(format!("{k}={}", String::from_utf8_lossy(&v)));
+                }
+            }
+        }
+        let link = e
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).to_string())
+            .unwrap_or_default();
+        out.insert(
+            name,
+            (e.header().entry_type().as_byte() as char, mtime, recs, link),
+        );
+    }
+    out
+}

@@ -136,7 +136,13 @@ pub fn extract(
             ));
         }
         let header = item.header().clone();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        // A symlink's mode is always 0777 on disk, whatever the member says
+        // (Docker's unpack makes it with symlink(2), its differ lstats it).
+        let mode = if header.entry_type() == tar::EntryType::Symlink {
+            0o777
+        } else {
+            header.mode().unwrap_or(0o644) & 0o7777
+        };
         // The members keep the archive's owners whatever --chown says, as
         // the reference BuildKit (docker 20.10) extracts them; BuildKit
         // applies --chown to them only since May 2025 (see decisions.md).
@@ -144,7 +150,11 @@ pub fn extract(
             header.uid().unwrap_or(0) as u32,
             header.gid().unwrap_or(0) as u32,
         );
-        let mtime = header.mtime().unwrap_or(0) as i64;
+        let pax = PaxFields::read(&mut item).map_err(|e| format!("{name}: {raw_path}: {e}"))?;
+        let (mtime, mtime_nanos) = extracted_mtime(pax.mtime.unwrap_or((
+            i64::try_from(header.mtime().unwrap_or(0)).unwrap_or(i64::MAX),
+            0,
+        )));
         let kind = match header.entry_type() {
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -192,6 +202,42 @@ pub fn extract(
                     })?
                     .clone();
                 let mut e = node.entry;
+                // A link to a file this ADD wrote stays a hard link, as
+                // Docker's unpack makes it with link(2).
+                let first = match &e.kind {
+                    Kind::Hardlink { target } => clean(&target.to_string_lossy()),
+                    _ => t.clone(),
+                };
+                if matches!(e.kind, Kind::File { .. } | Kind::Hardlink { .. })
+                    && first != target
+                    && layer.wrote(&first)
+                {
+                    e.kind = Kind::Hardlink {
+                        target: PathBuf::from(first),
+                    };
+                    e.path = PathBuf::from(&target);
+                    layer.put(e, Origin::Entry);
+                    continue;
+                }
+                // A file of a lower layer: link(2) in Docker's unpack shares
+                // its inode, which overlay copies up, and the member's owner,
+                // mode and time then apply to it. The layer holds that file
+                // again with them, and the link names it.
+                if matches!(e.kind, Kind::File { .. }) && t != target {
+                    e.path = PathBuf::from(&t);
+                    (e.mode, e.uid, e.gid) = (mode, uid, gid);
+                    (e.mtime, e.mtime_nanos) = (mtime, mtime_nanos);
+                    let mut link = e.clone();
+                    layer.put(e, node.origin);
+                    link.path = PathBuf::from(&target);
+                    link.kind = Kind::Hardlink {
+                        target: PathBuf::from(&t),
+                    };
+                    layer.put(link, Origin::Entry);
+                    continue;
+                }
+                // Anything else (a symlink, a fifo, a device, a lower
+                // layer's own link) is a copy.
                 e.path = PathBuf::from(&target);
                 layer.put(e, node.origin);
                 continue;
@@ -219,12 +265,94 @@ pub fn extract(
             uid,
             gid,
             mtime,
-            mtime_nanos: 0,
-            xattrs: Default::default(),
+            mtime_nanos,
+            xattrs: pax.xattrs,
         };
         layer.put(entry, Origin::Entry);
     }
     Ok(())
+}
+
+/// What kiln takes from a member's PAX records beyond what the tar reader
+/// applies itself (path, link, size, uid, gid).
+struct PaxFields {
+    /// `mtime`: seconds and nanoseconds (it may be negative, fractional or
+    /// beyond the octal field).
+    mtime: Option<(i64, u32)>,
+    /// `SCHILY.xattr.security.capability`, the only extended attribute a
+    /// layer carries (as the diff and containerd's archive writer keep).
+    xattrs: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl PaxFields {
+    fn read<R: Read>(item: &mut tar::Entry<'_, R>) -> std::io::Result<PaxFields> {
+        let mut out = PaxFields {
+            mtime: None,
+            xattrs: Default::default(),
+        };
+        let Some(exts) = item.pax_extensions()? else {
+            return Ok(out);
+        };
+        for ext in exts {
+            let ext = ext?;
+            match ext.key() {
+                Ok("mtime") => {
+                    out.mtime = std::str::from_utf8(ext.value_bytes())
+                        .ok()
+                        .and_then(parse_pax_time)
+                }
+                Ok("SCHILY.xattr.security.capability") => {
+                    out.xattrs.insert(
+                        "security.capability".to_string(),
+                        ext.value_bytes().to_vec(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A PAX time, `[-]SECONDS[.FRACTION]`, as seconds and nanoseconds (the
+/// fraction cut to nanoseconds, as Go's reader does).
+fn parse_pax_time(s: &str) -> Option<(i64, u32)> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (secs, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let nanos: u32 = format!("{:0<9}", frac.get(..frac.len().min(9))?)
+        .parse()
+        .ok()?;
+    if !neg {
+        return Some((secs, nanos));
+    }
+    // -1.5 is 1.5 seconds before the epoch: (-2, 0.5 s).
+    if nanos == 0 {
+        Some((-secs, 0))
+    } else {
+        Some((-secs - 1, 1_000_000_000 - nanos))
+    }
+}
+
+/// The mtime an extracted member gets: Docker's unpack (moby's
+/// `system.Chtimes`) sets a time before the epoch or past the end of
+/// Unix nanosecond time (year 2262) to the epoch.
+fn extracted_mtime((secs, nanos): (i64, u32)) -> (i64, u32) {
+    const MAX_SECS: i64 = i64::MAX / 1_000_000_000;
+    if !(0..=MAX_SECS).contains(&secs) {
+        (0, 0)
+    } else {
+        (secs, nanos)
+    }
 }
 
 /// The first symlink along `rel_parent` (inside `dest`) whose target does

@@ -156,6 +156,12 @@ impl LayerBuilder {
         Ok(())
     }
 
+    /// Whether this layer wrote `path` (so a hard link to it stays inside
+    /// the layer).
+    pub(crate) fn wrote(&self, path: &str) -> bool {
+        self.changed.contains(path)
+    }
+
     /// Puts an entry into the view and marks it as part of the layer.
     pub fn put(&mut self, entry: Entry, origin: Origin) {
         let p = clean(&entry.path.to_string_lossy());
@@ -356,6 +362,25 @@ pub(super) fn copy_node(
     let Some(node) = src.lstat(src_path)? else {
         return Err(format!("\"/{src_path}\" not found: not found"));
     };
+    // docker 20.10's copy (fsutil of that BuildKit), from the context, a
+    // stage or an image alike, leaves fifos out (named as the source too:
+    // nothing is copied) and writes a device node as a regular file with
+    // the node's content, which for the null-like nodes found in practice
+    // is empty; kiln writes it empty.
+    let node = match node.entry.kind {
+        Kind::Fifo => return Ok(()),
+        Kind::CharDevice { .. } | Kind::BlockDevice { .. } => Node {
+            entry: Entry {
+                kind: Kind::File {
+                    content: Content::Bytes(Arc::from(&[][..])),
+                    size: 0,
+                },
+                ..node.entry
+            },
+            origin: Origin::Entry,
+        },
+        _ => node,
+    };
     if excluded && node.entry.kind != Kind::Dir {
         return Ok(());
     }
@@ -541,8 +566,18 @@ impl SourceFs for HostDir {
                 },
                 size: u64::try_from(md.st_size).unwrap_or(0),
             },
+            // Fifos and devices are listed; the copy leaves the first out and
+            // makes the others empty files (see `copy_node`). Sockets are
+            // never copied.
             FileType::Fifo => Kind::Fifo,
-            // Sockets and devices in a context are not copied by BuildKit either.
+            FileType::CharacterDevice => Kind::CharDevice {
+                major: rustix::fs::major(md.st_rdev),
+                minor: rustix::fs::minor(md.st_rdev),
+            },
+            FileType::BlockDevice => Kind::BlockDevice {
+                major: rustix::fs::major(md.st_rdev),
+                minor: rustix::fs::minor(md.st_rdev),
+            },
             _ => return Ok(None),
         };
         Ok(Some(Node {

@@ -7,7 +7,10 @@ use crate::sandbox::user::{group_entries, passwd_entries};
 /// A parsed `--chmod` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModeSpec {
-    /// `0755`: replaces the permission bits (and setuid/setgid/sticky).
+    /// `0755`: replaces the permission bits only; setuid, setgid and
+    /// sticky stay the source's, as docker 20.10's BuildKit (fsutil's copy
+    /// of the time) applies `--chmod`. Current BuildKit takes the value's
+    /// special bits instead (decisions, "newsyntax").
     Octal(u32),
     /// `u+x,go-w`: applied to each entry's own mode.
     Symbolic(Vec<Clause>),
@@ -70,7 +73,7 @@ impl ModeSpec {
     /// The mode an entry gets.
     pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
         match self {
-            ModeSpec::Octal(m) => *m,
+            ModeSpec::Octal(m) => (mode & 0o7000) | (m & 0o777),
             ModeSpec::Symbolic(clauses) => {
                 let mut m = mode & 0o7777;
                 for c in clauses {
@@ -168,6 +171,21 @@ mod tests {
     fn octal_and_symbolic() {
         assert_eq!(ModeSpec::parse("755").unwrap().apply(0o644, false), 0o755);
         assert_eq!(ModeSpec::parse("0640").unwrap().apply(0o755, true), 0o640);
+        // Special bits: the source's stay, the value's are ignored (docker
+        // 20.10: 4755 on a 0644 file gives 0755, 0644 on 4755 gives 4644).
+        assert_eq!(ModeSpec::parse("4755").unwrap().apply(0o644, false), 0o755);
+        assert_eq!(
+            ModeSpec::parse("0644").unwrap().apply(0o4755, false),
+            0o4644
+        );
+        assert_eq!(
+            ModeSpec::parse("7777").unwrap().apply(0o4755, false),
+            0o4777
+        );
+        assert_eq!(
+            ModeSpec::parse("0600").unwrap().apply(0o2700, false),
+            0o2600
+        );
         assert!(ModeSpec::parse("17777").is_err());
         assert!(ModeSpec::parse("u+q").is_err());
         let s = ModeSpec::parse("u+x,go-w").unwrap();

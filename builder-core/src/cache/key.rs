@@ -14,9 +14,13 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// fix), so a cache made by an older kiln is not served as the new one's:
 /// v2 with COPY/ADD ownership, `--parents`/`--exclude` and archive owners
 /// following BuildKit more closely; v3 with the fifth session's: `COPY
-/// --from` keeping a stage's hard links, RUN steps keeping the /dev, /proc
+/// --from` keeping a stage's hard links; RUN steps keeping the /dev, /proc
 /// and /sys they made, a missing cwd made as the step's user, sockets
-/// skipped.
+/// skipped; ADD of a tar keeping PAX mtimes, `security.capability` and hard
+/// links, symlinks 0777; COPY leaving fifos out and writing device nodes as
+/// empty files; an octal `--chmod` keeping the source's special bits;
+/// whiteouts sorting at the name they delete; rootless layers keeping file
+/// capabilities as plain v2 values.
 const DOMAIN: &[u8] = b"kiln.build-cache.v3\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):

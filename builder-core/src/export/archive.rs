@@ -139,9 +139,13 @@ pub(super) fn export_image(
 ) -> Result<ExportReport, ExportError> {
     let layers = output_layers(store, manifest, spec, opts)?;
     let docker = spec.kind == OutputKind::Docker;
-    let (mdesc, manifest) = if layers != manifest.layers || docker {
-        let mut m = manifest.clone();
+    // An image stored by an older kiln may list Docker layer types in an OCI
+    // manifest, which strict readers (umoci) refuse.
+    let consistent = manifest.with_consistent_layer_types();
+    let (mdesc, manifest) = if layers != manifest.layers || docker || consistent != *manifest {
+        let mut m = consistent;
         m.layers = layers;
+        m = m.with_consistent_layer_types();
         if docker {
             // BuildKit's docker exporter writes Docker schema 2 media types.
             m = m.to_docker();

@@ -44,6 +44,12 @@ pub mod media {
     pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
     /// Docker zstd layer (BuildKit's name for it).
     pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
+    /// Docker foreign (non-distributable) gzip layer.
+    pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    /// OCI non-distributable gzip layer (the OCI name of a foreign layer).
+    pub const OCI_LAYER_NONDIST_GZIP: &str =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
     /// The annotation that names an image in an OCI layout's index.json.
     pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
     /// The annotation containerd and BuildKit use for the full image name.
@@ -168,8 +174,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// An OCI manifest for `config` and `layers`.
-    pub fn oci(config: Descriptor, layers: Vec<Descriptor>) -> Manifest {
+    /// An OCI manifest for `config` and `layers`. Layers carrying Docker
+    /// media types (a base image pulled as Docker schema 2) get their OCI
+    /// names: an OCI manifest listing Docker layer types is refused by
+    /// strict readers (umoci), and BuildKit converts them the same way.
+    pub fn oci(config: Descriptor, mut layers: Vec<Descriptor>) -> Manifest {
+        for l in &mut layers {
+            l.media_type = oci_layer_type(&l.media_type).to_string();
+        }
         Manifest {
             schema_version: 2,
             media_type: Some(media::OCI_MANIFEST.to_string()),
@@ -178,6 +190,24 @@ impl Manifest {
             annotations: None,
             extra: BTreeMap::new(),
         }
+    }
+
+    /// The same manifest with every layer media type in the family of the
+    /// manifest's own type (OCI names in an OCI manifest, Docker names in a
+    /// Docker one), so an image stored by an older kiln with mixed types
+    /// exports as a consistent one.
+    pub fn with_consistent_layer_types(&self) -> Manifest {
+        let mut m = self.clone();
+        let docker = m.media_type.as_deref() == Some(media::DOCKER_MANIFEST);
+        for l in &mut m.layers {
+            l.media_type = if docker {
+                docker_layer_type(&l.media_type)
+            } else {
+                oci_layer_type(&l.media_type)
+            }
+            .to_string();
+        }
+        m
     }
 
     /// The canonical bytes to store and digest.
@@ -192,15 +222,31 @@ impl Manifest {
         m.media_type = Some(media::DOCKER_MANIFEST.to_string());
         m.config.media_type = media::DOCKER_CONFIG.to_string();
         for l in &mut m.layers {
-            l.media_type = match l.media_type.as_str() {
-                media::OCI_LAYER_GZIP => media::DOCKER_LAYER_GZIP,
-                media::OCI_LAYER_ZSTD => media::DOCKER_LAYER_ZSTD,
-                media::OCI_LAYER_TAR => media::DOCKER_LAYER_TAR,
-                other => other,
-            }
-            .to_string();
+            l.media_type = docker_layer_type(&l.media_type).to_string();
         }
         m
+    }
+}
+
+/// The OCI name of a layer media type (unknown types are kept).
+fn oci_layer_type(t: &str) -> &str {
+    match t {
+        media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
+        media::DOCKER_LAYER_ZSTD => media::OCI_LAYER_ZSTD,
+        media::DOCKER_LAYER_TAR => media::OCI_LAYER_TAR,
+        media::DOCKER_LAYER_FOREIGN_GZIP => media::OCI_LAYER_NONDIST_GZIP,
+        other => other,
+    }
+}
+
+/// The Docker schema 2 name of a layer media type (unknown types are kept).
+fn docker_layer_type(t: &str) -> &str {
+    match t {
+        media::OCI_LAYER_GZIP => media::DOCKER_LAYER_GZIP,
+        media::OCI_LAYER_ZSTD => media::DOCKER_LAYER_ZSTD,
+        media::OCI_LAYER_TAR => media::DOCKER_LAYER_TAR,
+        media::OCI_LAYER_NONDIST_GZIP => media::DOCKER_LAYER_FOREIGN_GZIP,
+        other => other,
     }
 }
 

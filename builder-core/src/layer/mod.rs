@@ -3,9 +3,10 @@
 //! compressed blob's digest and size, writing straight into the store.
 //!
 //! Entries are sorted component-wise bytewise (a directory's children follow
-//! it directly, as Go's `filepath.Walk` visits them), duplicates keep the last
-//! one given, and a hardlink group's content goes with whichever member sorts
-//! first. Headers match Go's `archive/tar` in PAX mode (see `tarfmt.rs`).
+//! it directly, as Go's `filepath.Walk` visits them), a whiteout where the
+//! path it deletes would be and an opaque marker right after its directory
+//! (where a diff walk emits them), duplicates keep the last one given, and a
+//! hardlink group's content goes with whichever member sorts first. Headers match Go's `archive/tar` in PAX mode (see `tarfmt.rs`).
 mod compress;
 mod pgzip;
 mod scan;

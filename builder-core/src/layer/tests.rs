@@ -85,6 +85,43 @@ fn order_is_componentwise_and_whiteouts_are_named() {
     assert!(t[t.len() - 1024..].iter().all(|&b| b == 0));
 }
 
+/// Found by comparing with docker 20.10's layers: a whiteout sorts where
+/// the path it deletes would, an opaque marker right after its directory
+/// (before a child such as `!x` that sorts before `.`), as diff walks emit
+/// them; a whiteout and an entry of one name are both kept, whiteout first.
+#[test]
+fn whiteouts_sort_at_the_deleted_name_and_opaque_markers_first() {
+    let t = tar_of(
+        vec![
+            entry("d", Kind::Dir, 0o755, 1),
+            file("d/!x", b"x", 1),
+            entry("d", Kind::Opaque, 0, 0),
+            file("d/a", b"a", 1),
+            entry("d/b", Kind::Whiteout, 0, 0),
+            file("d/c", b"c", 1),
+            entry("d/c", Kind::Whiteout, 0, 0),
+            entry("e", Kind::Whiteout, 0, 0),
+            file("d2", b"2", 1),
+        ],
+        None,
+    );
+    let n: Vec<String> = names(&t).into_iter().map(|x| x.0).collect();
+    assert_eq!(
+        n,
+        [
+            "d/",
+            "d/.wh..wh..opq",
+            "d/!x",
+            "d/a",
+            "d/.wh.b",
+            "d/.wh.c",
+            "d/c",
+            "d2",
+            ".wh.e"
+        ]
+    );
+}
+
 #[test]
 fn duplicates_keep_the_last_given_and_paths_are_cleaned() {
     let prepared = prepare_entries(vec![

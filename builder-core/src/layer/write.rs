@@ -71,9 +71,26 @@ fn tar_name(e: &Entry) -> Cow<'_, [u8]> {
 // Component-wise bytewise order == bytewise order with '/' below every
 // other byte (components never contain '/' or NUL). Compared on the fly:
 // a sort key per entry would copy every path of a large layer once more.
+//
+// A whiteout sorts where the path it deletes would (before an entry of
+// the same name), and an opaque marker right after its directory, before
+// the children: a diff walk (containerd's double walk, BuildKit's overlay
+// differ, docker's pkg/archive) emits them there, not at their `.wh.`
+// names.
 fn tar_order(a: &Entry, b: &Entry) -> Ordering {
+    sort_name(a)
+        .cmp(sort_name(b))
+        .then_with(|| rank(a).cmp(&rank(b)))
+}
+
+fn sort_name(e: &Entry) -> impl Iterator<Item = u8> + '_ {
     let key = |b: &u8| if *b == b'/' { 0 } else { *b };
-    tar_name(a).iter().map(key).cmp(tar_name(b).iter().map(key))
+    let opaque = matches!(e.kind, Kind::Opaque).then_some(0u8);
+    e.path.as_os_str().as_bytes().iter().map(key).chain(opaque)
+}
+
+fn rank(e: &Entry) -> u8 {
+    u8::from(!matches!(e.kind, Kind::Whiteout))
 }
 
 /// Cleans paths, sorts, drops duplicates (the last one given wins) and the

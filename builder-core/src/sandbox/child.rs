@@ -581,6 +581,21 @@ pub(crate) unsafe fn userns_child(fds: Fds, task: &UsernsTask, userns: bool) -> 
             libc::_exit(0)
         }
         UsernsTask::Chown(list) => list,
+        UsernsTask::SetCap(caps) => {
+            for (i, (path, value)) in caps.iter().enumerate() {
+                if libc::lsetxattr(
+                    path.as_ptr(),
+                    c"security.capability".as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                ) != 0
+                {
+                    fail(&fds, Stage::Chown, i as u32);
+                }
+            }
+            libc::_exit(0)
+        }
         UsernsTask::Exec { argv, argv_ptrs } => {
             let env: [*const c_char; 1] = [ptr::null()];
             if let Some(prog) = argv.first() {
@@ -607,6 +622,11 @@ pub(crate) enum UsernsTask {
     /// `lchown` each path, then `chmod` it when a mode is given (chown
     /// clears setuid bits, so the mode goes last).
     Chown(Vec<(CString, u32, u32, Option<u32>)>),
+    /// Set `security.capability` on each path. Written as container root,
+    /// the kernel stores a namespaced (v3) capability whose root id is the
+    /// namespace's, which steps then see as the plain one; the host user
+    /// cannot set it at all.
+    SetCap(Vec<(CString, Vec<u8>)>),
     /// Exec a host program (for example `rm -rf` of a tree whose files
     /// belong to subordinate ids); `argv_ptrs` ends with a null pointer.
     Exec {

@@ -23,7 +23,7 @@ pub use idmap::{IdMap, IdRange};
 pub use opener::Opener;
 pub use plan::{run, run_cancellable};
 pub use user::{resolve_user, ExecUser, UserError};
-pub(crate) use userns::chown_in_userns;
+pub(crate) use userns::{chown_in_userns, set_capabilities_in_userns};
 pub use userns::{overlay_volatile, probe_fuse_overlay, probe_overlay, remove_tree, rename_dir};
 
 /// Error from preparing or running a sandboxed process.

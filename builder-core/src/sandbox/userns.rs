@@ -67,6 +67,11 @@ pub(crate) fn run_in_userns(idmap: &IdMap, task: &UsernsTask) -> Result<(), Sand
                 .map_or_else(String::new, |(p, ..)| {
                     format!("changing owner of {}", p.to_string_lossy())
                 }),
+            UsernsTask::SetCap(list) => list
+                .get(word(8) as usize)
+                .map_or_else(String::new, |(p, _)| {
+                    format!("setting security.capability of {}", p.to_string_lossy())
+                }),
             UsernsTask::Exec { argv, .. } => format!("running {:?}", argv.first()),
             UsernsTask::ProbeOverlay { .. } => "mounting a test overlay".into(),
         };
@@ -95,6 +100,19 @@ pub(crate) fn chown_in_userns(
         .map(|(p, u, g, m)| Ok((cstr(p.as_os_str().as_bytes(), "path")?, *u, *g, *m)))
         .collect::<Result<Vec<_>, SandboxError>>()?;
     run_in_userns(idmap, &UsernsTask::Chown(list))
+}
+
+/// Sets `security.capability` on host paths from inside a user namespace
+/// with `idmap` (see [`UsernsTask::SetCap`]).
+pub(crate) fn set_capabilities_in_userns(
+    idmap: &IdMap,
+    list: &[(PathBuf, Vec<u8>)],
+) -> Result<(), SandboxError> {
+    let list = list
+        .iter()
+        .map(|(p, v)| Ok((cstr(p.as_os_str().as_bytes(), "path")?, v.clone())))
+        .collect::<Result<Vec<_>, SandboxError>>()?;
+    run_in_userns(idmap, &UsernsTask::SetCap(list))
 }
 
 /// Removes a directory tree, entering the user namespace when its files may

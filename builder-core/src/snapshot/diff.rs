@@ -14,6 +14,38 @@ use super::{io_err, SnapshotError};
 use crate::fsentry::{Content, Entry, Kind};
 use crate::sandbox::IdMap;
 
+/// The capability a layer records for one read on the host side of a
+/// rootless step. What container root writes (a step's `setcap`, `cp -a`,
+/// or the extraction of a lower layer) the kernel stores as a namespaced
+/// (v3) capability carrying the namespace's root id, the calling user;
+/// steps see it as the plain (v2) one, and so must the image: a v3 value
+/// with a host uid applies to nobody in another container.
+fn container_capability(cap: Vec<u8>, idmap: &IdMap) -> Vec<u8> {
+    const REVISION_MASK: u32 = 0xFF00_0000;
+    const REVISION_2: u32 = 0x0200_0000;
+    const REVISION_3: u32 = 0x0300_0000;
+    let word = |i: usize| {
+        cap.get(i..i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    let (Some(magic), Some(rootid)) = (word(0), word(20)) else {
+        return cap;
+    };
+    if !idmap.needs_userns()
+        || cap.len() != 24
+        || magic & REVISION_MASK != REVISION_3
+        || idmap.host_uid(0) != Some(rootid)
+    {
+        return cap;
+    }
+    let mut v2 = cap.get(..20).unwrap_or_default().to_vec();
+    if let Some(m) = v2.get_mut(..4) {
+        m.copy_from_slice(&((magic & !REVISION_MASK) | REVISION_2).to_le_bytes());
+    }
+    v2
+}
+
 pub(super) fn is_whiteout(m: &Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
@@ -200,7 +232,10 @@ pub(super) fn entry(
     };
     let mut xattrs = BTreeMap::new();
     if let Some(cap) = xattr(full, "security.capability") {
-        xattrs.insert("security.capability".to_owned(), cap);
+        xattrs.insert(
+            "security.capability".to_owned(),
+            container_capability(cap, idmap),
+        );
     }
     Ok(Some(Entry {
         path: rel.to_owned(),
@@ -381,4 +416,35 @@ pub(super) fn finish(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaced_capabilities_of_container_root_become_plain_ones() {
+        let (user, _) = IdMap::for_user(
+            1001,
+            1001,
+            Some("u"),
+            "u:100000:65536\n",
+            "u:100000:65536\n",
+        );
+        assert_eq!(user.host_uid(0), Some(1001));
+        // cap_net_bind_service, effective; v3 with root id 1001.
+        let mut v3 = vec![0x01, 0, 0, 0x03, 0, 0x04, 0, 0];
+        v3.extend_from_slice(&[0; 12]);
+        v3.extend_from_slice(&1001u32.to_le_bytes());
+        let mut v2 = vec![0x01, 0, 0, 0x02, 0, 0x04, 0, 0];
+        v2.extend_from_slice(&[0; 12]);
+        assert_eq!(container_capability(v3.clone(), &user), v2);
+        // Another root id, a plain value, or kiln as root: unchanged.
+        let mut other = v3.clone();
+        other[20..].copy_from_slice(&100_000u32.to_le_bytes());
+        assert_eq!(container_capability(other.clone(), &user), other);
+        assert_eq!(container_capability(v2.clone(), &user), v2);
+        assert_eq!(container_capability(v3.clone(), &IdMap::Host), v3);
+        assert_eq!(container_capability(vec![1, 2], &user), vec![1, 2]);
+    }
 }

@@ -44,6 +44,10 @@ struct Ctx<'a> {
     dirs: Vec<(PathBuf, u32, i64)>,
     /// Owners to set from inside the user namespace.
     chowns: Vec<(PathBuf, u32, u32, Option<u32>)>,
+    /// `security.capability` values to set inside the user namespace
+    /// (unprivileged: the host user may not set them), after the chowns,
+    /// which would clear them.
+    caps: Vec<(PathBuf, Vec<u8>)>,
     warnings: Vec<SnapshotWarning>,
 }
 
@@ -180,6 +184,7 @@ pub(crate) fn extract(
         real_dirs: HashSet::new(),
         dirs: Vec::new(),
         chowns: Vec::new(),
+        caps: Vec::new(),
         warnings: Vec::new(),
     };
     let bad_tar = |e: std::io::Error| SnapshotError::BadLayer {
@@ -333,6 +338,10 @@ pub(crate) fn extract(
             }
         }
         for (k, v) in xattrs {
+            if k == "security.capability" && idmap.needs_userns() {
+                cx.caps.push((full.clone(), v));
+                continue;
+            }
             if let Err(e) = rfs::lsetxattr(&full, k.as_str(), &v, rfs::XattrFlags::empty()) {
                 cx.warnings.push(SnapshotWarning::Skipped {
                     path: rel.display().to_string(),
@@ -350,6 +359,18 @@ pub(crate) fn extract(
     }
     if !cx.chowns.is_empty() {
         sandbox::chown_in_userns(idmap, &cx.chowns)?;
+    }
+    if !cx.caps.is_empty() {
+        if let Err(e) = sandbox::set_capabilities_in_userns(idmap, &cx.caps) {
+            cx.warnings.push(SnapshotWarning::Skipped {
+                path: cx
+                    .caps
+                    .first()
+                    .map(|(p, _)| p.display().to_string())
+                    .unwrap_or_default(),
+                reason: format!("xattr security.capability: {e}"),
+            });
+        }
     }
     Ok(cx.warnings)
 }

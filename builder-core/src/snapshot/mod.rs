@@ -138,6 +138,43 @@ pub struct Store {
     _lock: Arc<fs::File>,
 }
 
+/// Marks a rootless store whose snapshots carry their layers' file
+/// capabilities.
+const ROOTLESS_CAPS_MARKER: &str = "rootless-caps-v1";
+
+/// A rootless store's snapshots extracted before kiln set
+/// `security.capability` inside the user namespace lack their layers' file
+/// capabilities, and a step that touched such a file would write it into
+/// its layer without one. Once per store, they go to the trash (extracted
+/// again from their blobs on next use). Call only while no other process
+/// uses the store.
+fn discard_capless_snapshots(dir: &Path, idmap: &IdMap) {
+    let marker = dir.join(ROOTLESS_CAPS_MARKER);
+    if marker.exists() {
+        return;
+    }
+    let mut all_moved = true;
+    for algo in fs::read_dir(dir.join("layers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for layer in fs::read_dir(algo.path()).into_iter().flatten().flatten() {
+            let dest = dir.join("trash").join(format!(
+                "precaps-{}-{}",
+                algo.file_name().to_string_lossy(),
+                layer.file_name().to_string_lossy()
+            ));
+            if sandbox::rename_dir(idmap, &layer.path(), &dest).is_err() {
+                all_moved = false;
+            }
+        }
+    }
+    if all_moved {
+        let _ = fs::write(&marker, b"");
+    }
+}
+
 impl Store {
     /// Opens (creating) the store below `root` for a process with `idmap`
     /// (root and unprivileged stores differ in ownership and xattr names, so
@@ -161,6 +198,9 @@ impl Store {
             // Discarded layers are extracted again when next used, as if
             // never extracted: nothing for the caller to do.
             durable::settle(&dir, &idmap, durable::SETTLE_AFTER);
+            if idmap.needs_userns() {
+                discard_capless_snapshots(&dir, &idmap);
+            }
         }
         loop {
             match flock(&lock, FlockOperation::LockShared) {
