@@ -547,3 +547,69 @@ fn add_links_a_lower_layers_file_and_gives_it_the_members_metadata() {
     let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
     assert_eq!(get("t/base"), "file 0644 1234:5678 \"lower\\n\"");
 }
+
+/// GNU tar's `--format=posix --sparse` (PAX sparse 1.0: the map at the
+/// start of the data, the name in `GNU.sparse.name`) and the 0.1 format
+/// (`GNU.sparse.map`) are expanded, as docker 20.10 (Go's reader) does;
+/// kiln wrote the raw map and data under the made-up `GNUSparseFile.N` name.
+#[test]
+fn add_expands_pax_sparse_files() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let mut t = Vec::new();
+    pax_header(
+        &mut t,
+        &[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.name", b"sp"),
+            ("GNU.sparse.realsize", b"3000"),
+        ],
+    );
+    let mut data = b"2\n100\n5\n2990\n10\n".to_vec();
+    data.resize(512, 0);
+    data.extend_from_slice(b"hello0123456789");
+    raw_member(
+        &mut t,
+        "GNUSparseFile.0/sp",
+        tar::EntryType::Regular,
+        "",
+        &data,
+    );
+    pax_header(
+        &mut t,
+        &[
+            ("GNU.sparse.major", b"0"),
+            ("GNU.sparse.minor", b"1"),
+            ("GNU.sparse.name", b"s01"),
+            ("GNU.sparse.size", b"12"),
+            ("GNU.sparse.map", b"0,3,10,2"),
+        ],
+    );
+    raw_member(
+        &mut t,
+        "GNUSparseFile.0/s01",
+        tar::EntryType::Regular,
+        "",
+        b"abcde",
+    );
+    std::fs::write(ctx.join("s.tar"), finish(t)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD s.tar /x/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let mut want = vec![0u8; 3000];
+    want[100..105].copy_from_slice(b"hello");
+    want[2990..].copy_from_slice(b"0123456789");
+    assert_eq!(fs.get("x/sp").map(|i| &i.data), Some(&want));
+    assert_eq!(
+        fs.get("x/s01").map(|i| i.data.clone()),
+        Some(b"abc\0\0\0\0\0\0\0de".to_vec())
+    );
+    assert!(
+        !fs.keys().any(|k| k.contains("GNUSparseFile")),
+        "{:?}",
+        fs.keys()
+    );
+}

@@ -105,7 +105,13 @@ pub fn extract(
         .map_err(|e| format!("{name}: reading archive: {e}"))?;
     for item in entries {
         let mut item = item.map_err(|e| format!("{name}: reading archive: {e}"))?;
-        let raw_path = String::from_utf8_lossy(&item.path_bytes()).to_string();
+        let mut raw_path = String::from_utf8_lossy(&item.path_bytes()).to_string();
+        let pax = PaxFields::read(&mut item).map_err(|e| format!("{name}: {raw_path}: {e}"))?;
+        // A PAX sparse file (GNU tar's `--format=posix --sparse`) is stored
+        // under a made-up name; its own is in `GNU.sparse.name`.
+        if let Some(real) = &pax.sparse.name {
+            raw_path = real.clone();
+        }
         let rel = clean(&raw_path);
         if rel.is_empty() {
             continue; // "./": the destination itself keeps its metadata
@@ -150,13 +156,23 @@ pub fn extract(
             header.uid().unwrap_or(0) as u32,
             header.gid().unwrap_or(0) as u32,
         );
-        let pax = PaxFields::read(&mut item).map_err(|e| format!("{name}: {raw_path}: {e}"))?;
         let (mtime, mtime_nanos) = extracted_mtime(pax.mtime.unwrap_or((
             i64::try_from(header.mtime().unwrap_or(0)).unwrap_or(i64::MAX),
             0,
         )));
         let kind = match header.entry_type() {
             tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous if pax.sparse.is_sparse() => {
+                let spool = super::images::spool_path(scratch, "add-");
+                let size = pax
+                    .sparse
+                    .expand(&mut item, &spool)
+                    .map_err(|e| format!("{name}: {raw_path}: sparse file: {e}"))?;
+                Kind::File {
+                    content: Content::Path(spool),
+                    size,
+                }
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = header.size().unwrap_or(0);
                 let content = if size <= IN_MEMORY_LIMIT {
@@ -282,6 +298,92 @@ struct PaxFields {
     /// `SCHILY.xattr.security.capability`, the only extended attribute a
     /// layer carries (as the diff and containerd's archive writer keep).
     xattrs: std::collections::BTreeMap<String, Vec<u8>>,
+    /// `GNU.sparse.*`: a sparse file in one of the PAX formats.
+    sparse: Sparse,
+}
+
+/// The PAX sparse formats Go's reader (and so docker 20.10's ADD) expands:
+/// 0.0 (`GNU.sparse.offset`/`numbytes` pairs), 0.1 (`GNU.sparse.map`) and
+/// 1.0 (the map at the start of the data).
+#[derive(Default)]
+struct Sparse {
+    major: Option<String>,
+    name: Option<String>,
+    /// The expanded size (`GNU.sparse.realsize`, or `GNU.sparse.size`).
+    size: Option<u64>,
+    /// Offset/length pairs given in the records (0.0, 0.1).
+    map: Vec<u64>,
+}
+
+impl Sparse {
+    fn is_sparse(&self) -> bool {
+        self.major.is_some() || !self.map.is_empty()
+    }
+
+    /// Writes the expanded file to `spool` (holes left as holes) from the
+    /// member's data, and returns its size.
+    fn expand<R: Read>(&self, data: &mut R, spool: &Path) -> std::io::Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        let bad = |what: &str| std::io::Error::other(what.to_string());
+        let mut map = self.map.clone();
+        if self.major.as_deref() == Some("1") {
+            // "COUNT\nOFFSET\nLENGTH\n...", padded to a block.
+            let mut consumed = 0u64;
+            let mut number = || -> std::io::Result<u64> {
+                let mut digits = Vec::new();
+                loop {
+                    let mut b = [0u8; 1];
+                    data.read_exact(&mut b)?;
+                    consumed += 1;
+                    if b[0] == b'\n' {
+                        break;
+                    }
+                    if !b[0].is_ascii_digit() || digits.len() > 20 {
+                        return Err(bad("bad map"));
+                    }
+                    digits.push(b[0]);
+                }
+                std::str::from_utf8(&digits)
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .ok_or_else(|| bad("bad map"))
+            };
+            let count = number()?;
+            if count > 1 << 20 {
+                return Err(bad("map too long"));
+            }
+            map.clear();
+            for _ in 0..count * 2 {
+                map.push(number()?);
+            }
+            let pad = (512 - consumed % 512) % 512;
+            std::io::copy(&mut data.take(pad), &mut std::io::sink())?;
+        }
+        let size = self.size.ok_or_else(|| bad("no real size"))?;
+        if !map.len().is_multiple_of(2) {
+            return Err(bad("odd map"));
+        }
+        let mut f = std::fs::File::create(spool)?;
+        f.set_len(size)?;
+        let mut end = 0u64;
+        for pair in map.chunks(2) {
+            let (off, len) = match pair {
+                [o, l] => (*o, *l),
+                _ => return Err(bad("odd map")),
+            };
+            let stop = off.checked_add(len).ok_or_else(|| bad("bad map"))?;
+            if off < end || stop > size {
+                return Err(bad("fragments overlap or pass the real size"));
+            }
+            end = stop;
+            f.seek(SeekFrom::Start(off))?;
+            let copied = std::io::copy(&mut data.take(len), &mut f)?;
+            if copied != len {
+                return Err(bad("data ends early"));
+            }
+        }
+        Ok(size)
+    }
 }
 
 impl PaxFields {
@@ -289,6 +391,7 @@ impl PaxFields {
         let mut out = PaxFields {
             mtime: None,
             xattrs: Default::default(),
+            sparse: Sparse::default(),
         };
         let Some(exts) = item.pax_extensions()? else {
             return Ok(out);
@@ -300,6 +403,34 @@ impl PaxFields {
                     out.mtime = std::str::from_utf8(ext.value_bytes())
                         .ok()
                         .and_then(parse_pax_time)
+                }
+                Ok(k @ ("GNU.sparse.major" | "GNU.sparse.name")) => {
+                    let v = String::from_utf8_lossy(ext.value_bytes()).to_string();
+                    if k == "GNU.sparse.major" {
+                        out.sparse.major = Some(v);
+                    } else {
+                        out.sparse.name = Some(v);
+                    }
+                }
+                Ok("GNU.sparse.realsize" | "GNU.sparse.size") => {
+                    out.sparse.size = std::str::from_utf8(ext.value_bytes())
+                        .ok()
+                        .and_then(|v| v.parse().ok());
+                }
+                Ok("GNU.sparse.offset" | "GNU.sparse.numbytes") => {
+                    if let Some(v) = std::str::from_utf8(ext.value_bytes())
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                    {
+                        out.sparse.map.push(v);
+                    }
+                }
+                Ok("GNU.sparse.map") => {
+                    out.sparse.map = std::str::from_utf8(ext.value_bytes())
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(|v| v.parse().ok())
+                        .collect();
                 }
                 Ok("SCHILY.xattr.security.capability") => {
                     out.xattrs.insert(

@@ -17,10 +17,10 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// --from` keeping a stage's hard links; RUN steps keeping the /dev, /proc
 /// and /sys they made, a missing cwd made as the step's user, sockets
 /// skipped; ADD of a tar keeping PAX mtimes, `security.capability` and hard
-/// links, symlinks 0777; COPY leaving fifos out and writing device nodes as
-/// empty files; an octal `--chmod` keeping the source's special bits;
-/// whiteouts sorting at the name they delete; rootless layers keeping file
-/// capabilities as plain v2 values.
+/// links, symlinks 0777, and expanding PAX sparse files; COPY leaving fifos
+/// out and writing device nodes as empty files; an octal `--chmod` keeping
+/// the source's special bits; whiteouts sorting at the name they delete;
+/// rootless layers keeping file capabilities as plain v2 values.
 const DOMAIN: &[u8] = b"kiln.build-cache.v3\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
