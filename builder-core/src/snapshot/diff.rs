@@ -162,6 +162,12 @@ pub(super) fn same(lower: &Path, lm: &Metadata, upper: &Path, um: &Metadata) -> 
     if lm.file_type().is_symlink() {
         return fs::read_link(lower).ok() == fs::read_link(upper).ok();
     }
+    // Only regular files have content to compare: opening a fifo or a
+    // device (a base image's /dev/console, in the copy fallback's root)
+    // would block or read the device.
+    if !lm.file_type().is_file() {
+        return true;
+    }
     same_content(lower, upper).unwrap_or(false)
 }
 
@@ -421,6 +427,46 @@ pub(super) fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fifos_and_devices_compare_by_metadata_without_being_opened() {
+        // Two fifos alike in every field, with whole-second mtimes (as a
+        // layer's tar gives them): opening one would wait for a writer.
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        let t = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 1_600_000_000,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 1_600_000_000,
+                tv_nsec: 0,
+            },
+        };
+        for p in [&a, &b] {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                p,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o644),
+                0,
+            )
+            .unwrap();
+            rustix::fs::utimensat(rustix::fs::CWD, p, &t, rustix::fs::AtFlags::empty()).unwrap();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a2, b2) = (a.clone(), b.clone());
+        std::thread::spawn(move || {
+            let (am, bm) = (
+                fs::symlink_metadata(&a2).unwrap(),
+                fs::symlink_metadata(&b2).unwrap(),
+            );
+            let _ = tx.send(same(&a2, &am, &b2, &bm));
+        });
+        let r = rx.recv_timeout(std::time::Duration::from_secs(20));
+        assert_eq!(r, Ok(true), "same() opened a fifo");
+    }
 
     #[test]
     fn namespaced_capabilities_of_container_root_become_plain_ones() {
