@@ -381,19 +381,8 @@ fn copy_from_a_stage_keeps_its_hard_links() {
 
 /// (name, type, uid) of every member of layer `n` of the image, in order.
 fn layer_members(layout: &std::path::Path, n: usize) -> Vec<(String, char, u64)> {
-    use std::io::Read;
     let (_, manifest, _) = image(layout);
-    let digest = manifest["layers"][n]["digest"].as_str().unwrap();
-    let raw = std::fs::read(
-        layout
-            .join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap()),
-    )
-    .unwrap();
-    let mut data = Vec::new();
-    flate2::read::GzDecoder::new(&raw[..])
-        .read_to_end(&mut data)
-        .unwrap();
+    let data = layer_tar(layout, manifest["layers"][n]["digest"].as_str().unwrap());
     let mut archive = tar::Archive::new(&data[..]);
     archive
         .entries()

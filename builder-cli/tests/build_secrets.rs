@@ -7,7 +7,6 @@
 //! come from ssh-keygen.
 mod build_support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,16 +31,7 @@ fn get(fs: &std::collections::BTreeMap<String, Item>, p: &str) -> String {
 fn all_blob_bytes(layout: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
-        let raw = std::fs::read(e.unwrap().path()).unwrap();
-        if raw.starts_with(&[0x1f, 0x8b]) {
-            let mut data = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_end(&mut data)
-                .unwrap();
-            out.push(data);
-        } else {
-            out.push(raw);
-        }
+        out.push(gunzipped(std::fs::read(e.unwrap().path()).unwrap()));
     }
     out
 }

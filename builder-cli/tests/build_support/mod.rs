@@ -150,6 +150,24 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()
 }
 
+/// A blob's bytes with gzip undone when it is gzip (plain layers and other
+/// blobs as they are).
+pub fn gunzipped(raw: Vec<u8>) -> Vec<u8> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return raw;
+    }
+    let mut data = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .read_to_end(&mut data)
+        .unwrap();
+    data
+}
+
+/// The uncompressed tar of the layer blob `digest`.
+pub fn layer_tar(layout: &Path, digest: &str) -> Vec<u8> {
+    gunzipped(blob(layout, digest))
+}
+
 /// The single image of a layout: (manifest digest, manifest, config).
 pub fn image(layout: &Path) -> (String, serde_json::Value, serde_json::Value) {
     let index: serde_json::Value =
@@ -187,15 +205,7 @@ pub fn files(layout: &Path) -> BTreeMap<String, Item> {
     let (_, manifest, _) = image(layout);
     let mut out: BTreeMap<String, Item> = BTreeMap::new();
     for layer in manifest["layers"].as_array().unwrap() {
-        let raw = blob(layout, layer["digest"].as_str().unwrap());
-        let mut data = Vec::new();
-        if raw.starts_with(&[0x1f, 0x8b]) {
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_end(&mut data)
-                .unwrap();
-        } else {
-            data = raw;
-        }
+        let data = layer_tar(layout, layer["digest"].as_str().unwrap());
         let mut archive = tar::Archive::new(&data[..]);
         for e in archive.entries().unwrap() {
             let mut e = e.unwrap();
@@ -285,15 +295,7 @@ pub fn last_layer_members(layout: &Path) -> BTreeMap<String, (char, i64, Vec<Str
     let (_, manifest, _) = image(layout);
     let layers = manifest["layers"].as_array().unwrap();
     let d = layers.last().unwrap()["digest"].as_str().unwrap();
-    let raw = blob(layout, d);
-    let mut data = Vec::new();
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut data)
-            .unwrap();
-    } else {
-        data = raw;
-    }
+    let data = layer_tar(layout, d);
     let mut out = BTreeMap::new();
     let mut archive = tar::Archive::new(&data[..]);
     for e in archive.entries().unwrap() {
