@@ -18,6 +18,17 @@ fn scratch_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// Removes a test's directory, whose unpacked image may hold directories
+/// without write permission (umoci keeps the image's modes).
+fn remove_scratch(dir: &Path) {
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+rwX")
+        .arg(dir)
+        .status();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn e(path: &str, kind: Kind, mode: u32, mtime: i64) -> Entry {
     Entry {
         path: path.into(),
@@ -204,12 +215,7 @@ fn umoci_unpacks_an_oci_directory_with_whiteouts_applied() {
         std::fs::read_link(rootfs.join("bin/sh")).ok(),
         Some(PathBuf::from("busybox"))
     );
-    let _ = Command::new("chmod")
-        .arg("-R")
-        .arg("u+rwX")
-        .arg(&dir)
-        .status();
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_scratch(&dir);
 }
 
 #[test]
@@ -276,12 +282,7 @@ fn podman_loads_and_runs_a_docker_archive() {
     ]));
     assert_eq!(out, "gone\nhello from kiln\n");
     let _ = podman(&["rmi", "-a", "-f"]).output();
-    let _ = Command::new("chmod")
-        .arg("-R")
-        .arg("u+rwX")
-        .arg(&dir)
-        .status();
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_scratch(&dir);
 }
 
 #[test]
@@ -458,10 +459,5 @@ fn docker_typed_base_layers_get_oci_types_in_oci_manifests() {
         .arg(format!("{}:v1", layout.display()))
         .arg(&bundle));
     assert!(bundle.join("rootfs/etc/hello").exists());
-    let _ = Command::new("chmod")
-        .arg("-R")
-        .arg("u+rwX")
-        .arg(&dir)
-        .status();
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_scratch(&dir);
 }
