@@ -180,25 +180,12 @@ impl IdMap {
         let IdMap::User { uids, gids } = self else {
             return Ok(());
         };
-        if rustix::process::geteuid().is_root() {
+        let root = rustix::process::geteuid().is_root();
+        if root || self.is_single() {
             // Root writes any mapping of ids it has itself (CAP_SETUID in
-            // its namespace); newuidmap would look for root's subuid ranges.
-            let proc = PathBuf::from(format!("/proc/{pid}"));
-            let lines = |ranges: &[IdRange]| -> String {
-                ranges
-                    .iter()
-                    .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
-                    .collect()
-            };
-            for (name, text) in [("uid_map", lines(uids)), ("gid_map", lines(gids))] {
-                std::fs::write(proc.join(name), text).map_err(|e| SandboxError::IdMap {
-                    what: format!("writing /proc/{pid}/{name}"),
-                    detail: e.to_string(),
-                })?;
-            }
-            return Ok(());
-        }
-        if self.is_single() {
+            // its namespace; newuidmap would look for root's subuid ranges);
+            // an unprivileged user may write only its own id, and must deny
+            // setgroups before the gid map.
             let proc = PathBuf::from(format!("/proc/{pid}"));
             let write = |name: &str, text: String| {
                 std::fs::write(proc.join(name), text).map_err(|e| SandboxError::IdMap {
@@ -206,11 +193,22 @@ impl IdMap {
                     detail: e.to_string(),
                 })
             };
-            let (u, g) = (uids[0], gids[0]);
-            write("uid_map", format!("0 {} 1\n", u.outside))?;
-            write("setgroups", "deny\n".into())?;
-            write("gid_map", format!("0 {} 1\n", g.outside))?;
-            return Ok(());
+            let lines = |ranges: &[IdRange]| -> String {
+                ranges
+                    .iter()
+                    .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+                    .collect()
+            };
+            let (uids, gids) = if root {
+                (&uids[..], &gids[..])
+            } else {
+                (&uids[..1], &gids[..1])
+            };
+            write("uid_map", lines(uids))?;
+            if !root {
+                write("setgroups", "deny\n".into())?;
+            }
+            return write("gid_map", lines(gids));
         }
         run_map_helper("newuidmap", pid, uids)?;
         run_map_helper("newgidmap", pid, gids)
