@@ -157,3 +157,53 @@ fn a_step_on_an_empty_root_leaves_its_mount_point_directories() {
         assert_eq!(describe(&fs[d]), "dir 0755 0:0", "{d}");
     }
 }
+
+/// BuildKit reads the context as root, so a file its owner made unreadable
+/// (a `.dockerignore` of mode 0200, a Dockerfile or data file of mode 000)
+/// still counts and is copied. An unprivileged kiln reads such files of the
+/// user's own as root of its user namespace; the user's files keep their
+/// modes.
+#[test]
+fn files_the_user_owns_but_may_not_read_are_read_as_buildkit_reads_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY . /c/\n"),
+            (".dockerignore", "skipped\n"),
+            ("skipped", "left out\n"),
+            ("locked", "only the owner, after a chmod\n"),
+            ("open", "anyone\n"),
+        ],
+    );
+    let set = |name: &str, mode: u32| {
+        std::fs::set_permissions(ctx.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    set("Dockerfile", 0o000);
+    set(".dockerignore", 0o200);
+    set("locked", 0o000);
+    let layout = build_to_layout(work.path(), &ctx.join("Dockerfile"), &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("c/skipped"), "absent");
+    assert_eq!(get("c/.dockerignore"), "file 0200 0:0 \"skipped\\n\"");
+    assert_eq!(
+        get("c/locked"),
+        "file 0000 0:0 \"only the owner, after a chmod\\n\""
+    );
+    assert_eq!(
+        get("c/Dockerfile"),
+        "file 0000 0:0 \"FROM scratch\\nCOPY . /c/\\n\""
+    );
+    assert_eq!(get("c/open"), "file 0644 0:0 \"anyone\\n\"");
+    let mode = |name: &str| {
+        std::fs::metadata(ctx.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!((mode("locked"), mode(".dockerignore")), (0o000, 0o200));
+}

@@ -4,7 +4,7 @@
 //! others.
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -98,15 +98,22 @@ impl RootDir {
     /// Opens the regular file at `rel` for reading. A final symlink is not
     /// followed (`O_NOFOLLOW`): the copy already resolved it, so finding
     /// one now means the context changed.
+    /// A file the calling user owns but may not read (mode 0200, say) is
+    /// opened through [`crate::sandbox::Opener::for_process`], as the
+    /// owner could after a `chmod`.
     pub fn open_file(&self, rel: &Path) -> std::io::Result<std::fs::File> {
-        let fd = rustix::fs::openat2(
+        match rustix::fs::openat2(
             &self.fd,
             rel,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
             Mode::empty(),
             IN_ROOT,
-        )?;
-        Ok(std::fs::File::from(fd))
+        ) {
+            Ok(fd) => Ok(std::fs::File::from(fd)),
+            Err(e) => {
+                crate::sandbox::Opener::for_process().retry_at(e.into(), self.fd.as_fd(), rel, true)
+            }
+        }
     }
 
     /// The directory holding `rel`'s last component, and that component;

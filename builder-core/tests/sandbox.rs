@@ -637,3 +637,60 @@ fn sandbox_never_cancelled_step_runs_to_completion() {
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
 }
+
+#[test]
+fn opener_reads_the_users_own_unreadable_files_below_a_directory() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("opener-at");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/locked"), "mine\n").unwrap();
+    std::fs::set_permissions(
+        root.join("sub/locked"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("locked", root.join("sub/link")).unwrap();
+    let fd = std::fs::File::open(&root).unwrap();
+    let opener = sandbox::Opener::new(&idmap());
+    let read = |rel: &str, in_root: bool| -> std::io::Result<String> {
+        // What the caller's own open says first, as the context's reads do.
+        let first = match std::fs::File::open(root.join(rel)) {
+            Ok(f) if rel.ends_with("locked") => {
+                // Root reads it directly; nothing to retry.
+                return Ok(std::io::read_to_string(f).unwrap());
+            }
+            Ok(_) => std::io::Error::from_raw_os_error(libc::ELOOP),
+            Err(e) => e,
+        };
+        let f = opener.retry_at(first, fd.as_fd(), std::path::Path::new(rel), in_root)?;
+        Ok(std::io::read_to_string(f).unwrap())
+    };
+    assert_eq!(read("sub/locked", false).unwrap(), "mine\n");
+    assert_eq!(read("sub/locked", true).unwrap(), "mine\n");
+    // Errors other than a denial are passed on untouched.
+    let e = read("sub/link", true).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    if sandbox::IdMap::detect().0.needs_userns() {
+        // Through the helper: a final symlink is never followed, and `..`
+        // stays inside the root.
+        let denied = || std::io::Error::from_raw_os_error(libc::EACCES);
+        let e = opener
+            .retry_at(denied(), fd.as_fd(), std::path::Path::new("sub/link"), true)
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        let e = opener
+            .retry_at(
+                denied(),
+                fd.as_fd(),
+                std::path::Path::new("../../../../etc/hostname"),
+                true,
+            )
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+    }
+    // The user's file keeps its mode.
+    let mode = std::fs::metadata(root.join("sub/locked")).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0);
+}

@@ -8,7 +8,7 @@
 //! * [`resolve`]: COPY/ADD sources to context paths, never leaving the root.
 //! * `digest` and `statcache`: digest layout and the persistent stat cache.
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
@@ -200,7 +200,12 @@ impl BuildContext {
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )
-        .map_err(|e| ContextError::io(path, e.into()))?;
+        .or_else(|e| {
+            crate::sandbox::Opener::for_process()
+                .retry_at(e.into(), self.root_fd.as_fd(), path, true)
+                .map(OwnedFd::from)
+        })
+        .map_err(|e| ContextError::io(path, e))?;
         Ok(std::fs::File::from(fd))
     }
 
@@ -226,7 +231,9 @@ fn load_ignore(root: &Path, dockerfile: &Dockerfile) -> Result<IgnoreRules, Cont
     }
     candidates.push(root.join(".dockerignore"));
     for file in candidates {
-        match std::fs::read(&file) {
+        // Through the opener: a .dockerignore of mode 0200 or 000 that the
+        // user owns still applies (BuildKit, as root, reads it).
+        match crate::sandbox::Opener::for_process().read(&file) {
             Ok(text) => return Ok(IgnoreRules::parse(&file, &text)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => {

@@ -9,10 +9,11 @@
 //! multithreaded process); see `docs/decisions.md` ("Rootless reads").
 use std::fs::File;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use libc::c_int;
 
@@ -43,13 +44,43 @@ impl Opener {
         }
     }
 
+    /// The process's opener for files the calling user owns (or whose ids
+    /// kiln maps) but whose mode denies them, such as a build context's
+    /// `.dockerignore` of mode 0200: the owner may read it after a `chmod`,
+    /// so kiln reads it as root of its user namespace rather than changing
+    /// the user's files. The helper starts on the first denied open and
+    /// lives until the process exits.
+    pub fn for_process() -> &'static Opener {
+        static SHARED: OnceLock<Opener> = OnceLock::new();
+        SHARED.get_or_init(|| Opener::new(&IdMap::detect().0))
+    }
+
     /// Opens `path` read-only, as the calling user when allowed, else as
     /// root of the user namespace.
     pub fn open(&self, path: &Path) -> io::Result<File> {
         match File::open(path) {
-            Err(e) if self.denied(&e) => self.via_helper(path, libc::O_RDONLY),
+            Err(e) if self.denied(&e) => self.via_helper(path, libc::O_RDONLY, None),
             r => r,
         }
+    }
+
+    /// Retries an open of `rel` below the directory `dir` that failed with
+    /// `err`, through the helper when `err` is a permission denial it can
+    /// get past; any other error is returned as it is. The final component
+    /// is never followed; with `in_root`, the lookup is
+    /// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` as for
+    /// [`crate::fsentry::RootDir`], else a plain `openat`.
+    pub fn retry_at(
+        &self,
+        err: io::Error,
+        dir: BorrowedFd<'_>,
+        rel: &Path,
+        in_root: bool,
+    ) -> io::Result<File> {
+        if !self.denied(&err) {
+            return Err(err);
+        }
+        self.via_helper(rel, libc::O_NOFOLLOW, Some((dir, in_root)))
     }
 
     /// `lstat` of `path`, through the helper when a parent directory is not
@@ -57,7 +88,7 @@ impl Opener {
     pub fn symlink_metadata(&self, path: &Path) -> io::Result<std::fs::Metadata> {
         match std::fs::symlink_metadata(path) {
             Err(e) if self.denied(&e) => self
-                .via_helper(path, libc::O_PATH | libc::O_NOFOLLOW)?
+                .via_helper(path, libc::O_PATH | libc::O_NOFOLLOW, None)?
                 .metadata(),
             r => r,
         }
@@ -71,7 +102,7 @@ impl Opener {
         };
         match std::fs::read_dir(path) {
             Err(e) if self.denied(&e) => {
-                let dir = self.via_helper(path, libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+                let dir = self.via_helper(path, libc::O_DIRECTORY | libc::O_NOFOLLOW, None)?;
                 let mut names = Vec::new();
                 // `Dir::read_from` would reopen "." as the calling user, which the
                 // directory refuses; take the helper's descriptor as it is.
@@ -95,7 +126,7 @@ impl Opener {
     pub fn read_link(&self, path: &Path) -> io::Result<std::path::PathBuf> {
         match std::fs::read_link(path) {
             Err(e) if self.denied(&e) => {
-                let fd = self.via_helper(path, libc::O_PATH | libc::O_NOFOLLOW)?;
+                let fd = self.via_helper(path, libc::O_PATH | libc::O_NOFOLLOW, None)?;
                 let t = rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(io::Error::from)?;
                 Ok(std::path::PathBuf::from(std::ffi::OsString::from_vec(
                     t.into_bytes(),
@@ -109,7 +140,12 @@ impl Opener {
         e.kind() == io::ErrorKind::PermissionDenied && self.idmap.needs_userns()
     }
 
-    fn via_helper(&self, path: &Path, flags: c_int) -> io::Result<File> {
+    fn via_helper(
+        &self,
+        path: &Path,
+        flags: c_int,
+        at: Option<(BorrowedFd<'_>, bool)>,
+    ) -> io::Result<File> {
         let mut guard = self
             .helper
             .lock()
@@ -118,7 +154,7 @@ impl Opener {
             *guard = Some(Helper::start(&self.idmap).map_err(io::Error::other)?);
         }
         match guard.as_ref() {
-            Some(h) => h.open(path, flags),
+            Some(h) => h.open(path, flags, at),
             None => Err(io::Error::other("userns opener not running")),
         }
     }
@@ -198,9 +234,17 @@ impl Helper {
         Ok(helper)
     }
 
-    fn open(&self, path: &Path, flags: c_int) -> io::Result<File> {
+    /// Asks for `path` (below `at`'s directory when given, looked up in
+    /// root when its flag is set). The request is `[flags i32][in_root
+    /// u8][path]`, with the directory as `SCM_RIGHTS` when there is one.
+    fn open(
+        &self,
+        path: &Path,
+        flags: c_int,
+        at: Option<(BorrowedFd<'_>, bool)>,
+    ) -> io::Result<File> {
         let bytes = path.as_os_str().as_bytes();
-        if bytes.len() + 4 >= MAX_PATH || bytes.contains(&0) {
+        if bytes.is_empty() || bytes.len() + HEADER >= MAX_PATH || bytes.contains(&0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "path too long or contains a NUL byte",
@@ -212,9 +256,24 @@ impl Helper {
             .ok_or_else(|| io::Error::other("userns opener stopped"))?
             .as_raw_fd();
         let mut req = flags.to_ne_bytes().to_vec();
+        req.push(u8::from(at.is_some_and(|(_, in_root)| in_root)));
         req.extend_from_slice(bytes);
-        // SAFETY: sending our buffer as one datagram.
-        let n = unsafe { libc::send(sock, req.as_ptr().cast(), req.len(), libc::MSG_NOSIGNAL) };
+        let mut iov = libc::iovec {
+            iov_base: req.as_mut_ptr().cast(),
+            iov_len: req.len(),
+        };
+        let mut cbuf = Cmsg([0; 64]);
+        // SAFETY: an all-zero msghdr is valid; the pointers set below outlive
+        // the call, and the control message fits the aligned buffer.
+        let n = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            if let Some((dir, _)) = at {
+                put_fd(&mut msg, &mut cbuf, dir.as_raw_fd());
+            }
+            libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)
+        };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -246,6 +305,47 @@ impl Drop for Helper {
 #[repr(C, align(8))]
 struct Cmsg([u8; 64]);
 
+/// Bytes before the path in a request: the open flags and the in-root flag.
+const HEADER: usize = 5;
+
+/// `struct open_how` of `openat2(2)` (libc's is `non_exhaustive`).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Attaches `fd` to `msg` as one `SCM_RIGHTS` control message in `cbuf`.
+///
+/// # Safety
+/// `msg` must stay in use only while `cbuf` lives.
+unsafe fn put_fd(msg: &mut libc::msghdr, cbuf: &mut Cmsg, fd: c_int) {
+    let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    let c = libc::CMSG_FIRSTHDR(msg);
+    (*c).cmsg_level = libc::SOL_SOCKET;
+    (*c).cmsg_type = libc::SCM_RIGHTS;
+    (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+    libc::CMSG_DATA(c).cast::<c_int>().write_unaligned(fd);
+}
+
+/// The descriptor of the first `SCM_RIGHTS` message in `msg`, if any.
+///
+/// # Safety
+/// `msg` must describe a control buffer the kernel filled.
+unsafe fn take_fd(msg: &libc::msghdr) -> Option<c_int> {
+    let mut c = libc::CMSG_FIRSTHDR(msg);
+    while !c.is_null() {
+        if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+            return Some(libc::CMSG_DATA(c).cast::<c_int>().read_unaligned());
+        }
+        c = libc::CMSG_NXTHDR(msg, c);
+    }
+    None
+}
+
 /// Receives `[errno i32]` plus an optional descriptor.
 fn recv_reply(sock: RawFd) -> io::Result<(i32, Option<RawFd>)> {
     let mut data = [0u8; 4];
@@ -269,25 +369,15 @@ fn recv_reply(sock: RawFd) -> io::Result<(i32, Option<RawFd>)> {
     if n != 4 {
         return Err(io::Error::other("userns opener ended"));
     }
-    let mut fd = None;
     // SAFETY: walking the control messages the kernel wrote into `cbuf`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let p = libc::CMSG_DATA(c).cast::<c_int>();
-                fd = Some(p.read_unaligned());
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
+    let fd = unsafe { take_fd(&msg) };
     Ok((i32::from_ne_bytes(data), fd))
 }
 
 /// The helper: closes every other descriptor, enters a new user namespace,
-/// waits for its maps, then answers each request (a path) with `open(2)`'s
-/// errno and, on success, the descriptor. Exits when the parent closes its
-/// end. Never returns.
+/// waits for its maps, then answers each request (a path, perhaps below a
+/// directory sent with it) with `open(2)`'s errno and, on success, the
+/// descriptor. Exits when the parent closes its end. Never returns.
 ///
 /// # Safety
 /// Must only be called in a freshly forked child.
@@ -319,20 +409,53 @@ unsafe fn helper_child(keep: [c_int; 4]) -> ! {
     libc::close(fail_w);
     let mut path = [0u8; MAX_PATH + 1];
     loop {
-        let n = libc::recv(sock, path.as_mut_ptr().cast(), MAX_PATH, 0);
-        if n <= 4 {
+        let mut iov = libc::iovec {
+            iov_base: path.as_mut_ptr().cast(),
+            iov_len: MAX_PATH,
+        };
+        let mut cbuf = Cmsg([0; 64]);
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
+        msg.msg_controllen = cbuf.0.len() as _;
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        let dir = if n > 0 { take_fd(&msg) } else { None };
+        if n <= HEADER as isize {
             libc::_exit(0);
         }
         path[n as usize] = 0;
         let flags = c_int::from_ne_bytes([path[0], path[1], path[2], path[3]]);
         // Only reading: the request may choose O_PATH, O_DIRECTORY and
         // O_NOFOLLOW, nothing that writes or creates.
-        let flags = flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW);
-        let fd = libc::open(
-            path.as_ptr().add(4).cast(),
-            flags | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
-        );
+        let flags = (flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW))
+            | libc::O_RDONLY
+            | libc::O_CLOEXEC
+            | libc::O_NOCTTY
+            | libc::O_NONBLOCK;
+        let name = path.as_ptr().add(HEADER).cast::<libc::c_char>();
+        let fd = match dir {
+            Some(d) if path[4] != 0 => {
+                let how = OpenHow {
+                    flags: flags as u64,
+                    mode: 0,
+                    resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+                };
+                libc::syscall(
+                    libc::SYS_openat2,
+                    d,
+                    name,
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                ) as c_int
+            }
+            Some(d) => libc::openat(d, name, flags),
+            None => libc::open(name, flags),
+        };
         let err: i32 = if fd < 0 { *libc::__errno_location() } else { 0 };
+        if let Some(d) = dir {
+            libc::close(d);
+        }
         let mut data = err.to_ne_bytes();
         let mut iov = libc::iovec {
             iov_base: data.as_mut_ptr().cast(),
@@ -343,14 +466,7 @@ unsafe fn helper_child(keep: [c_int; 4]) -> ! {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         if fd >= 0 {
-            let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
-            msg.msg_control = cbuf.0.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
-            libc::CMSG_DATA(c).cast::<c_int>().write_unaligned(fd);
+            put_fd(&mut msg, &mut cbuf, fd);
         }
         let sent = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
         if fd >= 0 {
