@@ -56,6 +56,19 @@ fn sandbox_hostname_file_is_writable_and_never_kept() {
 }
 
 #[test]
+fn sandbox_stdin_is_an_empty_pipe_like_buildkits() {
+    let (_d, mut spec) = base("stdin");
+    // Scripts test `[ -p /dev/stdin ]` to decide whether input was piped
+    // in: under BuildKit it holds, and reading finds the end at once.
+    let (st, out, err) = sh(
+        &mut spec,
+        "[ -p /dev/stdin ] && echo pipe; [ -t 0 ] || echo no-tty; cat; echo end",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "pipe\nno-tty\nend\n");
+}
+
+#[test]
 fn sandbox_sees_no_host_mounts_and_fresh_proc() {
     let (_d, mut spec) = base("mounts");
     let (st, out, err) = sh(

@@ -332,9 +332,12 @@ pub fn run_cancellable(
     let (status_r, status_w) = pipe()?;
     let (sync_r, sync_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
-    let devnull = fs::File::open("/dev/null").map_err(io_err("opening", Path::new("/dev/null")))?;
+    // BuildKit gives a step an empty pipe as stdin (`[ -p /dev/stdin ]`
+    // holds, a read ends at once): the write end closes before the fork.
+    let (stdin_r, stdin_w) = pipe()?;
+    drop(stdin_w);
     built.plan.fds = Fds {
-        stdin: devnull.as_raw_fd(),
+        stdin: stdin_r.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
         error: fail_w.as_raw_fd(),
@@ -356,7 +359,7 @@ pub fn run_cancellable(
         unsafe { child::first_child(&mut built.plan, parent) }
     }
     drop((
-        out_w, err_w, fail_w, stub_w, status_w, sync_w, go_r, devnull,
+        out_w, err_w, fail_w, stub_w, status_w, sync_w, go_r, stdin_r,
     ));
     let map_result = handshake(idmap, pid, &sync_r, &go_w);
     drop(go_w);
