@@ -229,7 +229,9 @@ fn context_from_a_tar_on_stdin() {
         &ctx,
         &[
             ("f", "from the tar\n"),
-            ("Dockerfile", "FROM scratch\nCOPY f /f\n"),
+            ("skip/g", "named by .dockerignore\n"),
+            (".dockerignore", "skip\n"),
+            ("Dockerfile", "FROM scratch\nCOPY f /f\nCOPY . /all/\n"),
         ],
     );
     let archive = work.path().join("ctx.tar");
@@ -264,6 +266,13 @@ fn context_from_a_tar_on_stdin() {
     );
     let fs = files(&out);
     assert_eq!(describe(&fs["f"]), "file 0644 0:0 \"from the tar\\n\"");
+    // A tar context is a remote context to BuildKit: used whole, its
+    // .dockerignore not applied (docker 20.10's `docker build - < tar`).
+    assert_eq!(
+        describe(&fs["all/skip/g"]),
+        "file 0644 0:0 \"named by .dockerignore\\n\""
+    );
+    assert!(fs.contains_key("all/.dockerignore"));
 }
 
 #[test]
