@@ -115,6 +115,29 @@ fn add_extracts_archives_without_escaping_the_destination() {
 }
 
 #[test]
+fn add_copies_a_zstd_archive_as_a_file_as_docker_20_10_does() {
+    // docker 20.10's archive package knows gzip, bzip2 and xz only, so a
+    // .tar.zst lands as it is (moby unpacks zstd since Docker 23).
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    let mut t = Vec::new();
+    raw_member(&mut t, "m", tar::EntryType::Regular, "", b"member\n");
+    let t = finish(t);
+    let zst = zstd::encode_all(&t[..], 3).unwrap();
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("t.tar.zst"), &zst).unwrap();
+    std::fs::write(ctx.join("t.tar.gz"), gzip(&t)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD t.tar.zst t.tar.gz /x/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(fs["x/t.tar.zst"].kind, "file");
+    assert_eq!(fs["x/t.tar.zst"].data, zst);
+    assert_eq!(describe(&fs["x/m"]), "file 0644 1234:5678 \"member\\n\"");
+    assert!(!fs.contains_key("x/t.tar.gz"));
+}
+
+#[test]
 fn add_refuses_a_hard_link_out_of_the_destination() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
