@@ -771,6 +771,37 @@ fn a_step_runs_on_an_image_holding_one_layer_twice() {
 }
 
 #[test]
+fn an_owner_past_the_mapped_ids_builds_as_root_and_is_named_rootless() {
+    // As root every id maps; an unprivileged user has its subordinate
+    // ranges (65536 ids on the test machines), so the RUN after a COPY to
+    // uid 70000 cannot set up its root, and the error says why.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "COPY --chown=70000:70000 f /f\nRUN cat /f\n");
+    tree(&ctx, &[("f", "x")]);
+    let store = work.path().join("store");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            store.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    if rustix::process::geteuid().is_root() {
+        assert!(ok, "{err}");
+    } else {
+        assert!(!ok);
+        assert!(
+            err.contains("owner 70000:70000 is outside the ids this user may map"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_missing_working_directory_is_made_as_the_steps_user() {
     // BuildKit's executor makes a missing cwd (and its missing parents)
     // with MkdirAllAndChown as the step's user; docker 20.10 checked:
