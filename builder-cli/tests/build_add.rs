@@ -138,6 +138,34 @@ fn add_copies_a_zstd_archive_as_a_file_as_docker_20_10_does() {
 }
 
 #[test]
+fn add_takes_an_archive_cut_in_a_padding_as_ended_there() {
+    // Go's tar reader (docker 20.10) ends an archive that stops inside the
+    // padding after a member's data without error; one that stops inside
+    // the data or a header fails.
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    let mut t = Vec::new();
+    raw_member(&mut t, "a", tar::EntryType::Regular, "", b"first\n");
+    raw_member(&mut t, "b", tar::EntryType::Regular, "", b"second\n");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // Both headers and data, three bytes of the last padding.
+    std::fs::write(ctx.join("pad.tar"), &t[..512 * 3 + 7 + 3]).unwrap();
+    std::fs::write(ctx.join("data.tar"), &t[..512 * 3 + 4]).unwrap();
+    std::fs::write(ctx.join("header.tar"), &t[..512 * 2 + 100]).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD pad.tar /x/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(describe(&fs["x/a"]), "file 0644 1234:5678 \"first\\n\"");
+    assert_eq!(describe(&fs["x/b"]), "file 0644 1234:5678 \"second\\n\"");
+    for cut in ["data.tar", "header.tar"] {
+        let (ok, _, err) = build_text(work.path(), &ctx, &format!("FROM scratch\nADD {cut} /x/\n"));
+        assert!(!ok, "{cut} built");
+        assert!(err.contains(cut), "{cut}: {err}");
+    }
+}
+
+#[test]
 fn add_refuses_a_hard_link_out_of_the_destination() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
