@@ -763,7 +763,10 @@ fn a_step_runs_on_an_image_holding_one_layer_twice() {
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let (_, _, config) = image(&layout);
     let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
-    assert_eq!(diff_ids[2], diff_ids[4], "the two COPY layers are identical");
+    assert_eq!(
+        diff_ids[2], diff_ids[4],
+        "the two COPY layers are identical"
+    );
     let fs = files(&layout);
     let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
     assert_eq!(get("seen"), "file 0644 0:0 \"twice\\n\"");

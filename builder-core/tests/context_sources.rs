@@ -85,7 +85,13 @@ fn archives_in_every_compression_from_file_and_stdin() {
         // not applied (docker 20.10 checked with `docker build - < tar`).
         assert_eq!(
             listed(&from_file),
-            [".dockerignore", "Dockerfile", "junk.tmp", "src", "src/app.py"],
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "junk.tmp",
+                "src",
+                "src/app.py"
+            ],
             "{kind}"
         );
         assert_eq!(from_file.dockerfile().text, b"FROM scratch\nCOPY . .\n");

@@ -359,10 +359,7 @@ impl Engine<'_> {
             {
                 continue;
             }
-            let from = self
-                .global
-                .resolve_from(stage)
-                .map_err(instruction_error)?;
+            let from = self.global.resolve_from(stage).map_err(instruction_error)?;
             if from.base == "scratch" || self.opts.named_contexts.contains_key(&from.base) {
                 continue;
             }

@@ -562,7 +562,12 @@ mod tests {
             let e = precheck_mount(spec).unwrap_err().to_string();
             assert!(e.contains(want), "{spec}: {e}");
         }
-        for spec in ["type=$T", "type=cache,sharing=${S}", "type=\\x", "target=/t,'x'"] {
+        for spec in [
+            "type=$T",
+            "type=cache,sharing=${S}",
+            "type=\\x",
+            "target=/t,'x'",
+        ] {
             assert!(precheck_mount(spec).is_ok(), "{spec}");
         }
     }
