@@ -115,6 +115,57 @@ fn add_extracts_archives_without_escaping_the_destination() {
 }
 
 #[test]
+fn add_copies_a_zstd_archive_as_a_file_as_docker_20_10_does() {
+    // docker 20.10's archive package knows gzip, bzip2 and xz only, so a
+    // .tar.zst lands as it is (moby unpacks zstd since Docker 23).
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    let mut t = Vec::new();
+    raw_member(&mut t, "m", tar::EntryType::Regular, "", b"member\n");
+    let t = finish(t);
+    let zst = zstd::encode_all(&t[..], 3).unwrap();
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("t.tar.zst"), &zst).unwrap();
+    std::fs::write(ctx.join("t.tar.gz"), gzip(&t)).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD t.tar.zst t.tar.gz /x/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(fs["x/t.tar.zst"].kind, "file");
+    assert_eq!(fs["x/t.tar.zst"].data, zst);
+    assert_eq!(describe(&fs["x/m"]), "file 0644 1234:5678 \"member\\n\"");
+    assert!(!fs.contains_key("x/t.tar.gz"));
+}
+
+#[test]
+fn add_takes_an_archive_cut_in_a_padding_as_ended_there() {
+    // Go's tar reader (docker 20.10) ends an archive that stops inside the
+    // padding after a member's data without error; one that stops inside
+    // the data or a header fails.
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    let mut t = Vec::new();
+    raw_member(&mut t, "a", tar::EntryType::Regular, "", b"first\n");
+    raw_member(&mut t, "b", tar::EntryType::Regular, "", b"second\n");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // Both headers and data, three bytes of the last padding.
+    std::fs::write(ctx.join("pad.tar"), &t[..512 * 3 + 7 + 3]).unwrap();
+    std::fs::write(ctx.join("data.tar"), &t[..512 * 3 + 4]).unwrap();
+    std::fs::write(ctx.join("header.tar"), &t[..512 * 2 + 100]).unwrap();
+    let df = work.path().join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\nADD pad.tar /x/\n").unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(describe(&fs["x/a"]), "file 0644 1234:5678 \"first\\n\"");
+    assert_eq!(describe(&fs["x/b"]), "file 0644 1234:5678 \"second\\n\"");
+    for cut in ["data.tar", "header.tar"] {
+        let (ok, _, err) = build_text(work.path(), &ctx, &format!("FROM scratch\nADD {cut} /x/\n"));
+        assert!(!ok, "{cut} built");
+        assert!(err.contains(cut), "{cut}: {err}");
+    }
+}
+
+#[test]
 fn add_refuses_a_hard_link_out_of_the_destination() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");

@@ -382,3 +382,43 @@ fn iidfile_metadata_file_and_tags_in_the_store() {
     assert!(ok, "{err}");
     assert!(listing.contains("kiln-test/tagged"), "{listing}");
 }
+
+#[test]
+fn every_stages_from_is_read_even_when_the_target_skips_it() {
+    // docker 20.10 expands and parses each stage's FROM before building:
+    // an unused stage's bad image name or platform fails the build, while
+    // an unused stage of a well-formed but unknown image is never pulled.
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("f", "x")]);
+    let build = |unused: &str| {
+        let df = work.path().join("Dockerfile");
+        std::fs::write(
+            &df,
+            format!("FROM scratch AS good\nCOPY f /f\n{unused}\nCOPY f /g\n"),
+        )
+        .unwrap();
+        let store = work.path().join("store");
+        kiln(
+            &[
+                "build",
+                "--root",
+                store.to_str().unwrap(),
+                "--target",
+                "good",
+                "-f",
+                df.to_str().unwrap(),
+                ctx.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let (ok, _, err) = build("FROM BusyBox AS unused");
+    assert!(!ok);
+    assert!(err.contains("lowercase") && err.contains(":3"), "{err}");
+    let (ok, _, err) = build("FROM --platform=bogus scratch AS unused");
+    assert!(!ok);
+    assert!(err.contains("failed to parse platform"), "{err}");
+    let (ok, _, err) = build("FROM example.invalid/nothing:1 AS unused");
+    assert!(ok, "{err}");
+}

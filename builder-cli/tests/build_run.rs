@@ -744,6 +744,67 @@ fn mount_points_a_step_made_on_scratch_stay_like_runcs() {
 }
 
 #[test]
+fn a_step_runs_on_an_image_holding_one_layer_twice() {
+    // Two COPY steps of the same file give byte-identical layers; overlayfs
+    // refused the root with the layer's directory listed twice ("Too many
+    // levels of symbolic links"), where docker 20.10 runs the step (found
+    // with kaniko's test Dockerfiles: `COPY context/foo $HOME/foo` twice,
+    // then RUN). The copy in between deletes the file, so the step must
+    // see the upper duplicate, not the deletion.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "COPY f /d/f\n\
+         RUN rm -rf /d\n\
+         COPY f /d/f\n\
+         RUN cat /d/f > /seen\n",
+    );
+    tree(&ctx, &[("f", "twice\n")]);
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let (_, _, config) = image(&layout);
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(
+        diff_ids[2], diff_ids[4],
+        "the two COPY layers are identical"
+    );
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("seen"), "file 0644 0:0 \"twice\\n\"");
+    assert_eq!(get("d/f"), "file 0644 0:0 \"twice\\n\"");
+}
+
+#[test]
+fn an_owner_past_the_mapped_ids_builds_as_root_and_is_named_rootless() {
+    // As root every id maps; an unprivileged user has its subordinate
+    // ranges (65536 ids on the test machines), so the RUN after a COPY to
+    // uid 70000 cannot set up its root, and the error says why.
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(work.path(), "COPY --chown=70000:70000 f /f\nRUN cat /f\n");
+    tree(&ctx, &[("f", "x")]);
+    let store = work.path().join("store");
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            store.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    if rustix::process::geteuid().is_root() {
+        assert!(ok, "{err}");
+    } else {
+        assert!(!ok);
+        assert!(
+            err.contains("owner 70000:70000 is outside the ids this user may map"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_missing_working_directory_is_made_as_the_steps_user() {
     // BuildKit's executor makes a missing cwd (and its missing parents)
     // with MkdirAllAndChown as the step's user; docker 20.10 checked:

@@ -1,10 +1,12 @@
-//! ADD of a local archive: tar, optionally gzip, bzip2, xz or zstd
-//! compressed, detected by content, extracted as if chrooted into the
+//! ADD of a local archive: tar, optionally gzip, bzip2 or xz compressed
+//! (not zstd, as in docker 20.10), detected by content, extracted as if chrooted into the
 //! destination (as BuildKit's chrootarchive does): `..` stops at the
 //! destination, absolute names and link targets start at it, symlinks met
 //! on the way are resolved inside it. Nothing can land outside.
+use std::cell::Cell;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::copy::{CopyOptions, LayerBuilder};
 use super::fsview::{base, clean, join, parent, FsView, Origin};
@@ -39,9 +41,10 @@ pub fn open_archive(
         lzma_rs::xz_decompress(&mut input, &mut out)
             .map_err(|e| format!("{}: xz: {e}", path.display()))?;
         Box::new(std::io::Cursor::new(out))
-    } else if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(f).map_err(err)?)
     } else {
+        // zstd is not among them: docker 20.10's archive package (the
+        // reference) copies a .tar.zst as a file; moby and BuildKit unpack
+        // it only since 2021-2022 (moby#41759, Docker 23).
         Box::new(f)
     };
     // A tar has "ustar" at offset 257 of its first block.
@@ -52,6 +55,37 @@ pub fn open_archive(
         return Ok(None);
     }
     Ok(Some(Box::new(std::io::Cursor::new(block).chain(reader))))
+}
+
+/// Go's tar reader takes an archive that stops inside the padding after a
+/// member's data as ending there (its `tryReadFull` gives io.EOF), so docker
+/// 20.10 unpacks it; the tar crate calls it a truncated archive. This reader
+/// answers such a missing padding with zeros, after which the archive ends
+/// cleanly. `padding` holds the current member's data end and padded end;
+/// an end anywhere else (inside data or a header) stays an error, as in Go.
+struct PaddedEnd {
+    inner: Box<dyn Read>,
+    pos: u64,
+    padding: Rc<Cell<(u64, u64)>>,
+}
+
+impl Read for PaddedEnd {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let (data_end, padded_end) = self.padding.get();
+        if self.pos < data_end || self.pos >= padded_end {
+            return Ok(0);
+        }
+        let missing = usize::try_from(padded_end - self.pos).unwrap_or(usize::MAX);
+        let fill = missing.min(buf.len());
+        buf.iter_mut().take(fill).for_each(|b| *b = 0);
+        self.pos += fill as u64;
+        Ok(fill)
+    }
 }
 
 fn tar_checksum_ok(block: &[u8]) -> bool {
@@ -99,12 +133,21 @@ pub fn extract(
     scratch: &Path,
     name: &str,
 ) -> Result<(), String> {
-    let mut archive = tar::Archive::new(reader);
+    let padding = Rc::new(Cell::new((0, 0)));
+    let mut archive = tar::Archive::new(PaddedEnd {
+        inner: reader,
+        pos: 0,
+        padding: Rc::clone(&padding),
+    });
     let entries = archive
         .entries()
         .map_err(|e| format!("{name}: reading archive: {e}"))?;
     for item in entries {
         let mut item = item.map_err(|e| format!("{name}: reading archive: {e}"))?;
+        let data_end = item
+            .raw_file_position()
+            .saturating_add(item.header().entry_size().unwrap_or(0));
+        padding.set((data_end, data_end.div_ceil(512).saturating_mul(512)));
         let mut raw_path = String::from_utf8_lossy(&item.path_bytes()).to_string();
         let pax = PaxFields::read(&mut item).map_err(|e| format!("{name}: {raw_path}: {e}"))?;
         // A PAX sparse file (GNU tar's `--format=posix --sparse`) is stored

@@ -102,7 +102,8 @@ pub struct LayerBuilder {
     /// The stage's filesystem with this instruction's changes applied.
     pub view: FsView,
     changed: BTreeSet<String>,
-    /// First destination of each multiply-linked source inode.
+    /// First destination of each multiply-linked source inode, for the
+    /// source being copied.
     inodes: std::collections::HashMap<LinkId, String>,
     /// Directories a walk passes through without copying them (excluded,
     /// or not matched by `--parents`), each with whether it was made yet:
@@ -287,6 +288,11 @@ pub fn copy_path(
     dest: &str,
     opts: &CopyOptions,
 ) -> Result<(), String> {
+    // Each source (each match of a wildcard) is its own fsutil copy with
+    // its own inode map: files linked to each other stay linked within one
+    // source, while two sources naming the same inode (`COPY a b /d/`,
+    // `COPY perl* /d/`) give separate files (docker 20.10 checked).
+    layer.inodes.clear();
     let followed = src.resolve(src_path, true)?;
     let Some(src_node) = src.lstat(&followed)? else {
         return Err(format!("\"/{}\" not found: not found", clean(src_path)));

@@ -296,6 +296,7 @@ impl Engine<'_> {
     /// graph cannot see before the build (an expanded `--from=$X`, ONBUILD
     /// triggers) are built on demand by the stage that meets them.
     fn schedule(&self, target: usize) -> Result<SharedStage, BuildError> {
+        self.check_every_from()?;
         let mut graph: Graph<usize> = Graph::new();
         let mut todo = vec![target];
         // Each stage needed: its node and the stages it surely needs.
@@ -343,6 +344,32 @@ impl Engine<'_> {
             Err(RunError::Cancelled(reason)) => Err(BuildError::general(format!("build {reason}"))),
             Err(e) => Err(BuildError::general(e.to_string())),
         }
+    }
+
+    /// Every stage's FROM, the target's or not: its expansion, its
+    /// `--platform` and, unless it names a stage, a named context or
+    /// scratch, its image reference. docker 20.10 reads all of them before
+    /// building anything, so `FROM Busybox` or `--platform=bogus` in a
+    /// stage the target does not need still fails the build there.
+    fn check_every_from(&self) -> Result<(), BuildError> {
+        for (i, stage) in self.stages.stages.iter().enumerate() {
+            if stage
+                .name()
+                .is_some_and(|n| self.opts.named_contexts.contains_key(n))
+            {
+                continue;
+            }
+            let from = self.global.resolve_from(stage).map_err(instruction_error)?;
+            if from.base == "scratch" || self.opts.named_contexts.contains_key(&from.base) {
+                continue;
+            }
+            if let StageRef::Image(name) = self.stages.resolve_base(&from.base, i) {
+                crate::reference::Reference::parse(&name).map_err(|e| {
+                    BuildError::at(&stage.span, format!("failed to parse stage name: {e}"))
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Stages that stage `index` surely needs, as far as can be told

@@ -20,8 +20,10 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// links, symlinks 0777, and expanding PAX sparse files; COPY leaving fifos
 /// out and writing device nodes as empty files; an octal `--chmod` keeping
 /// the source's special bits; whiteouts sorting at the name they delete;
-/// rootless layers keeping file capabilities as plain v2 values.
-const DOMAIN: &[u8] = b"kiln.build-cache.v3\0";
+/// rootless layers keeping file capabilities as plain v2 values; v4 with
+/// the sixth session's: hard links kept only within one COPY source, ADD
+/// of a zstd archive copied as a file.
+const DOMAIN: &[u8] = b"kiln.build-cache.v4\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
 /// a CI runner behind a proxy shares a cache with one that is not.

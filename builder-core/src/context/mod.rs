@@ -102,7 +102,15 @@ impl BuildContext {
             },
             _ => locate_dockerfile(&root, dockerfile, unpacked.is_some(), stdin)?,
         };
-        let ignore = load_ignore(&root, &dockerfile)?;
+        // An archive is what BuildKit calls a remote context (docker 20.10
+        // uploads a tar read from stdin as one, like a URL's): it is used
+        // as it is, its .dockerignore included but not applied (docker
+        // 20.10 checked; current BuildKit's MainContext agrees).
+        let ignore = if unpacked.is_some() {
+            IgnoreRules::default()
+        } else {
+            load_ignore(&root, &dockerfile)?
+        };
         Ok(BuildContext {
             root,
             root_fd,

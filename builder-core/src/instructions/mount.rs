@@ -422,8 +422,15 @@ pub fn parse_mount(
 }
 
 /// The parse-time check BuildKit makes before any expansion: `from=` may
-/// not use variables.
+/// not use variables. A spec with nothing expansion could change (no `$`,
+/// no quote, no backslash) is also checked whole, so a bad type, key or
+/// value fails the Dockerfile even in a stage the target does not need, as
+/// docker 20.10, which parses every stage's mounts before building, fails
+/// it; specs with variables are checked once expanded, as BuildKit now does.
 pub(super) fn precheck_mount(spec: &str) -> Result<(), K> {
+    if !spec.contains(['$', '\\', '\'', '"']) {
+        parse_mount(spec, &mut |v| Ok(v.to_string()))?;
+    }
     for field in csv_fields(spec)? {
         if let Some((k, v)) = field.split_once('=') {
             if k.eq_ignore_ascii_case("from") {
@@ -543,6 +550,26 @@ mod tests {
         }
         assert!(precheck_mount("from=$STAGE").is_err());
         assert!(precheck_mount("from=a$").is_ok());
+        // Literal specs are checked whole before the build (docker 20.10
+        // refuses `--mount=type=bogus` in a stage the target does not use);
+        // what expansion may change waits for it.
+        for (spec, want) in [
+            ("type=bogus", "unsupported mount type"),
+            ("type=bind,size=1", "unexpected key 'size'"),
+            ("type=cache,sharing=x", "unsupported sharing value"),
+            ("target=/t,nokey", "must be a key=value pair"),
+        ] {
+            let e = precheck_mount(spec).unwrap_err().to_string();
+            assert!(e.contains(want), "{spec}: {e}");
+        }
+        for spec in [
+            "type=$T",
+            "type=cache,sharing=${S}",
+            "type=\\x",
+            "target=/t,'x'",
+        ] {
+            assert!(precheck_mount(spec).is_ok(), "{spec}");
+        }
     }
 
     #[test]

@@ -530,26 +530,32 @@ impl StageState {
 
     /// BuildKit's `dispatchArg`: a build arg wins, else the default
     /// (expanded), else the global value when the ARG has no default.
+    ///
+    /// Names are expanded too (`ARG ${name}=v`), all of them with the
+    /// environment from before the line, as docker 20.10's `ArgCommand`
+    /// `Expand` does before dispatching; BuildKit stopped expanding them in
+    /// 2024 (47a52a17b) as a side effect of deferring the defaults.
     fn args(&mut self, decls: &[ArgDecl]) -> Result<Vec<ArgDecl>, K> {
+        let keys = decls
+            .iter()
+            .map(|d| self.word(&d.key))
+            .collect::<Result<Vec<_>, K>>()?;
         let mut out = Vec::new();
-        for d in decls {
-            let build = self.build_args.get(&d.key).cloned();
+        for (d, key) in decls.iter().zip(keys) {
+            let build = self.build_args.get(&key).cloned();
             let value = match (&build, &d.value) {
                 (Some(v), _) => {
-                    self.used_build_args.insert(d.key.clone());
+                    self.used_build_args.insert(key.clone());
                     Some(v.clone())
                 }
                 (None, Some(default)) => Some(self.word(default)?),
-                (None, None) => self.global_args.lookup(&d.key).map(str::to_string),
+                (None, None) => self.global_args.lookup(&key).map(str::to_string),
             };
             if let Some(v) = &value {
-                self.env.set(&d.key, v);
+                self.env.set(&key, v);
             }
-            self.declared_args.push((d.key.clone(), value.clone()));
-            out.push(ArgDecl {
-                key: d.key.clone(),
-                value,
-            });
+            self.declared_args.push((key.clone(), value.clone()));
+            out.push(ArgDecl { key, value });
         }
         Ok(out)
     }

@@ -4,7 +4,8 @@
 //! in what the Dockerfile means (exec form, shell form, or an error), so this
 //! follows Go's decoder rather than a general JSON library: Go replaces lone
 //! UTF-16 surrogates with U+FFFD instead of refusing them, refuses numbers
-//! that overflow a float64, and stops at 10,000 levels of nesting.
+//! that overflow a float64, stops at 10,000 levels of nesting, and (as
+//! docker 20.10's decoder reads one value) ignores text after the array.
 
 /// How an argument string reads as JSON.
 #[derive(Debug, PartialEq, Eq)]
@@ -103,12 +104,12 @@ impl JsonReader<'_> {
                 return None;
             }
         }
-        self.skip_ws();
-        if self.pos == self.s.len() {
-            Some(out)
-        } else {
-            None
-        }
+        // Whatever follows the array is never read: docker 20.10's
+        // BuildKit decodes one value with `json.NewDecoder(..).Decode`, so
+        // `CMD ["a"] # note` is exec form `a`. BuildKit 0.15 (dockerfile
+        // 1.9, 80518e257) switched to `json.Unmarshal`, which makes such a
+        // line shell form; kiln keeps the reference's meaning.
+        Some(out)
     }
 
     /// Validates any JSON value, tracking nesting without recursion (so deep
@@ -374,7 +375,6 @@ mod tests {
             "['a']",
             "[\"a\"",
             "[\"a\",]",
-            "[\"a\"] x",
             "[\"a\\x\"]",
             "[\"tab\there\"]",
             "[01]",
@@ -390,6 +390,20 @@ mod tests {
         ] {
             assert_eq!(parse_json_args(input), Invalid, "{input:?}");
         }
+    }
+
+    #[test]
+    fn text_after_the_array_is_not_read() {
+        // docker 20.10 decodes one value and leaves the rest (kaniko's
+        // Dockerfile_test_cmd: `ENTRYPOINT ["myentrypoint"] # comment`).
+        assert_eq!(parse_json_args("[\"a\"] x"), strings(&["a"]));
+        assert_eq!(parse_json_args("[\"a\"] # note"), strings(&["a"]));
+        assert_eq!(parse_json_args("[\"a\"]]"), strings(&["a"]));
+        assert_eq!(parse_json_args("[\"a\"],[1"), strings(&["a"]));
+        assert_eq!(parse_json_args("[\"a\",1] x"), NotStrings);
+        // The array itself must still be whole and valid.
+        assert_eq!(parse_json_args("[\"a\" x]"), Invalid);
+        assert_eq!(parse_json_args("[\"a\", -1e400] x"), Invalid);
     }
 
     #[test]

@@ -62,11 +62,24 @@ pub(crate) fn run_in_userns(idmap: &IdMap, task: &UsernsTask) -> Result<(), Sand
             });
         }
         let what = match task {
-            UsernsTask::Chown(list) => list
-                .get(word(8) as usize)
-                .map_or_else(String::new, |(p, ..)| {
-                    format!("changing owner of {}", p.to_string_lossy())
-                }),
+            UsernsTask::Chown(list) => {
+                list.get(word(8) as usize)
+                    .map_or_else(String::new, |(p, uid, gid, _)| {
+                        // The usual cause: an owner past the subordinate ranges
+                        // (`COPY --chown=70000` with the common 65536 ids).
+                        let unmapped =
+                            idmap.host_uid(*uid).is_none() || idmap.host_gid(*gid).is_none();
+                        let hint = if unmapped {
+                            format!(
+                                " (owner {uid}:{gid} is outside the ids this user may map: \
+                             more in /etc/subuid and /etc/subgid)"
+                            )
+                        } else {
+                            String::new()
+                        };
+                        format!("changing owner of {}{hint}", p.to_string_lossy())
+                    })
+            }
             UsernsTask::SetCap(list) => list
                 .get(word(8) as usize)
                 .map_or_else(String::new, |(p, _)| {

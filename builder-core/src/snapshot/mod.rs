@@ -350,7 +350,7 @@ impl Store {
         diff_ids: &[String],
         may_use_scratch: bool,
     ) -> Result<Workspace, SnapshotError> {
-        let mut lowers = Vec::new();
+        let mut lowers: Vec<PathBuf> = Vec::new();
         for id in diff_ids.iter().rev() {
             let d = self.layer_dir(id)?;
             if !d.is_dir() {
@@ -358,7 +358,15 @@ impl Store {
                     std::io::ErrorKind::NotFound.into(),
                 ));
             }
-            lowers.push(d);
+            // An image may hold one layer twice (two identical COPY steps,
+            // a file written and removed then written again within one
+            // second). overlayfs refuses a lower directory given twice
+            // (ELOOP), and the lower copy changes nothing: every entry and
+            // whiteout it has is repeated above it, so only the topmost
+            // occurrence is kept.
+            if !lowers.contains(&d) {
+                lowers.push(d);
+            }
         }
         let in_scratch = match may_use_scratch.then(|| self.scratch_for_step()) {
             // A scratch that cannot even take two directories: the disk.

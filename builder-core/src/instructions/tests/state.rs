@@ -226,6 +226,57 @@ fn build_args_override_defaults() {
 }
 
 #[test]
+fn arg_names_are_expanded_with_the_env_before_the_line() {
+    // kaniko's Dockerfile_test_scratch: `ENV src file3`, `ARG ${src}=...`
+    // declares file3, which `--build-arg file3=...` then sets (docker
+    // 20.10 checked). Every name on the line sees the env from before it:
+    // `ARG K=3 $K=4` with K=a declares K and a.
+    let (g, stages) = setup(
+        vec![
+            from("busybox"),
+            node(
+                "env",
+                &[],
+                pairs(&[("src", "file3"), ("K", "a")], false),
+                false,
+                "ENV src=file3 K=a",
+            ),
+            node(
+                "arg",
+                &[],
+                arg_decls(&[("${src}", Some("dflt")), ("${src}x", Some("2"))]),
+                false,
+                "ARG ${src}=dflt ${src}x=2",
+            ),
+            node(
+                "arg",
+                &[],
+                arg_decls(&[("K", Some("3")), ("$K", Some("4"))]),
+                false,
+                "ARG K=3 $K=4",
+            ),
+        ],
+        &args(&[("file3", "cli")]),
+    );
+    let mut st = StageState::new(&g, vec![], "");
+    let r = apply_all(&mut st, &stages.stages[0]);
+    let decl = |i: usize| {
+        let Instruction::Arg(decls) = &r[i].instruction else {
+            panic!()
+        };
+        decls
+            .iter()
+            .map(|d| format!("{}={}", d.key, d.value.as_deref().unwrap_or("-")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decl(1), ["file3=cli", "file3x=2"]);
+    assert_eq!(decl(2), ["K=3", "a=4"]);
+    assert_eq!(get(st.env(), "file3"), Some("cli"));
+    assert_eq!(get(st.env(), "a"), Some("4"));
+    assert_eq!(st.used_build_args().iter().collect::<Vec<_>>(), ["file3"]);
+}
+
+#[test]
 fn base_image_env_and_env_semantics() {
     let (g, stages) = setup(
         vec![
