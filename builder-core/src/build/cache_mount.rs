@@ -120,6 +120,54 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// Copies the tree at `src` into the existing directory `dst`: files,
+/// directories and symlinks with their permission bits (and owners when
+/// running as root, as the flattened stage has them); other kinds (fifos,
+/// sockets, devices) are left out. Directory modes are set after their
+/// contents, so a read-only directory can still be filled.
+pub(super) fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let as_root = rustix::process::geteuid().is_root();
+    let own = |path: &Path, md: &std::fs::Metadata| -> std::io::Result<()> {
+        if as_root {
+            std::os::unix::fs::lchown(path, Some(md.uid()), Some(md.gid()))?;
+        }
+        Ok(())
+    };
+    let mut dirs = vec![(src.to_path_buf(), dst.to_path_buf())];
+    let mut modes = Vec::new();
+    while let Some((from, to)) = dirs.pop() {
+        let md = std::fs::symlink_metadata(&from)?;
+        own(&to, &md)?;
+        modes.push((to.clone(), md.permissions().mode() & 0o7777));
+        for entry in std::fs::read_dir(&from)? {
+            let entry = entry?;
+            let (s, d) = (entry.path(), to.join(entry.file_name()));
+            let md = std::fs::symlink_metadata(&s)?;
+            let ft = md.file_type();
+            if ft.is_dir() {
+                std::fs::create_dir(&d)?;
+                dirs.push((s, d));
+            } else if ft.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&s)?, &d)?;
+                own(&d, &md)?;
+            } else if ft.is_file() {
+                std::fs::copy(&s, &d)?;
+                own(&d, &md)?;
+                // chown clears set-id bits; put the whole mode back.
+                std::fs::set_permissions(
+                    &d,
+                    std::fs::Permissions::from_mode(md.permissions().mode() & 0o7777),
+                )?;
+            }
+        }
+    }
+    for (dir, mode) in modes.into_iter().rev() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

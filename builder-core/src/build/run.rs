@@ -224,10 +224,19 @@ impl<'a> SandboxRunner<'a> {
                     } else {
                         m.id.clone()
                     };
+                    // `source=` mounts that path of the cache; BuildKit
+                    // then leaves uid/gid/mode aside.
+                    let sub = super::fsview::clean(&m.source);
                     // BuildKit keys a cache on its id and the directory it
-                    // starts from, so each uid/gid/mode is a separate cache.
-                    let owned = m.uid.is_some() || m.gid.is_some() || m.mode.is_some();
-                    let key = if owned {
+                    // starts from, so each uid/gid/mode is a separate cache,
+                    // and so is each `from=` content it is seeded with.
+                    let owned =
+                        sub.is_empty() && (m.uid.is_some() || m.gid.is_some() || m.mode.is_some());
+                    let seed = match req.mount_roots.get(i) {
+                        Some(Some(root)) if !owned => Some(root.clone()),
+                        _ => None,
+                    };
+                    let mut key = if owned {
                         format!(
                             "{id}\0{}:{}:{:o}",
                             m.uid.unwrap_or(0),
@@ -237,6 +246,10 @@ impl<'a> SandboxRunner<'a> {
                     } else {
                         id
                     };
+                    if let Some(root) = &seed {
+                        key.push_str("\0from:");
+                        key.push_str(&root.file_name().unwrap_or_default().to_string_lossy());
+                    }
                     // The id only ever names a cache through its digest,
                     // so no id (`../..`, `/etc`) can lead out of the store.
                     let name = format!(
@@ -252,12 +265,21 @@ impl<'a> SandboxRunner<'a> {
                             .acquire(&locks, &name, m.sharing_or_default(), cancelled)?;
                     let dir = if owned {
                         self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
+                    } else if let Some(root) = &seed {
+                        self.seeded_cache_dir(&name, root)?
                     } else {
                         self.store.cache_dir(&name).map_err(|e| e.to_string())?
                     };
+                    // Resolved inside the cache: a link a step left there
+                    // cannot lead out of it.
+                    let src = if sub.is_empty() {
+                        dir
+                    } else {
+                        resolve_in(&dir, &sub)?
+                    };
                     MountKind::Bind {
-                        src: dir,
-                        readonly: false,
+                        src,
+                        readonly: m.read_only,
                     }
                 }
                 MountType::Tmpfs => MountKind::Tmpfs {
@@ -384,6 +406,35 @@ impl SandboxRunner<'_> {
     /// with `mode` as a cache mount's options ask; it is prepared under a
     /// temporary name and renamed into place so a half-set-up directory is
     /// never used.
+    /// A cache that starts as a copy of a `from=` stage or image (made
+    /// once; later uses see what earlier steps left in it).
+    fn seeded_cache_dir(&self, name: &str, seed: &Path) -> Result<PathBuf, String> {
+        let tmp = self
+            .store
+            .cache_dir(&format!("{name}.new-{}", std::process::id()))
+            .map_err(|e| e.to_string())?;
+        let dir = tmp.with_file_name(name);
+        if dir.is_dir() {
+            let _ = std::fs::remove_dir(&tmp);
+            return Ok(dir);
+        }
+        if let Err(e) = super::cache_mount::copy_tree(seed, &tmp) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(format!(
+                "cache mount {name}: seeding from {}: {e}",
+                seed.display()
+            ));
+        }
+        match std::fs::rename(&tmp, &dir) {
+            Ok(()) => Ok(dir),
+            Err(_) if dir.is_dir() => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Ok(dir)
+            }
+            Err(e) => Err(format!("{}: {e}", tmp.display())),
+        }
+    }
+
     fn owned_cache_dir(
         &self,
         name: &str,
