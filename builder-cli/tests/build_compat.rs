@@ -290,3 +290,60 @@ fn a_name_owner_on_an_empty_scratch_stage_is_refused() {
     assert_eq!(describe(&fs["ids"]), "file 0644 5:6 \"x\"");
     assert_eq!(describe(&fs["named"]), "file 0644 5:6 \"x\"");
 }
+
+/// A bind mount of the context shows what .dockerignore keeps, as
+/// BuildKit's filtered context does, and a `source=` it leaves out is not
+/// found; writes through `rw` never reach the context.
+#[test]
+fn context_bind_mounts_leave_out_what_dockerignore_excludes() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    tree(
+        &ctx,
+        &[
+            (".dockerignore", "secret.txt\nign\nsub/drop\n**/gone\n"),
+            ("a", "a"),
+            ("secret.txt", "s"),
+            ("ign/x", "x"),
+            ("sub/keep", "k"),
+            ("sub/drop", "d"),
+            ("sub/deep/gone", "g"),
+            ("sub/deep/keep2", "k2"),
+        ],
+    );
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "{BUSYBOX_BASE}\
+             RUN --mount=target=/ctx cd /ctx && find . ! -name busybox | sort > /all\n\
+             RUN --mount=target=/s,source=sub cd /s && find . | sort > /sub\n\
+             RUN --mount=target=/ctx,rw rm -rf /ctx/sub /ctx/a\n"
+        ),
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(
+        describe(&fs["all"]),
+        "file 0644 0:0 \".\\n./.dockerignore\\n./a\\n./sub\\n./sub/deep\\n./sub/deep/keep2\\n./sub/keep\\n\""
+    );
+    assert_eq!(
+        describe(&fs["sub"]),
+        "file 0644 0:0 \".\\n./deep\\n./deep/keep2\\n./keep\\n\""
+    );
+    assert!(ctx.join("sub/drop").exists() && ctx.join("a").exists());
+    for source in ["secret.txt", "ign", "sub/drop"] {
+        let (ok, _, err) = build_text(
+            work.path(),
+            &ctx,
+            &format!("{BUSYBOX_BASE}RUN --mount=target=/m,source={source} true\n"),
+        );
+        assert!(!ok, "{source}");
+        assert!(
+            err.contains(&format!("\"/{source}\" not found")),
+            "{source}: {err}"
+        );
+    }
+}

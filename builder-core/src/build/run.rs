@@ -31,6 +31,8 @@ pub struct SandboxRunner<'a> {
     network: Network,
     layer_options: LayerOptions,
     secrets: SecretStore,
+    /// The context as bind mounts show it (.dockerignore applied).
+    context_view: super::context_mount::ContextView,
     /// Things to tell the user (id mapping limits, skipped layer members).
     warnings: Mutex<Vec<String>>,
 }
@@ -84,7 +86,15 @@ impl<'a> SandboxRunner<'a> {
             },
             warnings: Mutex::new(notes),
             secrets: SecretStore::new(),
+            context_view: Default::default(),
         })
+    }
+
+    /// The context's .dockerignore rules: a bind mount of the context
+    /// shows only what they keep, as BuildKit's filtered context does.
+    pub fn with_ignore_rules(mut self, rules: crate::context::IgnoreRules) -> Self {
+        self.context_view = super::context_mount::ContextView::new(rules);
+        self
     }
 
     /// The secrets and SSH agents `RUN --mount=type=secret|ssh` may use.
@@ -195,11 +205,17 @@ impl<'a> SandboxRunner<'a> {
             let target = absolute(&m.target);
             let kind = match m.kind {
                 MountType::Bind => {
-                    let root = match req.mount_roots.get(i) {
-                        Some(Some(r)) => r.clone(),
-                        _ => self.context.clone(),
+                    let (root, from_context) = match req.mount_roots.get(i) {
+                        Some(Some(r)) => (r.clone(), false),
+                        _ => (self.context.clone(), true),
                     };
-                    let src = resolve_in(&root, &m.source)?;
+                    let mut src = resolve_in(&root, &m.source)?;
+                    if from_context {
+                        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+                        src = self
+                            .context_view
+                            .source(&root, &src, &m.source, &self.scratch, n)?;
+                    }
                     let is_file = !src.is_dir();
                     let kind = if m.read_only {
                         MountKind::Bind {
