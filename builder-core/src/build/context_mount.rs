@@ -110,7 +110,9 @@ impl ContextView {
 
 /// Copies `kept` (relative paths, parents first) from `src` to the new
 /// directory `dst`: directories, files and symlinks with their permission
-/// bits; directory modes last, so read-only ones can be filled.
+/// bits; directory modes last, so read-only ones can be filled. Not hard
+/// links: linking changes a file's ctime, which the context's stat cache
+/// keys on, so the next build would hash every file again.
 fn copy_kept(src: &Path, dst: &Path, kept: &[PathBuf]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir(dst)?;
