@@ -347,3 +347,24 @@ fn context_bind_mounts_leave_out_what_dockerignore_excludes() {
         );
     }
 }
+
+/// A link a step leaves in a cache cannot make a later `source=` mount
+/// reach outside the cache (BuildKit's testCacheMountSourceEscape): the
+/// link is followed inside the cache, where /etc does not exist.
+#[test]
+fn a_cache_source_cannot_follow_a_link_out_of_the_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    let (ok, _, err) = build_text(
+        work.path(),
+        &ctx,
+        &format!(
+            "{BUSYBOX_BASE}\
+             RUN --mount=type=cache,id=esc,target=/cache ln -s /etc /cache/sel\n\
+             RUN --mount=type=cache,id=esc,source=sel,target=/victim cat /victim/hostname\n"
+        ),
+    );
+    assert!(!ok);
+    assert!(err.contains("run-cache-") && err.contains("/etc"), "{err}");
+}

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use super::cache_mount::CacheLocks;
 use super::secrets::{SecretStore, StepSecrets};
 use super::{LayerBlob, RunControl, RunExecutor, RunRequest};
-use crate::instructions::{MountType, NetworkMode};
+use crate::instructions::{MountType, NetworkMode, ShareMode};
 use crate::layer::{CompressionOptions, LayerOptions};
 use crate::sandbox::{self, IdMap, Mount, MountKind, Network, OutputSink, Rootfs, Spec};
 use crate::snapshot::{self, RootfsMode};
@@ -276,9 +276,15 @@ impl<'a> SandboxRunner<'a> {
                         .store
                         .cache_dir("run-cache-locks")
                         .map_err(|e| e.to_string())?;
-                    let name =
-                        step.locks
-                            .acquire(&locks, &name, m.sharing_or_default(), cancelled)?;
+                    // `source=` is resolved on the host and then bound by
+                    // path: a shared user of the cache could swap a
+                    // directory on that path for a symlink in between, so
+                    // such a mount holds the cache alone (as `locked`).
+                    let sharing = match m.sharing_or_default() {
+                        ShareMode::Shared if !sub.is_empty() => ShareMode::Locked,
+                        other => other,
+                    };
+                    let name = step.locks.acquire(&locks, &name, sharing, cancelled)?;
                     let dir = if owned {
                         self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
                     } else if let Some(root) = &seed {
