@@ -368,3 +368,21 @@ fn a_cache_source_cannot_follow_a_link_out_of_the_cache() {
     assert!(!ok);
     assert!(err.contains("run-cache-") && err.contains("/etc"), "{err}");
 }
+
+/// BuildKit refuses a bind, cache or tmpfs mount over the whole root,
+/// also when a relative target names the working directory `/`.
+#[test]
+fn a_mount_over_the_root_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    for mount in ["type=tmpfs,target=/", "type=cache,target=/.", "target=."] {
+        let (ok, _, err) = build_text(
+            work.path(),
+            &ctx,
+            &format!("{BUSYBOX_BASE}RUN --mount={mount} true\n"),
+        );
+        assert!(!ok, "{mount}");
+        assert!(err.contains("invalid mount target \"/\""), "{mount}: {err}");
+    }
+}

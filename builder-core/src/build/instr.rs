@@ -423,6 +423,21 @@ impl Engine<'_> {
         let argv = invocation.args.clone();
         let mut mount_roots = Vec::new();
         for m in &mounts {
+            // BuildKit refuses to mount over the whole root (a relative
+            // target is taken from the working directory).
+            let whole_root = matches!(
+                m.kind,
+                instructions::MountType::Bind
+                    | instructions::MountType::Cache
+                    | instructions::MountType::Tmpfs
+            ) && if m.target.starts_with('/') {
+                clean(&m.target).is_empty()
+            } else {
+                clean(&format!("{}/{}", working_dir(&state.config), m.target)).is_empty()
+            };
+            if whole_root {
+                return Err(format!("invalid mount target {:?}", "/"));
+            }
             // A cache mount's `from=` is the content a new cache starts with.
             let from_kind = matches!(
                 m.kind,
