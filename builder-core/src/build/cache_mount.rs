@@ -1,4 +1,5 @@
-//! `RUN --mount=type=cache,sharing=...` across steps and kiln processes.
+//! `RUN --mount=type=cache,sharing=...` across steps and kiln processes,
+//! and caches seeded from a `from=` stage or image.
 //!
 //! Every use of a cache directory holds an `flock` on its lock file
 //! (`run-cache-locks/NAME.lock` in the store's caches) for the whole step: `shared` a shared lock, `locked` an
@@ -13,6 +14,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::instructions::ShareMode;
+use crate::store::Store;
 
 /// How many private instances of one cache are tried before giving up.
 const MAX_PRIVATE: usize = 1024;
@@ -117,6 +119,37 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
         if e.kind() != std::io::ErrorKind::Interrupted {
             return Err(e);
         }
+    }
+}
+
+/// The cache directory `name` in `store`, made once as a copy of `seed`
+/// (a cache mount's `from=` stage or image, flattened); later uses see
+/// what earlier steps left in it. Prepared under a temporary name and
+/// renamed into place, so a half-copied cache is never used.
+pub(super) fn seeded_dir(store: &Store, name: &str, seed: &Path) -> Result<PathBuf, String> {
+    let tmp = store
+        .cache_dir(&format!("{name}.new-{}", std::process::id()))
+        .map_err(|e| e.to_string())?;
+    let dir = tmp.with_file_name(name);
+    if dir.is_dir() {
+        let _ = std::fs::remove_dir(&tmp);
+        return Ok(dir);
+    }
+    if let Err(e) = copy_tree(seed, &tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(format!(
+            "cache mount {name}: seeding from {}: {e}",
+            seed.display()
+        ));
+    }
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(dir),
+        // Another build seeded it meanwhile.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(dir)
+        }
+        Err(e) => Err(format!("{}: {e}", tmp.display())),
     }
 }
 

@@ -288,7 +288,7 @@ impl<'a> SandboxRunner<'a> {
                     let dir = if owned {
                         self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
                     } else if let Some(root) = &seed {
-                        self.seeded_cache_dir(&name, root)?
+                        super::cache_mount::seeded_dir(self.store, &name, root)?
                     } else {
                         self.store.cache_dir(&name).map_err(|e| e.to_string())?
                     };
@@ -428,35 +428,6 @@ impl SandboxRunner<'_> {
     /// with `mode` as a cache mount's options ask; it is prepared under a
     /// temporary name and renamed into place so a half-set-up directory is
     /// never used.
-    /// A cache that starts as a copy of a `from=` stage or image (made
-    /// once; later uses see what earlier steps left in it).
-    fn seeded_cache_dir(&self, name: &str, seed: &Path) -> Result<PathBuf, String> {
-        let tmp = self
-            .store
-            .cache_dir(&format!("{name}.new-{}", std::process::id()))
-            .map_err(|e| e.to_string())?;
-        let dir = tmp.with_file_name(name);
-        if dir.is_dir() {
-            let _ = std::fs::remove_dir(&tmp);
-            return Ok(dir);
-        }
-        if let Err(e) = super::cache_mount::copy_tree(seed, &tmp) {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(format!(
-                "cache mount {name}: seeding from {}: {e}",
-                seed.display()
-            ));
-        }
-        match std::fs::rename(&tmp, &dir) {
-            Ok(()) => Ok(dir),
-            Err(_) if dir.is_dir() => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                Ok(dir)
-            }
-            Err(e) => Err(format!("{}: {e}", tmp.display())),
-        }
-    }
-
     fn owned_cache_dir(
         &self,
         name: &str,
