@@ -1,7 +1,8 @@
 //! `kiln build` end to end: details where the image must match what
 //! BuildKit (docker 20.10) leaves — the RUN environment's HOME, WORKDIR as
 //! written, archives replacing directories, cache mount ownership and the
-//! mount points a step leaves behind.
+//! mount points a step leaves behind, cache mount options, named owners
+//! on an empty stage.
 mod build_support;
 
 use build_support::*;
@@ -206,4 +207,182 @@ fn files_the_user_owns_but_may_not_read_are_read_as_buildkit_reads_them() {
             & 0o777
     };
     assert_eq!((mode("locked"), mode(".dockerignore")), (0o000, 0o200));
+}
+
+/// BuildKit's cache mount options beyond id/target (checked against docker
+/// 20.10): `from=` seeds a new cache with that stage's files (a cache of
+/// its own, apart from the same id without `from`), `source=` mounts a
+/// path inside the cache, and `ro` mounts it read-only.
+#[test]
+fn cache_mounts_take_from_source_and_ro() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch AS base\n\
+             COPY busybox /bin/busybox\n\
+             RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             RUN mkdir -p /seed/sub && echo seeded > /seed/sub/s\n\
+             FROM scratch AS seed\n\
+             COPY --from=base /seed /seed\n\
+             FROM base\n\
+             RUN --mount=type=cache,id=s,from=seed,source=/seed,target=/c \
+                 cat /c/sub/s > /seeded && echo more > /c/sub/added\n\
+             RUN --mount=type=cache,id=s,from=seed,source=seed,target=/c cat /c/sub/added > /kept\n\
+             RUN --mount=type=cache,id=s,target=/c ls -A /c > /plain\n\
+             RUN --mount=type=cache,id=t,target=/c mkdir -p /c/sub && echo in-sub > /c/sub/f\n\
+             RUN --mount=type=cache,id=t,source=sub,target=/s cat /s/f > /sub\n\
+             RUN --mount=type=cache,id=t,target=/c,ro \
+                 (touch /c/x 2>/dev/null && echo writable || echo read-only) > /ro\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    assert_eq!(get("seeded"), "file 0644 0:0 \"seeded\\n\"");
+    assert_eq!(get("kept"), "file 0644 0:0 \"more\\n\"");
+    assert_eq!(get("plain"), "file 0644 0:0 \"\"");
+    assert_eq!(get("sub"), "file 0644 0:0 \"in-sub\\n\"");
+    assert_eq!(get("ro"), "file 0644 0:0 \"read-only\\n\"");
+    // The seed is a copy: the stage the cache started from is unchanged.
+    assert_eq!(get("seed/sub/added"), "absent");
+}
+
+/// On a stage with no files yet (FROM scratch before anything made one)
+/// BuildKit has no /etc/passwd to look a name up in, and both docker 20.10
+/// and current BuildKit fail ("invalid user index: -1"); ids and `root`
+/// need no lookup, and once the stage has files a name resolves.
+#[test]
+fn a_name_owner_on_an_empty_scratch_stage_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(
+        &ctx,
+        &[
+            ("f", "x"),
+            ("passwd", "root:x:0:0::/:/bin/sh\nbob:x:5:6::/:/bin/sh\n"),
+        ],
+    );
+    for text in [
+        "FROM scratch\nCOPY --chown=bob f /\n",
+        "FROM scratch\nADD --chown=0:staff f /\n",
+        "FROM scratch\nENV A=1\nUSER bob\nWORKDIR /w\n",
+    ] {
+        let (ok, _, err) = build_text(work.path(), &ctx, text);
+        assert!(!ok, "{text}");
+        assert!(err.contains("invalid user index: -1"), "{text}: {err}");
+    }
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\n\
+         COPY --chown=root:root f /root-owned\n\
+         COPY --chown=5:6 f /ids\n\
+         COPY passwd /etc/passwd\n\
+         COPY --chown=bob f /named\n",
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(describe(&fs["root-owned"]), "file 0644 0:0 \"x\"");
+    assert_eq!(describe(&fs["ids"]), "file 0644 5:6 \"x\"");
+    assert_eq!(describe(&fs["named"]), "file 0644 5:6 \"x\"");
+}
+
+/// A bind mount of the context shows what .dockerignore keeps, as
+/// BuildKit's filtered context does, and a `source=` it leaves out is not
+/// found; writes through `rw` never reach the context.
+#[test]
+fn context_bind_mounts_leave_out_what_dockerignore_excludes() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    tree(
+        &ctx,
+        &[
+            (".dockerignore", "secret.txt\nign\nsub/drop\n**/gone\n"),
+            ("a", "a"),
+            ("secret.txt", "s"),
+            ("ign/x", "x"),
+            ("sub/keep", "k"),
+            ("sub/drop", "d"),
+            ("sub/deep/gone", "g"),
+            ("sub/deep/keep2", "k2"),
+        ],
+    );
+    let df = work.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "{BUSYBOX_BASE}\
+             RUN --mount=target=/ctx cd /ctx && find . ! -name busybox | sort > /all\n\
+             RUN --mount=target=/s,source=sub cd /s && find . | sort > /sub\n\
+             RUN --mount=target=/ctx,rw rm -rf /ctx/sub /ctx/a\n"
+        ),
+    )
+    .unwrap();
+    let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
+    let fs = files(&layout);
+    assert_eq!(
+        describe(&fs["all"]),
+        "file 0644 0:0 \".\\n./.dockerignore\\n./a\\n./sub\\n./sub/deep\\n./sub/deep/keep2\\n./sub/keep\\n\""
+    );
+    assert_eq!(
+        describe(&fs["sub"]),
+        "file 0644 0:0 \".\\n./deep\\n./deep/keep2\\n./keep\\n\""
+    );
+    assert!(ctx.join("sub/drop").exists() && ctx.join("a").exists());
+    for source in ["secret.txt", "ign", "sub/drop"] {
+        let (ok, _, err) = build_text(
+            work.path(),
+            &ctx,
+            &format!("{BUSYBOX_BASE}RUN --mount=target=/m,source={source} true\n"),
+        );
+        assert!(!ok, "{source}");
+        assert!(
+            err.contains(&format!("\"/{source}\" not found")),
+            "{source}: {err}"
+        );
+    }
+}
+
+/// A link a step leaves in a cache cannot make a later `source=` mount
+/// reach outside the cache (BuildKit's testCacheMountSourceEscape): the
+/// link is followed inside the cache, where /etc does not exist.
+#[test]
+fn a_cache_source_cannot_follow_a_link_out_of_the_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    let (ok, _, err) = build_text(
+        work.path(),
+        &ctx,
+        &format!(
+            "{BUSYBOX_BASE}\
+             RUN --mount=type=cache,id=esc,target=/cache ln -s /etc /cache/sel\n\
+             RUN --mount=type=cache,id=esc,source=sel,target=/victim cat /victim/hostname\n"
+        ),
+    );
+    assert!(!ok);
+    assert!(err.contains("run-cache-") && err.contains("/etc"), "{err}");
+}
+
+/// BuildKit refuses a bind, cache or tmpfs mount over the whole root,
+/// also when a relative target names the working directory `/`.
+#[test]
+fn a_mount_over_the_root_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    context_with_busybox(&ctx);
+    for mount in ["type=tmpfs,target=/", "type=cache,target=/.", "target=."] {
+        let (ok, _, err) = build_text(
+            work.path(),
+            &ctx,
+            &format!("{BUSYBOX_BASE}RUN --mount={mount} true\n"),
+        );
+        assert!(!ok, "{mount}");
+        assert!(err.contains("invalid mount target \"/\""), "{mount}: {err}");
+    }
 }

@@ -389,7 +389,8 @@ pub fn run(mut args: Args, registry: &RegistryFlags) -> Result<ExitCode, String>
         source_date_epoch,
     )
     .map_err(|e| format!("error: {e}"))?
-    .with_secrets(secrets);
+    .with_secrets(secrets)
+    .with_ignore_rules(ctx.ignore_rules().clone());
     let runner = match rootfs_mode()? {
         Some(mode) => runner
             .with_rootfs_mode(mode)

@@ -1,4 +1,5 @@
-//! `RUN --mount=type=cache,sharing=...` across steps and kiln processes.
+//! `RUN --mount=type=cache,sharing=...` across steps and kiln processes,
+//! and caches seeded from a `from=` stage or image.
 //!
 //! Every use of a cache directory holds an `flock` on its lock file
 //! (`run-cache-locks/NAME.lock` in the store's caches) for the whole step: `shared` a shared lock, `locked` an
@@ -13,6 +14,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::instructions::ShareMode;
+use crate::store::Store;
 
 /// How many private instances of one cache are tried before giving up.
 const MAX_PRIVATE: usize = 1024;
@@ -118,6 +120,85 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
             return Err(e);
         }
     }
+}
+
+/// The cache directory `name` in `store`, made once as a copy of `seed`
+/// (a cache mount's `from=` stage or image, flattened); later uses see
+/// what earlier steps left in it. Prepared under a temporary name and
+/// renamed into place, so a half-copied cache is never used.
+pub(super) fn seeded_dir(store: &Store, name: &str, seed: &Path) -> Result<PathBuf, String> {
+    let tmp = store
+        .cache_dir(&format!("{name}.new-{}", std::process::id()))
+        .map_err(|e| e.to_string())?;
+    let dir = tmp.with_file_name(name);
+    if dir.is_dir() {
+        let _ = std::fs::remove_dir(&tmp);
+        return Ok(dir);
+    }
+    if let Err(e) = copy_tree(seed, &tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(format!(
+            "cache mount {name}: seeding from {}: {e}",
+            seed.display()
+        ));
+    }
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(dir),
+        // Another build seeded it meanwhile.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(dir)
+        }
+        Err(e) => Err(format!("{}: {e}", tmp.display())),
+    }
+}
+
+/// Copies the tree at `src` into the existing directory `dst`: files,
+/// directories and symlinks with their permission bits (and owners when
+/// running as root, as the flattened stage has them); other kinds (fifos,
+/// sockets, devices) are left out. Directory modes are set after their
+/// contents, so a read-only directory can still be filled.
+pub(super) fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let as_root = rustix::process::geteuid().is_root();
+    let own = |path: &Path, md: &std::fs::Metadata| -> std::io::Result<()> {
+        if as_root {
+            std::os::unix::fs::lchown(path, Some(md.uid()), Some(md.gid()))?;
+        }
+        Ok(())
+    };
+    let mut dirs = vec![(src.to_path_buf(), dst.to_path_buf())];
+    let mut modes = Vec::new();
+    while let Some((from, to)) = dirs.pop() {
+        let md = std::fs::symlink_metadata(&from)?;
+        own(&to, &md)?;
+        modes.push((to.clone(), md.permissions().mode() & 0o7777));
+        for entry in std::fs::read_dir(&from)? {
+            let entry = entry?;
+            let (s, d) = (entry.path(), to.join(entry.file_name()));
+            let md = std::fs::symlink_metadata(&s)?;
+            let ft = md.file_type();
+            if ft.is_dir() {
+                std::fs::create_dir(&d)?;
+                dirs.push((s, d));
+            } else if ft.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&s)?, &d)?;
+                own(&d, &md)?;
+            } else if ft.is_file() {
+                std::fs::copy(&s, &d)?;
+                own(&d, &md)?;
+                // chown clears set-id bits; put the whole mode back.
+                std::fs::set_permissions(
+                    &d,
+                    std::fs::Permissions::from_mode(md.permissions().mode() & 0o7777),
+                )?;
+            }
+        }
+    }
+    for (dir, mode) in modes.into_iter().rev() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

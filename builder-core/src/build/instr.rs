@@ -288,6 +288,7 @@ impl Engine<'_> {
         } else {
             // BuildKit resolves the owner in the stage; an unknown name
             // falls back to 0, as it does.
+            refuse_name_on_empty_root(state, "USER", &user)?;
             state.sync_fs()?;
             let (passwd, group) = self.user_files(state)?;
             Some(resolve_chown(&user, passwd.as_deref(), group.as_deref()))
@@ -422,7 +423,27 @@ impl Engine<'_> {
         let argv = invocation.args.clone();
         let mut mount_roots = Vec::new();
         for m in &mounts {
-            let root = if m.kind == instructions::MountType::Bind && !m.from.is_empty() {
+            // BuildKit refuses to mount over the whole root (a relative
+            // target is taken from the working directory).
+            let whole_root = matches!(
+                m.kind,
+                instructions::MountType::Bind
+                    | instructions::MountType::Cache
+                    | instructions::MountType::Tmpfs
+            ) && if m.target.starts_with('/') {
+                clean(&m.target).is_empty()
+            } else {
+                clean(&format!("{}/{}", working_dir(&state.config), m.target)).is_empty()
+            };
+            if whole_root {
+                return Err(format!("invalid mount target {:?}", "/"));
+            }
+            // A cache mount's `from=` is the content a new cache starts with.
+            let from_kind = matches!(
+                m.kind,
+                instructions::MountType::Bind | instructions::MountType::Cache
+            );
+            let root = if from_kind && !m.from.is_empty() {
                 Some(self.mount_root(state, stage, &m.from)?)
             } else {
                 None
@@ -526,6 +547,7 @@ impl Engine<'_> {
                 Some(resolve_chown(spec, None, None))
             }
             Some(spec) => {
+                refuse_name_on_empty_root(state, "--chown", spec)?;
                 state.sync_fs()?;
                 let (passwd, group) = self.user_files(state)?;
                 Some(resolve_chown(spec, passwd.as_deref(), group.as_deref()))
@@ -710,6 +732,24 @@ fn copy_history(
 /// BuildKit's pathRelativeToWorkingDir: absolute paths stay, others join
 /// the working directory; a trailing slash (or `.`) is kept as the
 /// "this is a directory" marker.
+/// A stage that has no filesystem yet (`FROM scratch` before any COPY,
+/// ADD, RUN or WORKDIR that makes a directory) gives BuildKit's file
+/// operation no input to read /etc/passwd or /etc/group from, so both
+/// docker 20.10 and current BuildKit refuse a named owner there
+/// ("invalid user index: -1"); ids and `root` need no lookup.
+fn refuse_name_on_empty_root(state: &StageState, what: &str, spec: &str) -> Result<(), String> {
+    if !state.layers.is_empty() {
+        return Ok(());
+    }
+    if let (OwnerPart::Name(name), _) | (_, Some(OwnerPart::Name(name))) = chown_parts(spec) {
+        return Err(format!(
+            "{what} {spec}: invalid user index: -1 ({name:?} is a name, and the stage has no \
+             files yet, so no /etc/passwd or /etc/group to look it up in; use numeric ids)"
+        ));
+    }
+    Ok(())
+}
+
 fn dest_relative_to_workdir(workdir: &str, dest: &str) -> String {
     let dir_marker = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest.is_empty();
     let joined = if dest.starts_with('/') {

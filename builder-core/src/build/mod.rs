@@ -14,6 +14,7 @@ mod archive;
 mod cache_mount;
 mod cached;
 pub mod config;
+mod context_mount;
 mod copy;
 mod engine;
 mod fetch;

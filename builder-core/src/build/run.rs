@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use super::cache_mount::CacheLocks;
 use super::secrets::{SecretStore, StepSecrets};
 use super::{LayerBlob, RunControl, RunExecutor, RunRequest};
-use crate::instructions::{MountType, NetworkMode};
+use crate::instructions::{MountType, NetworkMode, ShareMode};
 use crate::layer::{CompressionOptions, LayerOptions};
 use crate::sandbox::{self, IdMap, Mount, MountKind, Network, OutputSink, Rootfs, Spec};
 use crate::snapshot::{self, RootfsMode};
@@ -31,6 +31,8 @@ pub struct SandboxRunner<'a> {
     network: Network,
     layer_options: LayerOptions,
     secrets: SecretStore,
+    /// The context as bind mounts show it (.dockerignore applied).
+    context_view: super::context_mount::ContextView,
     /// Things to tell the user (id mapping limits, skipped layer members).
     warnings: Mutex<Vec<String>>,
 }
@@ -84,7 +86,15 @@ impl<'a> SandboxRunner<'a> {
             },
             warnings: Mutex::new(notes),
             secrets: SecretStore::new(),
+            context_view: Default::default(),
         })
+    }
+
+    /// The context's .dockerignore rules: a bind mount of the context
+    /// shows only what they keep, as BuildKit's filtered context does.
+    pub fn with_ignore_rules(mut self, rules: crate::context::IgnoreRules) -> Self {
+        self.context_view = super::context_mount::ContextView::new(rules);
+        self
     }
 
     /// The secrets and SSH agents `RUN --mount=type=secret|ssh` may use.
@@ -195,11 +205,17 @@ impl<'a> SandboxRunner<'a> {
             let target = absolute(&m.target);
             let kind = match m.kind {
                 MountType::Bind => {
-                    let root = match req.mount_roots.get(i) {
-                        Some(Some(r)) => r.clone(),
-                        _ => self.context.clone(),
+                    let (root, from_context) = match req.mount_roots.get(i) {
+                        Some(Some(r)) => (r.clone(), false),
+                        _ => (self.context.clone(), true),
                     };
-                    let src = resolve_in(&root, &m.source)?;
+                    let mut src = resolve_in(&root, &m.source)?;
+                    if from_context {
+                        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+                        src = self
+                            .context_view
+                            .source(&root, &src, &m.source, &self.scratch, n)?;
+                    }
                     let is_file = !src.is_dir();
                     let kind = if m.read_only {
                         MountKind::Bind {
@@ -224,10 +240,19 @@ impl<'a> SandboxRunner<'a> {
                     } else {
                         m.id.clone()
                     };
+                    // `source=` mounts that path of the cache; BuildKit
+                    // then leaves uid/gid/mode aside.
+                    let sub = super::fsview::clean(&m.source);
                     // BuildKit keys a cache on its id and the directory it
-                    // starts from, so each uid/gid/mode is a separate cache.
-                    let owned = m.uid.is_some() || m.gid.is_some() || m.mode.is_some();
-                    let key = if owned {
+                    // starts from, so each uid/gid/mode is a separate cache,
+                    // and so is each `from=` content it is seeded with.
+                    let owned =
+                        sub.is_empty() && (m.uid.is_some() || m.gid.is_some() || m.mode.is_some());
+                    let seed = match req.mount_roots.get(i) {
+                        Some(Some(root)) if !owned => Some(root.clone()),
+                        _ => None,
+                    };
+                    let mut key = if owned {
                         format!(
                             "{id}\0{}:{}:{:o}",
                             m.uid.unwrap_or(0),
@@ -237,6 +262,10 @@ impl<'a> SandboxRunner<'a> {
                     } else {
                         id
                     };
+                    if let Some(root) = &seed {
+                        key.push_str("\0from:");
+                        key.push_str(&root.file_name().unwrap_or_default().to_string_lossy());
+                    }
                     // The id only ever names a cache through its digest,
                     // so no id (`../..`, `/etc`) can lead out of the store.
                     let name = format!(
@@ -247,17 +276,32 @@ impl<'a> SandboxRunner<'a> {
                         .store
                         .cache_dir("run-cache-locks")
                         .map_err(|e| e.to_string())?;
-                    let name =
-                        step.locks
-                            .acquire(&locks, &name, m.sharing_or_default(), cancelled)?;
+                    // `source=` is resolved on the host and then bound by
+                    // path: a shared user of the cache could swap a
+                    // directory on that path for a symlink in between, so
+                    // such a mount holds the cache alone (as `locked`).
+                    let sharing = match m.sharing_or_default() {
+                        ShareMode::Shared if !sub.is_empty() => ShareMode::Locked,
+                        other => other,
+                    };
+                    let name = step.locks.acquire(&locks, &name, sharing, cancelled)?;
                     let dir = if owned {
                         self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
+                    } else if let Some(root) = &seed {
+                        super::cache_mount::seeded_dir(self.store, &name, root)?
                     } else {
                         self.store.cache_dir(&name).map_err(|e| e.to_string())?
                     };
+                    // Resolved inside the cache: a link a step left there
+                    // cannot lead out of it.
+                    let src = if sub.is_empty() {
+                        dir
+                    } else {
+                        resolve_in(&dir, &sub)?
+                    };
                     MountKind::Bind {
-                        src: dir,
-                        readonly: false,
+                        src,
+                        readonly: m.read_only,
                     }
                 }
                 MountType::Tmpfs => MountKind::Tmpfs {

@@ -1,0 +1,137 @@
+//! The build context as `RUN --mount=type=bind` (without `from=`) shows it.
+//!
+//! BuildKit's context arrives filtered by .dockerignore, so a bind mount
+//! of it lacks what the rules leave out, and a `source=` the rules leave
+//! out is "not found" (checked with docker 20.10). kiln binds the context
+//! directory itself when the rules hide nothing below the source, and
+//! otherwise a copy of what they keep, made once per build and source.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::context::IgnoreRules;
+
+/// The ignore rules and the filtered copies made so far.
+#[derive(Default)]
+pub(super) struct ContextView {
+    rules: IgnoreRules,
+    made: Mutex<HashMap<PathBuf, PathBuf>>,
+}
+
+impl ContextView {
+    pub(super) fn new(rules: IgnoreRules) -> Self {
+        ContextView {
+            rules,
+            made: Mutex::default(),
+        }
+    }
+
+    /// What to bind for `src`, a path resolved inside the context `root`
+    /// (`shown` is the `source=` as written, for the error): `src` itself,
+    /// or a filtered copy under `scratch` (named with `n`).
+    pub(super) fn source(
+        &self,
+        root: &Path,
+        src: &Path,
+        shown: &str,
+        scratch: &Path,
+        n: usize,
+    ) -> Result<PathBuf, String> {
+        if self.rules.rules.is_empty() {
+            return Ok(src.to_path_buf());
+        }
+        let rel = src
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let is_dir = src.is_dir();
+        if !rel.is_empty() && !self.rules.visible(&rel, is_dir) {
+            return Err(format!(
+                "\"/{}\" not found: .dockerignore leaves it out of the build context",
+                shown.trim_start_matches('/')
+            ));
+        }
+        if !is_dir {
+            return Ok(src.to_path_buf());
+        }
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dir) = made.get(src) {
+            return Ok(dir.clone());
+        }
+        let mut kept = Vec::new();
+        let mut hidden = false;
+        self.walk(src, &rel, Path::new(""), &mut kept, &mut hidden)
+            .map_err(|e| format!("{}: {e}", src.display()))?;
+        let dir = if hidden {
+            let dst = scratch.join(format!("context-{n}"));
+            copy_kept(src, &dst, &kept).map_err(|e| format!("{}: {e}", dst.display()))?;
+            dst
+        } else {
+            src.to_path_buf()
+        };
+        made.insert(src.to_path_buf(), dir.clone());
+        Ok(dir)
+    }
+
+    /// Lists what the rules keep below `dir` (context path `rel`) as paths
+    /// relative to the mounted source, parents before children; `hidden`
+    /// says whether anything was left out.
+    fn walk(
+        &self,
+        dir: &Path,
+        rel: &str,
+        below: &Path,
+        kept: &mut Vec<PathBuf>,
+        hidden: &mut bool,
+    ) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name_str = name.to_string_lossy();
+            let child_rel = if rel.is_empty() {
+                name_str.into_owned()
+            } else {
+                format!("{rel}/{name_str}")
+            };
+            let is_dir = entry.file_type()?.is_dir();
+            if !self.rules.visible(&child_rel, is_dir) {
+                *hidden = true;
+                continue;
+            }
+            let child_below = below.join(&name);
+            kept.push(child_below.clone());
+            if is_dir {
+                self.walk(&entry.path(), &child_rel, &child_below, kept, hidden)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies `kept` (relative paths, parents first) from `src` to the new
+/// directory `dst`: directories, files and symlinks with their permission
+/// bits; directory modes last, so read-only ones can be filled. Not hard
+/// links: linking changes a file's ctime, which the context's stat cache
+/// keys on, so the next build would hash every file again.
+fn copy_kept(src: &Path, dst: &Path, kept: &[PathBuf]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(dst)?;
+    let mut modes = vec![(dst.to_path_buf(), std::fs::metadata(src)?.permissions())];
+    for rel in kept {
+        let (from, to) = (src.join(rel), dst.join(rel));
+        let md = std::fs::symlink_metadata(&from)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            modes.push((to, md.permissions()));
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to)?;
+        }
+    }
+    for (dir, perm) in modes.into_iter().rev() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(perm.mode() & 0o7777))?;
+    }
+    Ok(())
+}
