@@ -312,13 +312,27 @@ fn context_bind_mounts_leave_out_what_dockerignore_excludes() {
             ("sub/deep/keep2", "k2"),
         ],
     );
+    // The filtered copy shows files as BuildKit's transferred context
+    // does: their times, owner 0:0, and even a mode-0 file of the user's.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let keep = std::fs::File::options()
+            .write(true)
+            .open(ctx.join("sub/keep"))
+            .unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(981_173_106);
+        keep.set_modified(t).unwrap();
+        keep.set_permissions(std::fs::Permissions::from_mode(0))
+            .unwrap();
+    }
     let df = work.path().join("Dockerfile");
     std::fs::write(
         &df,
         format!(
             "{BUSYBOX_BASE}\
              RUN --mount=target=/ctx cd /ctx && find . ! -name busybox | sort > /all\n\
-             RUN --mount=target=/s,source=sub cd /s && find . | sort > /sub\n\
+             RUN --mount=target=/s,source=sub cd /s && find . | sort > /sub \
+             && stat -c '%Y %u:%g %a' keep > /keep && cat keep >> /keep\n\
              RUN --mount=target=/ctx,rw rm -rf /ctx/sub /ctx/a\n"
         ),
     )
@@ -332,6 +346,10 @@ fn context_bind_mounts_leave_out_what_dockerignore_excludes() {
     assert_eq!(
         describe(&fs["sub"]),
         "file 0644 0:0 \".\\n./deep\\n./deep/keep2\\n./keep\\n\""
+    );
+    assert_eq!(
+        describe(&fs["keep"]),
+        "file 0644 0:0 \"981173106 0:0 0\\nk\""
     );
     assert!(ctx.join("sub/drop").exists() && ctx.join("a").exists());
     for source in ["secret.txt", "ign", "sub/drop"] {

@@ -109,12 +109,34 @@ impl ContextView {
 }
 
 /// Copies `kept` (relative paths, parents first) from `src` to the new
-/// directory `dst`: directories, files and symlinks with their permission
-/// bits; directory modes last, so read-only ones can be filled. Not hard
-/// links: linking changes a file's ctime, which the context's stat cache
-/// keys on, so the next build would hash every file again.
+/// directory `dst` as BuildKit's transferred context shows them (checked
+/// with docker 20.10): types and permission bits, the modification times
+/// of files and symlinks (a `make` in the step compares them), owners
+/// 0:0 (the copy is the builder's) and directories with times of the
+/// transfer. Directory modes are set last, so read-only ones can be
+/// filled. A file of the user's own that its mode denies is read through
+/// the opener, as the context's walk reads it. Not hard links: linking
+/// changes a file's ctime, which the context's stat cache keys on, so the
+/// next build would hash every file again.
 fn copy_kept(src: &Path, dst: &Path, kept: &[PathBuf]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let keep_times = |to: &Path, md: &std::fs::Metadata| -> std::io::Result<()> {
+        let at = |sec: i64, nsec: i64| rustix::fs::Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        };
+        let t = rustix::fs::Timestamps {
+            last_access: at(md.atime(), md.atime_nsec()),
+            last_modification: at(md.mtime(), md.mtime_nsec()),
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            to,
+            &t,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        Ok(())
+    };
     std::fs::create_dir(dst)?;
     let mut modes = vec![(dst.to_path_buf(), std::fs::metadata(src)?.permissions())];
     for rel in kept {
@@ -126,8 +148,17 @@ fn copy_kept(src: &Path, dst: &Path, kept: &[PathBuf]) -> std::io::Result<()> {
             modes.push((to, md.permissions()));
         } else if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+            keep_times(&to, &md)?;
         } else if ft.is_file() {
-            std::fs::copy(&from, &to)?;
+            let mut input = crate::sandbox::Opener::for_process().open(&from)?;
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&to)?;
+            std::io::copy(&mut input, &mut out)?;
+            out.set_permissions(std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            keep_times(&to, &md)?;
         }
     }
     for (dir, perm) in modes.into_iter().rev() {
