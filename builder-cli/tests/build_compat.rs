@@ -404,3 +404,28 @@ fn a_mount_over_the_root_is_refused() {
         assert!(err.contains("invalid mount target \"/\""), "{mount}: {err}");
     }
 }
+
+/// BuildKit's transferred context is all 0:0, so a step's `cp -a` from a
+/// context bind mount makes root-owned files even where the checkout
+/// belongs to someone else; kiln copies such a source instead of binding
+/// it (as root, a file of another owner; rootless, the user's own files
+/// already show as 0:0).
+#[test]
+fn a_context_bind_mount_shows_every_file_as_root_owned() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    tree(&ctx, &[("app/bin/tool", "t"), ("app/conf", "c")]);
+    if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::chown(ctx.join("app/conf"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::chown(ctx.join("app/bin"), Some(1234), Some(5678)).unwrap();
+    }
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN --mount=target=/src cp -a /src/app /app\n\
+         RUN --mount=target=/c,source=app/conf stat -c %u:%g /c > /conf-owner\n",
+    );
+    let fs = files(&build_to_layout(work.path(), &df, &ctx, &[], &[]));
+    assert_eq!(describe(&fs["app/conf"]), "file 0644 0:0 \"c\"");
+    assert_eq!(describe(&fs["app/bin"]), "dir 0755 0:0");
+    assert_eq!(describe(&fs["conf-owner"]), "file 0644 0:0 \"0:0\\n\"");
+}

@@ -2,9 +2,10 @@
 //!
 //! BuildKit's context arrives filtered by .dockerignore, so a bind mount
 //! of it lacks what the rules leave out, and a `source=` the rules leave
-//! out is "not found" (checked with docker 20.10). kiln binds the context
-//! directory itself when the rules hide nothing below the source, and
-//! otherwise a copy of what they keep, made once per build and source.
+//! out is "not found" (checked with docker 20.10); every file in it shows
+//! as 0:0. kiln binds the context directory itself when the rules hide
+//! nothing below the source and kiln's user owns all of it, and otherwise
+//! a copy of what they keep, made once per build and source.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -28,7 +29,10 @@ impl ContextView {
 
     /// What to bind for `src`, a path resolved inside the context `root`
     /// (`shown` is the `source=` as written, for the error): `src` itself,
-    /// or a filtered copy under `scratch` (named with `n`).
+    /// or a copy under `scratch` (named with `n`) when the rules hide
+    /// something below it or something in it belongs to another owner than
+    /// kiln's user (BuildKit's transferred context is all 0:0; a step's
+    /// `cp -a` from the mount would otherwise keep the host's owners).
     pub(super) fn source(
         &self,
         root: &Path,
@@ -37,9 +41,6 @@ impl ContextView {
         scratch: &Path,
         n: usize,
     ) -> Result<PathBuf, String> {
-        if self.rules.rules.is_empty() {
-            return Ok(src.to_path_buf());
-        }
         let rel = src
             .strip_prefix(root)
             .map(|p| p.to_string_lossy().into_owned())
@@ -51,39 +52,39 @@ impl ContextView {
                 shown.trim_start_matches('/')
             ));
         }
-        if !is_dir {
-            return Ok(src.to_path_buf());
-        }
         let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(dir) = made.get(src) {
             return Ok(dir.clone());
         }
-        let mut kept = Vec::new();
-        let mut hidden = false;
-        self.walk(src, &rel, Path::new(""), &mut kept, &mut hidden)
-            .map_err(|e| format!("{}: {e}", src.display()))?;
-        let dir = if hidden {
-            let dst = scratch.join(format!("context-{n}"));
-            copy_kept(src, &dst, &kept).map_err(|e| format!("{}: {e}", dst.display()))?;
-            dst
-        } else {
-            src.to_path_buf()
+        let top = std::fs::metadata(src).map_err(err(src))?;
+        let mut walked = Walked {
+            kept: Vec::new(),
+            copy: !ours(&top),
         };
-        made.insert(src.to_path_buf(), dir.clone());
-        Ok(dir)
+        if is_dir {
+            self.walk(src, &rel, Path::new(""), &mut walked)
+                .map_err(err(src))?;
+        }
+        let dst = scratch.join(format!("context-{n}"));
+        let chosen = match (walked.copy, is_dir) {
+            (false, _) => src.to_path_buf(),
+            (true, true) => {
+                copy_kept(src, &dst, &walked.kept).map_err(err(&dst))?;
+                dst
+            }
+            (true, false) => {
+                copy_one(src, &dst, &top).map_err(err(&dst))?;
+                dst
+            }
+        };
+        made.insert(src.to_path_buf(), chosen.clone());
+        Ok(chosen)
     }
 
     /// Lists what the rules keep below `dir` (context path `rel`) as paths
-    /// relative to the mounted source, parents before children; `hidden`
-    /// says whether anything was left out.
-    fn walk(
-        &self,
-        dir: &Path,
-        rel: &str,
-        below: &Path,
-        kept: &mut Vec<PathBuf>,
-        hidden: &mut bool,
-    ) -> std::io::Result<()> {
+    /// relative to the mounted source, parents before children, and notes
+    /// whether a copy is needed (something hidden, or owned by another).
+    fn walk(&self, dir: &Path, rel: &str, below: &Path, out: &mut Walked) -> std::io::Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
@@ -93,19 +94,42 @@ impl ContextView {
             } else {
                 format!("{rel}/{name_str}")
             };
-            let is_dir = entry.file_type()?.is_dir();
+            let md = entry.metadata()?;
+            let is_dir = md.is_dir();
             if !self.rules.visible(&child_rel, is_dir) {
-                *hidden = true;
+                out.copy = true;
                 continue;
             }
+            out.copy |= !ours(&md);
             let child_below = below.join(&name);
-            kept.push(child_below.clone());
+            out.kept.push(child_below.clone());
             if is_dir {
-                self.walk(&entry.path(), &child_rel, &child_below, kept, hidden)?;
+                self.walk(&entry.path(), &child_rel, &child_below, out)?;
             }
         }
         Ok(())
     }
+}
+
+/// What a walk of a mounted source found.
+struct Walked {
+    /// The paths the rules keep, relative to the source.
+    kept: Vec<PathBuf>,
+    /// Whether the source must be copied rather than bound.
+    copy: bool,
+}
+
+/// Names the path an I/O error is about.
+fn err(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", p.display())
+}
+
+/// Whether an entry belongs to kiln's own user and group, and so shows as
+/// 0:0 in the step as a transferred context would.
+fn ours(md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    md.uid() == rustix::process::geteuid().as_raw()
+        && md.gid() == rustix::process::getegid().as_raw()
 }
 
 /// Copies `kept` (relative paths, parents first) from `src` to the new
@@ -119,24 +143,7 @@ impl ContextView {
 /// changes a file's ctime, which the context's stat cache keys on, so the
 /// next build would hash every file again.
 fn copy_kept(src: &Path, dst: &Path, kept: &[PathBuf]) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-    let keep_times = |to: &Path, md: &std::fs::Metadata| -> std::io::Result<()> {
-        let at = |sec: i64, nsec: i64| rustix::fs::Timespec {
-            tv_sec: sec,
-            tv_nsec: nsec as _,
-        };
-        let t = rustix::fs::Timestamps {
-            last_access: at(md.atime(), md.atime_nsec()),
-            last_modification: at(md.mtime(), md.mtime_nsec()),
-        };
-        rustix::fs::utimensat(
-            rustix::fs::CWD,
-            to,
-            &t,
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        )?;
-        Ok(())
-    };
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir(dst)?;
     let mut modes = vec![(dst.to_path_buf(), std::fs::metadata(src)?.permissions())];
     for rel in kept {
@@ -150,19 +157,47 @@ fn copy_kept(src: &Path, dst: &Path, kept: &[PathBuf]) -> std::io::Result<()> {
             std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
             keep_times(&to, &md)?;
         } else if ft.is_file() {
-            let mut input = crate::sandbox::Opener::for_process().open(&from)?;
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&to)?;
-            std::io::copy(&mut input, &mut out)?;
-            out.set_permissions(std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
-            keep_times(&to, &md)?;
+            copy_one(&from, &to, &md)?;
         }
     }
     for (dir, perm) in modes.into_iter().rev() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(perm.mode() & 0o7777))?;
     }
+    Ok(())
+}
+
+/// Copies the regular file `from` (metadata `md`) to the new path `to`
+/// with its permission bits and times.
+fn copy_one(from: &Path, to: &Path, md: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let mut input = crate::sandbox::Opener::for_process().open(from)?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?;
+    std::io::copy(&mut input, &mut out)?;
+    out.set_permissions(std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    keep_times(to, md)
+}
+
+/// Gives `to` the access and modification times of `md`, without
+/// following a final symlink.
+fn keep_times(to: &Path, md: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let at = |sec: i64, nsec: i64| rustix::fs::Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec as _,
+    };
+    let t = rustix::fs::Timestamps {
+        last_access: at(md.atime(), md.atime_nsec()),
+        last_modification: at(md.mtime(), md.mtime_nsec()),
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        to,
+        &t,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
     Ok(())
 }
