@@ -46,7 +46,16 @@ pub(super) fn record(store: &Path, diff_id: &str) -> std::io::Result<()> {
     let pending = store.join("pending");
     fs::create_dir_all(&pending)?;
     let path = pending.join(record_name(diff_id));
-    let tmp = pending.join(format!(".{}.{}", record_name(diff_id), std::process::id()));
+    // Two steps of one build may extract the same layer at once and both
+    // record it: each writes its own temporary file (the last rename wins,
+    // with the same content).
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = pending.join(format!(
+        ".{}.{}.{seq}",
+        record_name(diff_id),
+        std::process::id()
+    ));
     fs::write(&tmp, id.as_bytes())?;
     fs::rename(&tmp, &path)
 }
@@ -156,6 +165,23 @@ mod tests {
         );
         assert!(s.join("trash/crashed-sha256-ab12/f").exists());
         assert!(!s.join("pending/sha256-ab12").exists());
+    }
+
+    #[test]
+    fn threads_recording_one_layer_at_once_all_succeed() {
+        let t = store();
+        let s = t.path();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..50).try_for_each(|_| record(s, "sha256:ee77"))))
+                .collect();
+            for w in workers {
+                w.join().unwrap().unwrap();
+            }
+        });
+        assert!(s.join("pending/sha256-ee77").exists());
+        let left = fs::read_dir(s.join("pending")).unwrap().count();
+        assert_eq!(left, 1, "no temporary file is left behind");
     }
 
     #[test]
