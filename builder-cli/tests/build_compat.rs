@@ -322,7 +322,7 @@ fn context_bind_mounts_leave_out_what_dockerignore_excludes() {
             .unwrap();
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(981_173_106);
         keep.set_modified(t).unwrap();
-        keep.set_permissions(std::fs::Permissions::from_mode(0))
+        keep.set_permissions(std::fs::Permissions::from_mode(0o000))
             .unwrap();
     }
     let df = work.path().join("Dockerfile");
