@@ -127,8 +127,12 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
 /// what earlier steps left in it. Prepared under a temporary name and
 /// renamed into place, so a half-copied cache is never used.
 pub(super) fn seeded_dir(store: &Store, name: &str, seed: &Path) -> Result<PathBuf, String> {
+    // Two steps of one build may seed the same cache at once (`shared`
+    // lets both in): each copies into its own temporary directory.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = store
-        .cache_dir(&format!("{name}.new-{}", std::process::id()))
+        .cache_dir(&format!("{name}.new-{}-{seq}", std::process::id()))
         .map_err(|e| e.to_string())?;
     let dir = tmp.with_file_name(name);
     if dir.is_dir() {
