@@ -729,9 +729,6 @@ fn copy_history(
     msg
 }
 
-/// BuildKit's pathRelativeToWorkingDir: absolute paths stay, others join
-/// the working directory; a trailing slash (or `.`) is kept as the
-/// "this is a directory" marker.
 /// A stage that has no filesystem yet (`FROM scratch` before any COPY,
 /// ADD, RUN or WORKDIR that makes a directory) gives BuildKit's file
 /// operation no input to read /etc/passwd or /etc/group from, so both
@@ -750,6 +747,9 @@ fn refuse_name_on_empty_root(state: &StageState, what: &str, spec: &str) -> Resu
     Ok(())
 }
 
+/// BuildKit's pathRelativeToWorkingDir: absolute paths stay, others join
+/// the working directory; a trailing slash (or `.`) is kept as the
+/// "this is a directory" marker.
 fn dest_relative_to_workdir(workdir: &str, dest: &str) -> String {
     let dir_marker = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest.is_empty();
     let joined = if dest.starts_with('/') {
