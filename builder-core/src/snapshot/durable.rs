@@ -12,7 +12,12 @@
 //!   extracted again from its blob (which is fsynced) when next needed;
 //! - made in this boot more than [`SETTLE_AFTER`] ago: one `syncfs` of the
 //!   store's filesystem makes them durable (the kernel has usually written
-//!   them back already, so it is cheap), and the records go.
+//!   them back already, so it is cheap), and the records go. `syncfs`
+//!   also waits for every other process's dirty data on that filesystem,
+//!   so while the machine holds more than [`BUSY_DIRTY`] of it the records
+//!   are left for a later process: keeping them costs nothing until a
+//!   reboot, and a build should not start by flushing someone else's
+//!   writes.
 //!
 //! Without a readable boot id nothing is recorded and every directory is
 //! trusted, as before.
@@ -25,6 +30,26 @@ use crate::sandbox::{self, IdMap};
 /// Records younger than this are left for a later process: their data is
 /// probably still being written back, so a `syncfs` now would wait for it.
 pub(super) const SETTLE_AFTER: Duration = Duration::from_secs(60);
+
+/// Dirty and under-writeback page cache (from `/proc/meminfo`) above which
+/// settling skips its `syncfs`.
+pub(super) const BUSY_DIRTY: u64 = 64 << 20;
+
+/// Bytes of page cache waiting to be written (`Dirty` + `Writeback` in a
+/// `/proc/meminfo` text); `None` when neither line is there.
+fn pending_writeback(meminfo: &str) -> Option<u64> {
+    let mut total = None;
+    for line in meminfo.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if key == "Dirty" || key == "Writeback" {
+            let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            total = Some(total.unwrap_or(0) + kb * 1024);
+        }
+    }
+    total
+}
 
 /// The kernel's id of the current boot.
 fn boot_id() -> Option<String> {
@@ -73,6 +98,22 @@ pub(super) struct Settled {
 /// no other process uses the store. `older_than` is [`SETTLE_AFTER`]
 /// outside tests.
 pub(super) fn settle(store: &Path, idmap: &IdMap, older_than: Duration) -> Settled {
+    settle_with(store, idmap, older_than, &|| {
+        fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| pending_writeback(&m))
+            .is_some_and(|b| b > BUSY_DIRTY)
+    })
+}
+
+/// [`settle`], asking `busy` whether the machine has too much data waiting
+/// to be written for a `syncfs` now.
+fn settle_with(
+    store: &Path,
+    idmap: &IdMap,
+    older_than: Duration,
+    busy: &dyn Fn() -> bool,
+) -> Settled {
     let mut out = Settled::default();
     let Some(now_boot) = boot_id() else {
         return out;
@@ -119,6 +160,9 @@ pub(super) fn settle(store: &Path, idmap: &IdMap, older_than: Duration) -> Settl
         }
     }
     if to_sync.is_empty() {
+        return out;
+    }
+    if busy() {
         return out;
     }
     let synced = fs::File::open(store.join("layers"))
@@ -168,6 +212,15 @@ mod tests {
     }
 
     #[test]
+    fn writeback_is_read_from_meminfo() {
+        let m = "MemTotal:       24000000 kB\nDirty:             66112 kB\n\
+                 Writeback:          100 kB\nAnonPages:  1 kB\n";
+        assert_eq!(pending_writeback(m), Some((66112 + 100) * 1024));
+        assert_eq!(pending_writeback("MemTotal: 1 kB\n"), None);
+        assert_eq!(pending_writeback("Dirty: lots kB\n"), None);
+    }
+
+    #[test]
     fn threads_recording_one_layer_at_once_all_succeed() {
         let t = store();
         let s = t.path();
@@ -192,7 +245,11 @@ mod tests {
         record(s, "sha256:cd34").unwrap();
         // A record left by a process killed before its rename.
         fs::write(s.join("pending/.sha256-ef56.123"), "x").unwrap();
-        let done = settle(s, &IdMap::Host, Duration::ZERO);
+        // A machine with much data waiting to be written: left for later.
+        let done = settle_with(s, &IdMap::Host, Duration::ZERO, &|| true);
+        assert_eq!(done, Settled::default());
+        assert!(s.join("pending/sha256-cd34").exists());
+        let done = settle_with(s, &IdMap::Host, Duration::ZERO, &|| false);
         assert_eq!(done.synced, 1);
         assert!(done.discarded.is_empty());
         assert!(s.join("layers/sha256/cd34").is_dir(), "kept");
