@@ -57,9 +57,14 @@ impl ContextView {
             return Ok(dir.clone());
         }
         let top = std::fs::metadata(src).map_err(err(src))?;
+        let me = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
         let mut walked = Walked {
             kept: Vec::new(),
-            copy: !ours(&top),
+            copy: !ours(&top, me),
+            me,
         };
         if is_dir {
             self.walk(src, &rel, Path::new(""), &mut walked)
@@ -100,7 +105,7 @@ impl ContextView {
                 out.copy = true;
                 continue;
             }
-            out.copy |= !ours(&md);
+            out.copy = out.copy || !ours(&md, out.me);
             let child_below = below.join(&name);
             out.kept.push(child_below.clone());
             if is_dir {
@@ -117,6 +122,8 @@ struct Walked {
     kept: Vec<PathBuf>,
     /// Whether the source must be copied rather than bound.
     copy: bool,
+    /// kiln's effective user and group ids.
+    me: (u32, u32),
 }
 
 /// Names the path an I/O error is about.
@@ -126,10 +133,9 @@ fn err(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
 
 /// Whether an entry belongs to kiln's own user and group, and so shows as
 /// 0:0 in the step as a transferred context would.
-fn ours(md: &std::fs::Metadata) -> bool {
+fn ours(md: &std::fs::Metadata, (uid, gid): (u32, u32)) -> bool {
     use std::os::unix::fs::MetadataExt;
-    md.uid() == rustix::process::geteuid().as_raw()
-        && md.gid() == rustix::process::getegid().as_raw()
+    md.uid() == uid && md.gid() == gid
 }
 
 /// Copies `kept` (relative paths, parents first) from `src` to the new
@@ -170,7 +176,7 @@ fn copy_kept(src: &Path, dst: &Path, kept: &[PathBuf]) -> std::io::Result<()> {
 /// with its permission bits and times.
 fn copy_one(from: &Path, to: &Path, md: &std::fs::Metadata) -> std::io::Result<()> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-    let mut input = crate::sandbox::Opener::for_process().open(from)?;
+    let mut input = crate::sandbox::open_owned(from)?;
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -241,7 +241,7 @@ fn load_ignore(root: &Path, dockerfile: &Dockerfile) -> Result<IgnoreRules, Cont
     for file in candidates {
         // Through the opener: a .dockerignore of mode 0200 or 000 that the
         // user owns still applies (BuildKit, as root, reads it).
-        match crate::sandbox::Opener::for_process().read(&file) {
+        match crate::sandbox::read_owned(&file) {
             Ok(text) => return Ok(IgnoreRules::parse(&file, &text)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => {

@@ -272,7 +272,7 @@ pub fn locate_dockerfile(
             } else {
                 p.clone()
             };
-            let text = read_owned(&host).map_err(|e| ContextError::io(p, e))?;
+            let text = crate::sandbox::read_owned(&host).map_err(|e| ContextError::io(p, e))?;
             Ok(Dockerfile {
                 name: p.display().to_string(),
                 host_path: Some(host),
@@ -282,7 +282,7 @@ pub fn locate_dockerfile(
         DockerfileFlag::Default => {
             for candidate in ["Dockerfile", "dockerfile"] {
                 let host = root.join(candidate);
-                match read_owned(&host) {
+                match crate::sandbox::read_owned(&host) {
                     Ok(text) => {
                         return Ok(Dockerfile {
                             name: candidate.to_string(),
@@ -299,10 +299,4 @@ pub fn locate_dockerfile(
             })
         }
     }
-}
-
-/// Reads a Dockerfile, also when the user owns it but its mode denies them
-/// (see [`crate::sandbox::Opener::for_process`]).
-fn read_owned(path: &Path) -> std::io::Result<Vec<u8>> {
-    crate::sandbox::Opener::for_process().read(path)
 }

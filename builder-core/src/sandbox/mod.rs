@@ -20,7 +20,7 @@ mod userns;
 use std::path::PathBuf;
 
 pub use idmap::{IdMap, IdRange};
-pub use opener::Opener;
+pub use opener::{open_owned, read_owned, Opener};
 pub use plan::{run, run_cancellable};
 pub use user::{resolve_user, ExecUser, UserError};
 pub(crate) use userns::{chown_in_userns, set_capabilities_in_userns};

@@ -58,10 +58,17 @@ impl Opener {
     /// Opens `path` read-only, as the calling user when allowed, else as
     /// root of the user namespace.
     pub fn open(&self, path: &Path) -> io::Result<File> {
-        match File::open(path) {
-            Err(e) if self.denied(&e) => self.via_helper(path, libc::O_RDONLY, None),
-            r => r,
+        File::open(path).or_else(|e| self.retry(e, path))
+    }
+
+    /// Retries an open of `path` that failed with `err`, through the helper
+    /// when `err` is a permission denial it can get past; any other error
+    /// is returned as it is.
+    pub fn retry(&self, err: io::Error, path: &Path) -> io::Result<File> {
+        if !self.denied(&err) {
+            return Err(err);
         }
+        self.via_helper(path, libc::O_RDONLY, None)
     }
 
     /// Retries an open of `rel` below the directory `dir` that failed with
@@ -161,10 +168,26 @@ impl Opener {
 
     /// Reads a whole file through [`Opener::open`].
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        io::Read::read_to_end(&mut self.open(path)?, &mut buf)?;
-        Ok(buf)
+        read_all(self.open(path)?)
     }
+}
+
+/// Opens `path` for reading as the calling user and, only when that is
+/// denied, through [`Opener::for_process`]: the process's id map is then
+/// detected on the first denial rather than by every build.
+pub fn open_owned(path: &Path) -> io::Result<File> {
+    File::open(path).or_else(|e| Opener::for_process().retry(e, path))
+}
+
+/// Reads a whole file through [`open_owned`].
+pub fn read_owned(path: &Path) -> io::Result<Vec<u8>> {
+    read_all(open_owned(path)?)
+}
+
+fn read_all(mut f: File) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    io::Read::read_to_end(&mut f, &mut buf)?;
+    Ok(buf)
 }
 
 /// The running helper: our end of its socket and its pid.
