@@ -12,9 +12,10 @@
 #   benches/run_heavy.sh [KILN_BINARY]
 #
 # KILN_BENCH_TOOLS="kiln docker buildah" picks the builders; RUNS=N keeps
-# the best of N cold whole builds (default 1). The base image comes from a
-# loopback registry (see lib.sh) and is pulled into each builder's store
-# before anything is timed. Every RUN uses --network none.
+# the best of N cold whole builds per builder (default 3), the builders
+# taking turns. The base image comes from a loopback registry (see lib.sh)
+# and is pulled into each builder's store before anything is timed. Every
+# RUN uses --network none.
 #
 # Step k's time is a build of the Dockerfile cut after step k whose earlier
 # steps are cache hits from the build of step k-1: the step itself, its
@@ -27,7 +28,7 @@ set -euo pipefail
 # shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 bench_init "${1:-}"
-runs=${RUNS:-1}
+runs=${RUNS:-3}
 
 bench_workload run-heavy library/debian:bookworm
 
@@ -73,26 +74,34 @@ fi
 
 declare -A t
 tools=()
-measure() {
-    local tool=$1 k r s=()
-    tools+=("$tool")
-    dockerfiles "warmup-$(date +%s%N)"
-    build "$tool" warmup 0 >/dev/null
-    for ((r = 0; r < runs; r++)); do
-        dockerfiles "cold-$(date +%s%N)"
-        s+=("$(build "$tool" "whole$r" 4 --no-cache)")
+bench_wants kiln && tools+=(kiln)
+[ -n "$BENCH_DOCKER_OK" ] && tools+=(docker)
+[ -n "$BENCH_BUILDAH_OK" ] && tools+=(buildah)
+
+# The cold builds of the builders take turns (kiln, docker, buildah, kiln,
+# ...), so each sees the disk in the same state. On this VM's ext4 (no
+# journal) inodes freed in the last minutes are skipped when new ones are
+# allocated, so whoever creates files right after a mass deletion (a
+# step's `rm -rf`, the previous run's clean-up) pays up to a second more;
+# builder after builder, the first one paid it every time.
+dockerfiles "warmup-$(date +%s%N)"
+for tool in "${tools[@]}"; do build "$tool" warmup 0 >/dev/null; done
+declare -A cold
+for ((r = 0; r < runs; r++)); do
+    for tool in "${tools[@]}"; do
+        dockerfiles "cold-$r-$tool-$(date +%s%N)"
+        cold[$tool]+=" $(build "$tool" "whole$r" 4 --no-cache)"
     done
-    t[$tool,whole]=$(bench_min "${s[@]}")
-    dockerfiles "steps-$(date +%s%N)"
+done
+for tool in "${tools[@]}"; do
+    # shellcheck disable=SC2086 # the list of times, one per word
+    t[$tool,whole]=$(bench_min ${cold[$tool]})
+    dockerfiles "steps-$tool-$(date +%s%N)"
     for k in 1 2 3 4; do
         t[$tool,$k]=$(build "$tool" "step$k" "$k")
     done
     t[$tool,noop]=$(build "$tool" noop 4)
-}
-
-bench_wants kiln && measure kiln
-[ -n "$BENCH_DOCKER_OK" ] && measure docker
-[ -n "$BENCH_BUILDAH_OK" ] && measure buildah
+done
 
 echo "run_heavy: $base, 4 RUN steps, $(nproc) cores; seconds (whole: best of $runs cold builds)"
 cols=("${step_names[@]}" "no-op" "whole")
