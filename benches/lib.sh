@@ -18,6 +18,8 @@
 #                        otherwise removed at exit)
 #   KILN_BENCH_KILN_FLAGS extra flags for every `kiln build`, split on
 #                        spaces (e.g. "--scratch memory")
+#   KILN_BENCH_SETTLE    seconds to wait at most for the disk to settle
+#                        before timing (default 420; see bench_settle)
 #
 # Every helper that starts something registers its cleanup with
 # bench_on_exit; one EXIT trap runs them in reverse order.
@@ -251,6 +253,59 @@ bench_kiln_quiet() {
     BENCH_KILN_QUIET+=("${extra[@]}")
 }
 
+# Seconds to create 2,000 empty files in the new directory $1.
+bench_create_secs() {
+    python3 -c 'import os, sys, time
+d = sys.argv[1]
+os.mkdir(d)
+t = time.perf_counter()
+for i in range(2000):
+    open(os.path.join(d, "f%d" % i), "w").close()
+print("%.3f" % (time.perf_counter() - t))' "$1"
+}
+
+# bench_settle DIR...: waits until creating files in each DIR is about as
+# quick as on tmpfs (at most 3x, or 30 ms more), for at most
+# $KILN_BENCH_SETTLE seconds (default 420).
+# Why: on an ext4 without a journal (these VMs), the allocator passes over
+# inodes freed in the last 60 s (6 min while their inode table block is
+# not yet written back), so creating files in a block group where a tree
+# was just deleted (the previous run's store, a big rm) costs up to 10x.
+# Whose directories land in such a group is luck, and it moved a 1 s build
+# by a second or more. A sync first lets the wait end after a minute.
+# The probe files stay until exit: deleting them would start it again.
+bench_settle() {
+    local limit=${KILN_BENCH_SETTLE:-420} start dir probe mem mem_secs disk slow n=0
+    local probes=()
+    for dir in "$@"; do
+        probe=$(mktemp -d "$dir/.kiln-bench-settle.XXXXXX")
+        bench_on_exit "rm -rf '$probe'"
+        probes+=("$probe")
+    done
+    sync
+    start=$(date +%s)
+    while :; do
+        n=$((n + 1))
+        slow=
+        for probe in "${probes[@]}"; do
+            mem=$(mktemp -d /dev/shm/kiln-bench-settle.XXXXXX)
+            mem_secs=$(bench_create_secs "$mem/p")
+            rm -rf "$mem"
+            disk=$(bench_create_secs "$probe/p$n")
+            if ! awk -v d="$disk" -v m="$mem_secs" 'BEGIN { exit !(d <= 3 * m || d <= m + 0.03) }'; then
+                slow+=" ${probe%/*} (${disk}s, tmpfs ${mem_secs}s)"
+            fi
+        done
+        [ -z "$slow" ] && return 0
+        if (($(date +%s) - start >= limit)); then
+            echo "bench: creating files is still slow after ${limit}s in$slow; timing anyway" >&2
+            return 0
+        fi
+        [ "$n" = 1 ] && echo "bench: waiting for the disk to settle: creating files is slow in$slow" >&2
+        sleep 15
+    done
+}
+
 # The setup four_stages.sh and run_heavy.sh share: a work dir in $work with
 # ctx/ and logs/, kiln's store in $KILN_ROOT, the registry, the builders
 # detected (a fresh buildah store when there is one), quiet kiln progress,
@@ -268,4 +323,7 @@ bench_workload() {
     if [ -n "$BENCH_BUILDAH_OK" ]; then bench_buildah_store "$work/buildah"; fi
     bench_kiln_quiet
     bench_pull_base "$2"
+    local settle=("$work")
+    if [ -n "$BENCH_DOCKER_OK" ] && [ -w /var/lib/docker ]; then settle+=(/var/lib/docker); fi
+    bench_settle "${settle[@]}"
 }
