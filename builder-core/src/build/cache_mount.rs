@@ -1,5 +1,7 @@
-//! `RUN --mount=type=cache,sharing=...` across steps and kiln processes,
-//! and caches seeded from a `from=` stage or image.
+//! `RUN --mount=type=cache`: which directory of the store a mount binds
+//! (named by a digest of its id and options, never by the id itself),
+//! `sharing=...` across steps and kiln processes, and caches seeded from a
+//! `from=` stage or image.
 //!
 //! Every use of a cache directory holds an `flock` on its lock file
 //! (`run-cache-locks/NAME.lock` in the store's caches) for the whole step: `shared` a shared lock, `locked` an
@@ -13,8 +15,141 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::instructions::ShareMode;
+use crate::instructions::{Mount, ShareMode};
+use crate::sandbox::IdMap;
 use crate::store::Store;
+
+/// What [`source`] needs of the runner: the store the caches live in, the
+/// id map their owners are set through, and where warnings go.
+pub(super) struct CacheRoots<'a> {
+    pub store: &'a Store,
+    pub idmap: &'a IdMap,
+    pub warn: &'a dyn Fn(String),
+}
+
+/// The host directory a `type=cache` mount `m` binds, locked in `locks`
+/// for the step as its `sharing` asks (waiting while `cancelled` says
+/// no). `seed` is the root of its `from=` stage or image, if any.
+pub(super) fn source(
+    roots: &CacheRoots<'_>,
+    m: &Mount,
+    seed: Option<&Path>,
+    locks: &mut CacheLocks,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<PathBuf, String> {
+    let id = if m.id.is_empty() {
+        m.target.clone()
+    } else {
+        m.id.clone()
+    };
+    // `source=` mounts that path of the cache; BuildKit then leaves
+    // uid/gid/mode aside.
+    let sub = super::fsview::clean(&m.source);
+    // BuildKit keys a cache on its id and the directory it starts from, so
+    // each uid/gid/mode is a separate cache, and so is each `from=`
+    // content it is seeded with.
+    let owned = sub.is_empty() && (m.uid.is_some() || m.gid.is_some() || m.mode.is_some());
+    let seed = seed.filter(|_| !owned);
+    let mut key = if owned {
+        format!(
+            "{id}\0{}:{}:{:o}",
+            m.uid.unwrap_or(0),
+            m.gid.unwrap_or(0),
+            m.mode.unwrap_or(0o755)
+        )
+    } else {
+        id
+    };
+    if let Some(root) = seed {
+        key.push_str("\0from:");
+        key.push_str(&root.file_name().unwrap_or_default().to_string_lossy());
+    }
+    // The id only ever names a cache through its digest, so no id (`../..`,
+    // `/etc`) can lead out of the store.
+    let name = format!(
+        "run-cache-{}",
+        super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
+    );
+    let lock_dir = roots
+        .store
+        .cache_dir("run-cache-locks")
+        .map_err(|e| e.to_string())?;
+    // `source=` is resolved on the host and then bound by path: a shared
+    // user of the cache could swap a directory on that path for a symlink
+    // in between, so such a mount holds the cache alone (as `locked`).
+    let sharing = match m.sharing_or_default() {
+        ShareMode::Shared if !sub.is_empty() => ShareMode::Locked,
+        other => other,
+    };
+    let name = locks.acquire(&lock_dir, &name, sharing, cancelled)?;
+    let dir = if owned {
+        owned_dir(roots, &name, m.uid, m.gid, m.mode)?
+    } else if let Some(root) = seed {
+        seeded_dir(roots.store, &name, root)?
+    } else {
+        roots.store.cache_dir(&name).map_err(|e| e.to_string())?
+    };
+    // Resolved inside the cache: a link a step left there cannot lead out
+    // of it.
+    if sub.is_empty() {
+        Ok(dir)
+    } else {
+        super::run::resolve_in(&dir, &sub)
+    }
+}
+
+/// The cache directory `name`, created (once) owned by `uid`:`gid` with
+/// `mode` as a cache mount's options ask; it is prepared under a temporary
+/// name and renamed into place so a half-set-up directory is never used.
+fn owned_dir(
+    roots: &CacheRoots<'_>,
+    name: &str,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: Option<u32>,
+) -> Result<PathBuf, String> {
+    let tmp = roots
+        .store
+        .cache_dir(&format!("{name}.new-{}", std::process::id()))
+        .map_err(|e| e.to_string())?;
+    let dir = tmp.with_file_name(name);
+    if dir.is_dir() {
+        let _ = std::fs::remove_dir(&tmp);
+        return Ok(dir);
+    }
+    let err = |e: std::io::Error| format!("{}: {e}", tmp.display());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = mode.unwrap_or(0o755) & 0o7777;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    let (u, g) = (uid.unwrap_or(0), gid.unwrap_or(0));
+    match (roots.idmap.host_uid(u), roots.idmap.host_gid(g)) {
+        (Some(hu), Some(hg)) => {
+            // Rootless, a subordinate id is only reachable from inside the
+            // user namespace.
+            let owned = std::os::unix::fs::chown(&tmp, Some(hu), Some(hg))
+                .map_err(|e| e.to_string())
+                .or_else(|e| {
+                    crate::sandbox::chown_in_userns(roots.idmap, &[(tmp.clone(), u, g, Some(mode))])
+                        .map_err(|e2| format!("{e}; in the user namespace: {e2}"))
+                });
+            if let Err(e) = owned {
+                (roots.warn)(format!(
+                    "cache mount {name}: cannot give it to {u}:{g}: {e}"
+                ));
+            }
+        }
+        _ => (roots.warn)(format!("cache mount {name}: {u}:{g} is not mapped")),
+    }
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(dir),
+        // Another build prepared it meanwhile.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir(&tmp);
+            Ok(dir)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
 
 /// How many private instances of one cache are tried before giving up.
 const MAX_PRIVATE: usize = 1024;
@@ -126,7 +261,7 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
 /// (a cache mount's `from=` stage or image, flattened); later uses see
 /// what earlier steps left in it. Prepared under a temporary name and
 /// renamed into place, so a half-copied cache is never used.
-pub(super) fn seeded_dir(store: &Store, name: &str, seed: &Path) -> Result<PathBuf, String> {
+fn seeded_dir(store: &Store, name: &str, seed: &Path) -> Result<PathBuf, String> {
     // Two steps of one build may seed the same cache at once (`shared`
     // lets both in): each copies into its own temporary directory.
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -162,7 +297,7 @@ pub(super) fn seeded_dir(store: &Store, name: &str, seed: &Path) -> Result<PathB
 /// running as root, as the flattened stage has them); other kinds (fifos,
 /// sockets, devices) are left out. Directory modes are set after their
 /// contents, so a read-only directory can still be filled.
-pub(super) fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let as_root = rustix::process::geteuid().is_root();
     let own = |path: &Path, md: &std::fs::Metadata| -> std::io::Result<()> {

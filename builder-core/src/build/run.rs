@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use super::cache_mount::CacheLocks;
 use super::secrets::{SecretStore, StepSecrets};
 use super::{LayerBlob, RunControl, RunExecutor, RunRequest};
-use crate::instructions::{MountType, NetworkMode, ShareMode};
+use crate::instructions::{MountType, NetworkMode};
 use crate::layer::{CompressionOptions, LayerOptions};
 use crate::sandbox::{self, IdMap, Mount, MountKind, Network, OutputSink, Rootfs, Spec};
 use crate::snapshot::{self, RootfsMode};
@@ -235,70 +235,18 @@ impl<'a> SandboxRunner<'a> {
                     kind
                 }
                 MountType::Cache => {
-                    let id = if m.id.is_empty() {
-                        m.target.clone()
-                    } else {
-                        m.id.clone()
-                    };
-                    // `source=` mounts that path of the cache; BuildKit
-                    // then leaves uid/gid/mode aside.
-                    let sub = super::fsview::clean(&m.source);
-                    // BuildKit keys a cache on its id and the directory it
-                    // starts from, so each uid/gid/mode is a separate cache,
-                    // and so is each `from=` content it is seeded with.
-                    let owned =
-                        sub.is_empty() && (m.uid.is_some() || m.gid.is_some() || m.mode.is_some());
-                    let seed = match req.mount_roots.get(i) {
-                        Some(Some(root)) if !owned => Some(root.clone()),
-                        _ => None,
-                    };
-                    let mut key = if owned {
-                        format!(
-                            "{id}\0{}:{}:{:o}",
-                            m.uid.unwrap_or(0),
-                            m.gid.unwrap_or(0),
-                            m.mode.unwrap_or(0o755)
-                        )
-                    } else {
-                        id
-                    };
-                    if let Some(root) = &seed {
-                        key.push_str("\0from:");
-                        key.push_str(&root.file_name().unwrap_or_default().to_string_lossy());
-                    }
-                    // The id only ever names a cache through its digest,
-                    // so no id (`../..`, `/etc`) can lead out of the store.
-                    let name = format!(
-                        "run-cache-{}",
-                        super::images::sha256_digest(key.as_bytes()).trim_start_matches("sha256:")
-                    );
-                    let locks = self
-                        .store
-                        .cache_dir("run-cache-locks")
-                        .map_err(|e| e.to_string())?;
-                    // `source=` is resolved on the host and then bound by
-                    // path: a shared user of the cache could swap a
-                    // directory on that path for a symlink in between, so
-                    // such a mount holds the cache alone (as `locked`).
-                    let sharing = match m.sharing_or_default() {
-                        ShareMode::Shared if !sub.is_empty() => ShareMode::Locked,
-                        other => other,
-                    };
-                    let name = step.locks.acquire(&locks, &name, sharing, cancelled)?;
-                    let dir = if owned {
-                        self.owned_cache_dir(&name, m.uid, m.gid, m.mode)?
-                    } else if let Some(root) = &seed {
-                        super::cache_mount::seeded_dir(self.store, &name, root)?
-                    } else {
-                        self.store.cache_dir(&name).map_err(|e| e.to_string())?
-                    };
-                    // Resolved inside the cache: a link a step left there
-                    // cannot lead out of it.
-                    let src = if sub.is_empty() {
-                        dir
-                    } else {
-                        resolve_in(&dir, &sub)?
-                    };
+                    let seed = req.mount_roots.get(i).and_then(|r| r.as_deref());
+                    let src = super::cache_mount::source(
+                        &super::cache_mount::CacheRoots {
+                            store: self.store,
+                            idmap: &self.idmap,
+                            warn: &|w| self.warn(w),
+                        },
+                        m,
+                        seed,
+                        &mut step.locks,
+                        cancelled,
+                    )?;
                     MountKind::Bind {
                         src,
                         readonly: m.read_only,
@@ -423,67 +371,6 @@ fn push_file_mount(out: &mut Vec<Mount>, target: &str, kind: MountKind) {
     });
 }
 
-impl SandboxRunner<'_> {
-    /// The cache directory `name`, created (once) owned by `uid`:`gid`
-    /// with `mode` as a cache mount's options ask; it is prepared under a
-    /// temporary name and renamed into place so a half-set-up directory is
-    /// never used.
-    fn owned_cache_dir(
-        &self,
-        name: &str,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        mode: Option<u32>,
-    ) -> Result<PathBuf, String> {
-        let tmp = self
-            .store
-            .cache_dir(&format!("{name}.new-{}", std::process::id()))
-            .map_err(|e| e.to_string())?;
-        let dir = tmp.with_file_name(name);
-        if dir.is_dir() {
-            let _ = std::fs::remove_dir(&tmp);
-            return Ok(dir);
-        }
-        let err = |e: std::io::Error| format!("{}: {e}", tmp.display());
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            &tmp,
-            std::fs::Permissions::from_mode(mode.unwrap_or(0o755) & 0o7777),
-        )
-        .map_err(err)?;
-        let (u, g) = (uid.unwrap_or(0), gid.unwrap_or(0));
-        let host = (self.idmap.host_uid(u), self.idmap.host_gid(g));
-        match host {
-            (Some(hu), Some(hg)) => {
-                // Rootless, a subordinate id is only reachable from inside
-                // the user namespace.
-                let owned = std::os::unix::fs::chown(&tmp, Some(hu), Some(hg))
-                    .map_err(|e| e.to_string())
-                    .or_else(|e| {
-                        let wanted = Some(mode.unwrap_or(0o755) & 0o7777);
-                        crate::sandbox::chown_in_userns(&self.idmap, &[(tmp.clone(), u, g, wanted)])
-                            .map_err(|e2| format!("{e}; in the user namespace: {e2}"))
-                    });
-                if let Err(e) = owned {
-                    self.warn(format!(
-                        "cache mount {name}: cannot give it to {u}:{g}: {e}"
-                    ));
-                }
-            }
-            _ => self.warn(format!("cache mount {name}: {u}:{g} is not mapped")),
-        }
-        match std::fs::rename(&tmp, &dir) {
-            Ok(()) => Ok(dir),
-            // Another build prepared it meanwhile.
-            Err(_) if dir.is_dir() => {
-                let _ = std::fs::remove_dir(&tmp);
-                Ok(dir)
-            }
-            Err(e) => Err(err(e)),
-        }
-    }
-}
-
 /// Passes a step's output on and keeps its last lines for the error
 /// message of a failing step; memory stays bounded whatever it prints.
 struct Tail<'a> {
@@ -525,7 +412,7 @@ impl OutputSink for Tail<'_> {
 
 /// A context path resolved inside the context root (symlinks cannot lead
 /// out of it).
-fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, String> {
+pub(super) fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, String> {
     let mut cur = root.to_path_buf();
     let mut hops = 0;
     let mut pending: Vec<String> = rel
