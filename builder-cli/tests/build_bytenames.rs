@@ -29,7 +29,7 @@ fn last_layer(layout: &Path) -> (Vec<u8>, Members) {
     let mut archive = tar::Archive::new(&data[..]);
     for e in archive.entries().unwrap() {
         let mut e = e.unwrap();
-        let name = e.path_bytes().to_vec();
+        let name = unslashed(&e.path_bytes());
         let kind = e.header().entry_type().as_byte() as char;
         let link = e.link_name_bytes().map(|b| b.to_vec()).unwrap_or_default();
         let mut content = Vec::new();
@@ -39,13 +39,20 @@ fn last_layer(layout: &Path) -> (Vec<u8>, Members) {
     (data, out)
 }
 
+/// A member name without a directory's trailing `/`.
+fn unslashed(name: &[u8]) -> Vec<u8> {
+    name.strip_suffix(b"/").unwrap_or(name).to_vec()
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The raw names of a members map, for messages.
 fn names(m: &Members) -> Vec<String> {
-    m.keys().map(|k| format!("{:?}", OsStr::from_bytes(k))).collect()
+    m.keys()
+        .map(|k| format!("{:?}", OsStr::from_bytes(k)))
+        .collect()
 }
 
 fn build(work: &Path, ctx: &Path, df: &str) -> PathBuf {
@@ -67,7 +74,11 @@ fn copy_from_the_context_keeps_raw_names_links_and_pax_records() {
     std::fs::hard_link(ctx.join("h1"), raw(&ctx, b"h\xe9")).unwrap();
     let layout = build(work.path(), &ctx, "FROM scratch\nCOPY . /\n");
     let (tar, m) = last_layer(&layout);
-    let get = |n: &[u8]| m.get(n).cloned().unwrap_or_else(|| panic!("{:?} not in {:?}", OsStr::from_bytes(n), names(&m)));
+    let get = |n: &[u8]| {
+        m.get(n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{:?} not in {:?}", OsStr::from_bytes(n), names(&m)))
+    };
     assert_eq!(get(b"caf\xe9"), ('0', vec![], b"latin1".to_vec()));
     assert_eq!(get("café".as_bytes()), ('0', vec![], b"utf8".to_vec()));
     assert_eq!(get(b"d\xe9").0, '5');
@@ -108,7 +119,11 @@ fn copy_from_a_stage_keeps_raw_names_symlink_targets_and_hard_links() {
     );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let (tar, m) = last_layer(&layout);
-    let get = |n: &[u8]| m.get(n).cloned().unwrap_or_else(|| panic!("{:?} not in {:?}", OsStr::from_bytes(n), names(&m)));
+    let get = |n: &[u8]| {
+        m.get(n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{:?} not in {:?}", OsStr::from_bytes(n), names(&m)))
+    };
     assert_eq!(get(b"x/caf\xe9"), ('0', vec![], b"x\n".to_vec()));
     assert_eq!(get(b"x/h\xe9"), ('1', b"x/caf\xe9".to_vec(), vec![]));
     assert_eq!(get(b"x/lnk"), ('2', b"t\xe9".to_vec(), vec![]));
@@ -192,7 +207,10 @@ fn add_of_a_local_archive_keeps_raw_member_names() {
         "FROM scratch\nADD a.tar /t/\nADD g.tar /g/\n",
     );
     let (_, m) = last_layer(&layout);
-    assert_eq!(m.get(&b"g/g\xe9"[..]), Some(&('0', vec![], b"gnu".to_vec())));
+    assert_eq!(
+        m.get(&b"g/g\xe9"[..]),
+        Some(&('0', vec![], b"gnu".to_vec()))
+    );
     let (_, manifest, _) = image(&layout);
     let d = manifest["layers"][0]["digest"].as_str().unwrap();
     let data = layer_tar(&layout, d);
@@ -203,7 +221,7 @@ fn add_of_a_local_archive_keeps_raw_member_names() {
         .map(|e| {
             let e = e.unwrap();
             let link = e.link_name_bytes().map(|b| b.to_vec()).unwrap_or_default();
-            (e.path_bytes().to_vec(), link)
+            (unslashed(&e.path_bytes()), link)
         })
         .collect();
     assert_eq!(
@@ -233,7 +251,12 @@ fn raw_names_key_the_cache_apart_and_messages_show_them_escaped() {
     // another image.
     std::fs::rename(raw(&ctx, b"caf\xe9"), ctx.join("caf\u{FFFD}")).unwrap();
     let renamed = build_support::cache::build(work.path(), &ctx, df, &[]);
-    assert_eq!(renamed.steps("cache_miss"), ["COPY . /"], "{}", renamed.stderr);
+    assert_eq!(
+        renamed.steps("cache_miss"),
+        ["COPY . /"],
+        "{}",
+        renamed.stderr
+    );
     assert_ne!(renamed.digest, first.digest);
     // The miss names the file with its raw byte escaped.
     std::fs::rename(ctx.join("caf\u{FFFD}"), raw(&ctx, b"caf\xe9")).unwrap();
@@ -257,6 +280,7 @@ fn raw_names_key_the_cache_apart_and_messages_show_them_escaped() {
     assert!(!err.contains("panicked"), "{err}");
 
     // `kiln debug context` lists it escaped too.
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
     let (ok, out, err) = kiln(&["debug", "context", ctx.to_str().unwrap()], &[]);
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l == "caf\\xE9"), "{out}");

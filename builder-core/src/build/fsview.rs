@@ -222,7 +222,8 @@ impl FsView {
             let mut entry = e;
             entry.path = bytename::to_path(&p);
             if let Kind::Hardlink { target } = &entry.kind {
-                self.link_targets.insert(clean(&bytename::from_path(target)));
+                self.link_targets
+                    .insert(clean(&bytename::from_path(target)));
             }
             self.nodes.insert(p, Node { entry, origin });
         }

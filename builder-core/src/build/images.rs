@@ -232,11 +232,17 @@ pub fn read_layer_entries(blob: &Path) -> Result<Vec<(Entry, Origin)>, String> {
         let b = super::fsview::base(&path);
         let kind = if b == ".wh..wh..opq" {
             let dir = super::fsview::parent(&path).to_string();
-            out.push((Entry::marker(crate::bytename::to_path(&dir), Kind::Opaque), Origin::Entry));
+            out.push((
+                Entry::marker(crate::bytename::to_path(&dir), Kind::Opaque),
+                Origin::Entry,
+            ));
             continue;
         } else if let Some(victim) = b.strip_prefix(".wh.") {
             let p = super::fsview::join(super::fsview::parent(&path), victim);
-            out.push((Entry::marker(crate::bytename::to_path(&p), Kind::Whiteout), Origin::Entry));
+            out.push((
+                Entry::marker(crate::bytename::to_path(&p), Kind::Whiteout),
+                Origin::Entry,
+            ));
             continue;
         } else {
             let link = || {

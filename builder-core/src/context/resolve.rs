@@ -12,10 +12,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::error::ContextError;
-use crate::bytename;
 use super::gomatch;
 use super::pattern::go_clean;
 use super::walk::{ContextListing, NodeKind};
+use crate::bytename;
 
 /// Symlink hops allowed while resolving one path (Linux allows 40; fsutil
 /// allows 255).

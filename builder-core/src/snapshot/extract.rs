@@ -3,9 +3,9 @@
 //! opaque xattr), and owners are container ids (set from inside the user
 //! namespace when kiln is unprivileged).
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
