@@ -285,3 +285,32 @@ fn raw_names_key_the_cache_apart_and_messages_show_them_escaped() {
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l == "caf\\xE9"), "{out}");
 }
+
+#[test]
+fn local_export_applies_whiteouts_of_raw_names() {
+    let work = tempfile::tempdir().unwrap();
+    let (ctx, df) = busybox_build(
+        work.path(),
+        "RUN echo x > \"/$(printf 'caf\\351')\" && echo k > /keep\n\
+         RUN rm \"/$(printf 'caf\\351')\"\n",
+    );
+    let dest = work.path().join("out");
+    let output = format!("type=local,dest={}", dest.display());
+    let (ok, _, err) = kiln(
+        &[
+            "build",
+            "--root",
+            work.path().join("store").to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "-o",
+            &output,
+            ctx.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(dest.join("keep")).unwrap(), b"k\n");
+    assert!(!raw(&dest, b"caf\xe9").exists());
+    assert!(std::fs::symlink_metadata(raw(&dest, b"caf\xe9")).is_err());
+}
