@@ -8,6 +8,7 @@
 //!   expansion per stage.
 //! * [`shell`]: BuildKit's word expansion (quotes, escapes, `${v...}`).
 //! * [`fsentry`]: the filesystem entry every layer producer and consumer shares.
+//! * [`bytename`]: file names that are not UTF-8 carried losslessly through `str` paths.
 //! * [`context`]: the build context: sources, .dockerignore, safe paths, digests.
 //! * [`digest`], [`reference`], [`image`], [`store`], [`layer`], [`export`]:
 //!   image assembly — content digests, image names with Docker's
@@ -22,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod bytename;
 pub mod cache;
 pub mod context;
 pub mod digest;

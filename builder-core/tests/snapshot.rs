@@ -154,6 +154,35 @@ fn snapshot_extracts_whiteouts_opaque_owners_and_links() {
 }
 
 #[test]
+fn snapshot_whiteout_of_a_name_that_is_not_utf8_is_a_whiteout() {
+    use std::os::unix::ffi::OsStrExt;
+    let (dir, s) = store("rawwh");
+    let mut layer = tar::Builder::new(Vec::new());
+    for (name, data) in [(&b"caf\xe9"[..], "x"), (b"keep", "k")] {
+        let mut h = header(tar::EntryType::Regular, 0o644, 0);
+        h.set_size(data.len() as u64);
+        let path = Path::new(std::ffi::OsStr::from_bytes(name));
+        layer.append_data(&mut h, path, data.as_bytes()).unwrap();
+    }
+    s.ensure_layer(L1, &mut &layer.into_inner().unwrap()[..])
+        .unwrap();
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = header(tar::EntryType::Regular, 0o644, 0);
+    let wh = Path::new(std::ffi::OsStr::from_bytes(b".wh.caf\xe9"));
+    layer.append_data(&mut h, wh, &[][..]).unwrap();
+    s.ensure_layer(L2, &mut &layer.into_inner().unwrap()[..])
+        .unwrap();
+    let l1 = s.layer_dir(L1).unwrap();
+    let l2 = s.layer_dir(L2).unwrap();
+    let raw = |d: &Path| d.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    assert_eq!(std::fs::read(raw(&l1)).unwrap(), b"x");
+    let md = std::fs::symlink_metadata(raw(&l2)).unwrap();
+    assert!(md.file_type().is_char_device() && md.rdev() == 0);
+    assert!(!l2.join(wh).exists());
+    builder_core::sandbox::remove_tree(&idmap(), &dir).unwrap();
+}
+
+#[test]
 fn snapshot_refuses_escaping_members() {
     let (_dir, s) = store("escape");
     let mut h = header(tar::EntryType::Regular, 0o644, 0);

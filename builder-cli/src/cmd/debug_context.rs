@@ -52,9 +52,11 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         })
         .map_err(|e| e.to_string())?;
     for node in &listing.nodes {
+        // A name that is not UTF-8 shows its raw bytes as `\xNN`.
+        let shown = builder_core::bytename::show_path(&node.path);
         let written = match (&node.digest, args.digests) {
-            (Some(d), true) => writeln!(out, "{d}  {}", node.path.display()),
-            _ => writeln!(out, "{}", node.path.display()),
+            (Some(d), true) => writeln!(out, "{d}  {shown}"),
+            _ => writeln!(out, "{shown}"),
         };
         if let Err(e) = written {
             // A closed pipe (`| head`) is not a failure of ours.

@@ -5,11 +5,13 @@
 //! on the way are resolved inside it. Nothing can land outside.
 use std::cell::Cell;
 use std::io::{BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::copy::{CopyOptions, LayerBuilder};
 use super::fsview::{base, clean, join, parent, FsView, Origin};
+use crate::bytename;
 use crate::fsentry::{Content, Entry, Kind};
 
 /// Files larger than this are spooled to the scratch directory rather than
@@ -148,7 +150,8 @@ pub fn extract(
             .raw_file_position()
             .saturating_add(item.header().entry_size().unwrap_or(0));
         padding.set((data_end, data_end.div_ceil(512).saturating_mul(512)));
-        let mut raw_path = String::from_utf8_lossy(&item.path_bytes()).to_string();
+        // Member names are kept byte for byte (see `crate::bytename`).
+        let mut raw_path = bytename::from_bytes(&item.path_bytes()).into_owned();
         let pax = PaxFields::read(&mut item).map_err(|e| format!("{name}: {raw_path}: {e}"))?;
         // A PAX sparse file (GNU tar's `--format=posix --sparse`) is stored
         // under a made-up name; its own is in `GNU.sparse.name`.
@@ -169,7 +172,8 @@ pub fn extract(
             // missing: there the unpack's mkdir or open fails.
             if let Some(link) = dangling_link_on_the_way(&layer.view, dest, parent(&rel))? {
                 return Err(format!(
-                    "{name}: entry {raw_path:?}: no such file or directory (the symlink /{link} points to nothing)"
+                    "{name}: entry {:?}: no such file or directory (the symlink /{link} points to nothing)",
+                    bytename::to_path(&raw_path)
                 ));
             }
             let implied = CopyOptions {
@@ -181,7 +185,8 @@ pub fn extract(
         let target = join(&parent_resolved, base(&rel));
         if !within(dest, &target) {
             return Err(format!(
-                "{name}: entry {raw_path:?} escapes the destination"
+                "{name}: entry {:?} escapes the destination",
+                bytename::to_path(&raw_path)
             ));
         }
         let header = item.header().clone();
@@ -236,11 +241,9 @@ pub fn extract(
             tar::EntryType::Symlink => {
                 let t = item
                     .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(&b)))
                     .unwrap_or_default();
-                Kind::Symlink {
-                    target: PathBuf::from(t),
-                }
+                Kind::Symlink { target: t }
             }
             tar::EntryType::Link => {
                 // A hard link becomes a copy of its target, looked up inside
@@ -249,7 +252,7 @@ pub fn extract(
                 // never a directory.
                 let t = item
                     .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .map(|b| bytename::from_bytes(&b).into_owned())
                     .unwrap_or_default();
                 let t = layer.view.resolve_under(dest, &clean(&t), false)?;
                 let node = layer
@@ -257,14 +260,17 @@ pub fn extract(
                     .get(&t)
                     .filter(|n| within(dest, &t) && n.entry.kind != Kind::Dir)
                     .ok_or_else(|| {
-                        format!("{name}: hard link {raw_path:?} points outside the archive's files")
+                        format!(
+                            "{name}: hard link {:?} points outside the archive's files",
+                            bytename::to_path(&raw_path)
+                        )
                     })?
                     .clone();
                 let mut e = node.entry;
                 // A link to a file this ADD wrote stays a hard link, as
                 // Docker's unpack makes it with link(2).
                 let first = match &e.kind {
-                    Kind::Hardlink { target } => clean(&target.to_string_lossy()),
+                    Kind::Hardlink { target } => clean(&bytename::from_path(target)),
                     _ => t.clone(),
                 };
                 if matches!(e.kind, Kind::File { .. } | Kind::Hardlink { .. })
@@ -272,9 +278,9 @@ pub fn extract(
                     && layer.wrote(&first)
                 {
                     e.kind = Kind::Hardlink {
-                        target: PathBuf::from(first),
+                        target: bytename::to_path(&first),
                     };
-                    e.path = PathBuf::from(&target);
+                    e.path = bytename::to_path(&target);
                     layer.put(e, Origin::Entry);
                     continue;
                 }
@@ -283,21 +289,21 @@ pub fn extract(
                 // mode and time then apply to it. The layer holds that file
                 // again with them, and the link names it.
                 if matches!(e.kind, Kind::File { .. }) && t != target {
-                    e.path = PathBuf::from(&t);
+                    e.path = bytename::to_path(&t);
                     (e.mode, e.uid, e.gid) = (mode, uid, gid);
                     (e.mtime, e.mtime_nanos) = (mtime, mtime_nanos);
                     let mut link = e.clone();
                     layer.put(e, node.origin);
-                    link.path = PathBuf::from(&target);
+                    link.path = bytename::to_path(&target);
                     link.kind = Kind::Hardlink {
-                        target: PathBuf::from(&t),
+                        target: bytename::to_path(&t),
                     };
                     layer.put(link, Origin::Entry);
                     continue;
                 }
                 // Anything else (a symlink, a fifo, a device, a lower
                 // layer's own link) is a copy.
-                e.path = PathBuf::from(&target);
+                e.path = bytename::to_path(&target);
                 layer.put(e, node.origin);
                 continue;
             }
@@ -318,7 +324,7 @@ pub fn extract(
         // directory included (BuildKit removes it first); the layer's entry
         // for the path hides the lower directory's children.
         let entry = Entry {
-            path: PathBuf::from(&target),
+            path: bytename::to_path(&target),
             kind,
             mode,
             uid,
@@ -448,7 +454,7 @@ impl PaxFields {
                         .and_then(parse_pax_time)
                 }
                 Ok(k @ ("GNU.sparse.major" | "GNU.sparse.name")) => {
-                    let v = String::from_utf8_lossy(ext.value_bytes()).to_string();
+                    let v = bytename::from_bytes(ext.value_bytes()).into_owned();
                     if k == "GNU.sparse.major" {
                         out.sparse.major = Some(v);
                     } else {

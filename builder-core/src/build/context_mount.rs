@@ -7,6 +7,7 @@
 //! nothing below the source and kiln's user owns all of it, and otherwise
 //! a copy of what they keep, made once per build and source.
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -43,7 +44,7 @@ impl ContextView {
     ) -> Result<PathBuf, String> {
         let rel = src
             .strip_prefix(root)
-            .map(|p| p.to_string_lossy().into_owned())
+            .map(|p| crate::bytename::from_path(p).into_owned())
             .unwrap_or_default();
         let is_dir = src.is_dir();
         if !rel.is_empty() && !self.rules.visible(&rel, is_dir) {
@@ -93,7 +94,7 @@ impl ContextView {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            let name_str = name.to_string_lossy();
+            let name_str = crate::bytename::from_bytes(name.as_bytes());
             let child_rel = if rel.is_empty() {
                 name_str.into_owned()
             } else {

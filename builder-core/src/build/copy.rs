@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::fsview::{base, clean, dir_entry, join, parent, FsView, Node, Origin};
 use super::mode::ModeSpec;
+use crate::bytename;
 use crate::context::IgnoreRules;
 use crate::fsentry::{Content, Entry, Kind, RootDir};
 
@@ -61,10 +62,10 @@ impl SourceFs for FsView {
             ..
         }) = &node
         {
-            let t = clean(&target.to_string_lossy());
+            let t = clean(&bytename::from_path(target));
             if let Some(tn) = self.get(&t) {
                 let mut n = tn.clone();
-                n.entry.path = PathBuf::from(path);
+                n.entry.path = bytename::to_path(path);
                 return Ok(Some(n));
             }
         }
@@ -134,7 +135,7 @@ impl LayerBuilder {
             if made {
                 continue;
             }
-            let p = clean(&entry.path.to_string_lossy());
+            let p = clean(&bytename::from_path(&entry.path));
             match self.view.get(&p).map(|n| n.entry.clone()) {
                 None => self.put(entry, Origin::Entry),
                 Some(e) if e.kind == Kind::Dir => {
@@ -165,7 +166,7 @@ impl LayerBuilder {
 
     /// Puts an entry into the view and marks it as part of the layer.
     pub fn put(&mut self, entry: Entry, origin: Origin) {
-        let p = clean(&entry.path.to_string_lossy());
+        let p = clean(&bytename::from_path(&entry.path));
         self.view.apply([(entry, origin)]);
         self.changed.insert(p);
     }
@@ -330,7 +331,7 @@ pub(super) fn apply_meta(
     opts: &CopyOptions,
     is_new_or_overwrite: bool,
 ) -> Entry {
-    e.path = PathBuf::from(dst);
+    e.path = bytename::to_path(dst);
     if !is_new_or_overwrite {
         return e;
     }
@@ -434,7 +435,7 @@ pub(super) fn copy_node(
                         // Still the file this copy wrote: link to it.
                         Some(first) if first != target && layer.changed.contains(first) => {
                             new.kind = Kind::Hardlink {
-                                target: PathBuf::from(first),
+                                target: bytename::to_path(first),
                             };
                             layer.put(new, Origin::Entry);
                             return Ok(());
@@ -509,10 +510,10 @@ impl HostDir {
 
     /// `lstat` through the root handle; `Ok(None)` when absent.
     fn raw_lstat(&self, path: &str) -> Result<Option<rustix::fs::Stat>, String> {
-        match self.dir()?.lstat(Path::new(path)) {
+        match self.dir()?.lstat(&bytename::to_path(path)) {
             Ok(st) => Ok(Some(st)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", self.root.join(path).display())),
+            Err(e) => Err(format!("{}: {e}", self.show(path))),
         }
     }
 
@@ -521,34 +522,34 @@ impl HostDir {
         Ok(self.ignore.visible(path, is_dir))
     }
 
+    /// A context path for messages: the host path, raw bytes as `\xNN`.
+    fn show(&self, path: &str) -> String {
+        bytename::show_path(&self.root.join(bytename::to_path(path)))
+    }
+
     fn raw_read_dir(&self, path: &str) -> Result<Vec<String>, String> {
-        let dir = self.root.join(path);
-        let mut names = Vec::new();
         let listed = self
             .dir()?
-            .read_dir(Path::new(path))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        for name in listed {
-            match name.into_string() {
-                Ok(n) => names.push(n),
-                Err(n) => {
-                    return Err(format!(
-                        "{}: file name is not UTF-8: {:?}",
-                        dir.display(),
-                        n
-                    ))
-                }
-            }
-        }
+            .read_dir(&bytename::to_path(path))
+            .map_err(|e| format!("{}: {e}", self.show(path)))?;
+        // Names that are not UTF-8 are kept byte for byte (as BuildKit
+        // keeps them) and sorted by their bytes, as Go's walk sorts them.
+        let mut names: Vec<(Vec<u8>, String)> = listed
+            .into_iter()
+            .map(|n| {
+                let b = std::os::unix::ffi::OsStringExt::into_vec(n);
+                let s = bytename::from_bytes(&b).into_owned();
+                (b, s)
+            })
+            .collect();
         names.sort();
-        Ok(names)
+        Ok(names.into_iter().map(|(_, s)| s).collect())
     }
 }
 
 impl SourceFs for HostDir {
     fn lstat(&self, path: &str) -> Result<Option<Node>, String> {
         use rustix::fs::FileType;
-        let host = self.root.join(path);
         let Some(md) = self.raw_lstat(path)? else {
             return Ok(None);
         };
@@ -561,14 +562,14 @@ impl SourceFs for HostDir {
             FileType::Symlink => {
                 let t = self
                     .dir()?
-                    .read_link(Path::new(path))
-                    .map_err(|e| format!("{}: {e}", host.display()))?;
+                    .read_link(&bytename::to_path(path))
+                    .map_err(|e| format!("{}: {e}", self.show(path)))?;
                 Kind::Symlink { target: t }
             }
             FileType::RegularFile => Kind::File {
                 content: Content::InRoot {
                     root: Arc::clone(self.dir()?),
-                    path: PathBuf::from(path),
+                    path: bytename::to_path(path),
                 },
                 size: u64::try_from(md.st_size).unwrap_or(0),
             },
@@ -588,7 +589,7 @@ impl SourceFs for HostDir {
         };
         Ok(Some(Node {
             entry: Entry {
-                path: PathBuf::from(path),
+                path: bytename::to_path(path),
                 kind,
                 mode: md.st_mode & 0o7777,
                 uid: 0,
@@ -635,8 +636,7 @@ impl SourceFs for HostDir {
             }
             let cand = join(&done, &part);
             let is_last = pending.is_empty();
-            let host = self.root.join(&cand);
-            let is_link = self.dir()?.lstat(Path::new(&cand)).is_ok_and(|m| {
+            let is_link = self.dir()?.lstat(&bytename::to_path(&cand)).is_ok_and(|m| {
                 rustix::fs::FileType::from_raw_mode(m.st_mode) == rustix::fs::FileType::Symlink
             });
             match is_link {
@@ -647,9 +647,9 @@ impl SourceFs for HostDir {
                     }
                     let t = self
                         .dir()?
-                        .read_link(Path::new(&cand))
-                        .map_err(|e| format!("{}: {e}", host.display()))?;
-                    let t = t.to_string_lossy().to_string();
+                        .read_link(&bytename::to_path(&cand))
+                        .map_err(|e| format!("{}: {e}", self.show(&cand)))?;
+                    let t = bytename::from_path(&t).into_owned();
                     if t.starts_with('/') {
                         done.clear();
                     }

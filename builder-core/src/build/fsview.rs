@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use crate::bytename;
 use crate::fsentry::{Content, Entry, Kind};
 
 /// Where a file's bytes can be read.
@@ -105,19 +106,22 @@ impl FsView {
         } else {
             format!("{dir}/")
         };
-        self.nodes
+        let mut names = self
+            .nodes
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(k, _)| !k.is_empty() && !k[prefix.len()..].contains('/'))
             .map(|(k, _)| k[prefix.len()..].to_string())
-            .collect()
+            .collect::<Vec<_>>();
+        bytename::sort_bytewise(&mut names);
+        names
     }
 
     /// The path standing for `path`'s hardlink group (its own path, or its
     /// link's target), when other paths of the view share its inode.
     pub fn link_group(&self, path: &str) -> Option<String> {
         match &self.nodes.get(path)?.entry.kind {
-            Kind::Hardlink { target } => Some(clean(&target.to_string_lossy())),
+            Kind::Hardlink { target } => Some(clean(&bytename::from_path(target))),
             Kind::File { .. } if self.link_targets.contains(path) => Some(path.to_string()),
             _ => None,
         }
@@ -144,7 +148,7 @@ impl FsView {
             .filter(|(k, n)| {
                 k.as_str() != path
                     && matches!(&n.entry.kind, Kind::Hardlink { target }
-                        if clean(&target.to_string_lossy()) == path)
+                        if clean(&bytename::from_path(target)) == path)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -152,12 +156,12 @@ impl FsView {
             return;
         };
         let mut head = old;
-        head.entry.path = PathBuf::from(first);
+        head.entry.path = bytename::to_path(first);
         self.nodes.insert(first.clone(), head);
         for l in rest {
             if let Some(n) = self.nodes.get_mut(l) {
                 n.entry.kind = Kind::Hardlink {
-                    target: PathBuf::from(first),
+                    target: bytename::to_path(first),
                 };
             }
         }
@@ -193,12 +197,12 @@ impl FsView {
         // layer's own children land.
         for (e, _) in &entries {
             if e.kind == Kind::Opaque {
-                let p = clean(&e.path.to_string_lossy());
+                let p = clean(&bytename::from_path(&e.path));
                 self.remove_children(&p);
             }
         }
         for (e, origin) in entries {
-            let p = clean(&e.path.to_string_lossy());
+            let p = clean(&bytename::from_path(&e.path));
             match e.kind {
                 Kind::Opaque => continue,
                 Kind::Whiteout => {
@@ -216,9 +220,10 @@ impl FsView {
             self.ensure_parents(&p);
             self.detach_links(&p);
             let mut entry = e;
-            entry.path = PathBuf::from(&p);
+            entry.path = bytename::to_path(&p);
             if let Kind::Hardlink { target } = &entry.kind {
-                self.link_targets.insert(clean(&target.to_string_lossy()));
+                self.link_targets
+                    .insert(clean(&bytename::from_path(target)));
             }
             self.nodes.insert(p, Node { entry, origin });
         }
@@ -286,7 +291,7 @@ impl FsView {
                     if hops > 255 {
                         return Err(format!("/{path}: too many levels of symbolic links"));
                     }
-                    let target = target.to_string_lossy().to_string();
+                    let target = bytename::from_path(target).into_owned();
                     if target.starts_with('/') {
                         done = root.to_string();
                     }
@@ -329,7 +334,7 @@ impl FsView {
 /// A directory entry.
 pub fn dir_entry(path: &str, mode: u32, uid: u32, gid: u32, mtime: i64) -> Entry {
     Entry {
-        path: PathBuf::from(path),
+        path: bytename::to_path(path),
         kind: Kind::Dir,
         mode,
         uid,
@@ -343,7 +348,7 @@ pub fn dir_entry(path: &str, mode: u32, uid: u32, gid: u32, mtime: i64) -> Entry
 /// A regular file entry held in memory.
 pub fn bytes_entry(path: &str, data: &[u8], mode: u32, mtime: i64) -> Entry {
     Entry {
-        path: PathBuf::from(path),
+        path: bytename::to_path(path),
         kind: Kind::File {
             content: Content::Bytes(data.into()),
             size: data.len() as u64,

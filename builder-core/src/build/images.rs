@@ -6,6 +6,7 @@
 //! these functions become thin calls into it.
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -225,28 +226,35 @@ pub fn read_layer_entries(blob: &Path) -> Result<Vec<(Entry, Origin)>, String> {
     for item in archive.entries().map_err(|e| format!("{name}: {e}"))? {
         let item = item.map_err(|e| format!("{name}: {e}"))?;
         let h = item.header();
-        let member = String::from_utf8_lossy(&item.path_bytes()).to_string();
+        // Names are kept byte for byte (see `crate::bytename`).
+        let member = crate::bytename::from_bytes(&item.path_bytes()).into_owned();
         let path = clean(&member);
         let b = super::fsview::base(&path);
         let kind = if b == ".wh..wh..opq" {
             let dir = super::fsview::parent(&path).to_string();
-            out.push((Entry::marker(&dir, Kind::Opaque), Origin::Entry));
+            out.push((
+                Entry::marker(crate::bytename::to_path(&dir), Kind::Opaque),
+                Origin::Entry,
+            ));
             continue;
         } else if let Some(victim) = b.strip_prefix(".wh.") {
             let p = super::fsview::join(super::fsview::parent(&path), victim);
-            out.push((Entry::marker(&p, Kind::Whiteout), Origin::Entry));
+            out.push((
+                Entry::marker(crate::bytename::to_path(&p), Kind::Whiteout),
+                Origin::Entry,
+            ));
             continue;
         } else {
             let link = || {
                 item.link_name_bytes()
-                    .map(|b| PathBuf::from(String::from_utf8_lossy(&b).to_string()))
+                    .map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(&b)))
                     .unwrap_or_default()
             };
             match h.entry_type() {
                 tar::EntryType::Directory => Kind::Dir,
                 tar::EntryType::Symlink => Kind::Symlink { target: link() },
                 tar::EntryType::Link => Kind::Hardlink {
-                    target: PathBuf::from(clean(&link().to_string_lossy())),
+                    target: crate::bytename::to_path(&clean(&crate::bytename::from_path(&link()))),
                 },
                 tar::EntryType::Char => Kind::CharDevice {
                     major: h.device_major().ok().flatten().unwrap_or(0),
@@ -266,7 +274,7 @@ pub fn read_layer_entries(blob: &Path) -> Result<Vec<(Entry, Origin)>, String> {
         };
         let is_file = matches!(kind, Kind::File { .. });
         let entry = Entry {
-            path: PathBuf::from(&path),
+            path: crate::bytename::to_path(&path),
             kind,
             mode: h.mode().unwrap_or(0) & 0o7777,
             uid: h.uid().unwrap_or(0) as u32,
@@ -313,7 +321,7 @@ pub fn materialize(entries: &mut [(Entry, Origin)], scratch: &Path) -> Result<()
         let name = blob.display().to_string();
         for item in archive.entries().map_err(|e| format!("{name}: {e}"))? {
             let mut item = item.map_err(|e| format!("{name}: {e}"))?;
-            let member = String::from_utf8_lossy(&item.path_bytes()).to_string();
+            let member = crate::bytename::from_bytes(&item.path_bytes()).into_owned();
             let Some(indexes) = members.get(&member) else {
                 continue;
             };
@@ -337,7 +345,7 @@ pub fn materialize(entries: &mut [(Entry, Origin)], scratch: &Path) -> Result<()
     {
         return Err(format!(
             "/{}: content not found in its layer",
-            e.path.display()
+            crate::bytename::show_path(&e.path)
         ));
     }
     Ok(())

@@ -180,13 +180,13 @@ fn context_input(
             listing.subtree(std::path::Path::new("")),
         )
     } else {
-        let node = listing.get(std::path::Path::new(rel))?;
+        let node = listing.get(&crate::bytename::to_path(rel))?;
         if matches!(node.kind, crate::context::NodeKind::Symlink { .. }) {
             return None;
         }
         (
             node.digest.as_ref(),
-            listing.subtree(std::path::Path::new(rel)),
+            listing.subtree(&crate::bytename::to_path(rel)),
         )
     };
     let mut b = b.file(rel, digest?.to_string());
@@ -196,7 +196,12 @@ fn context_input(
             .filter(|n| n.kind != crate::context::NodeKind::Dir)
             .filter_map(|n| {
                 let d = n.digest.as_ref()?;
-                Some((format!("file:{}", n.path.display()), d.to_string()))
+                // Raw bytes shown as `\xNN`: as U+FFFD, every such name
+                // of a directory would share one line.
+                Some((
+                    format!("file:{}", crate::bytename::show_path(&n.path)),
+                    d.to_string(),
+                ))
             })
             .collect();
         b = b.detail(&format!("file:{rel}"), files);

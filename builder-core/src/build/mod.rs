@@ -260,7 +260,7 @@ impl BuildError {
             line: None,
             column: None,
             end_line: None,
-            message: message.into(),
+            message: shown(message.into()),
         }
     }
 
@@ -270,7 +270,16 @@ impl BuildError {
             line: Some(span.start_line),
             column: Some(span.start_col.max(1)),
             end_line: Some(span.end_line),
-            message: message.into(),
+            message: shown(message.into()),
         }
+    }
+}
+
+/// Paths inside the copy machinery carry raw bytes as private characters
+/// (see [`crate::bytename`]); a message shows them as `\xNN`.
+fn shown(message: String) -> String {
+    match crate::bytename::show(&message) {
+        std::borrow::Cow::Borrowed(_) => message,
+        std::borrow::Cow::Owned(s) => s,
     }
 }

@@ -119,7 +119,8 @@ fn describe(name: &str) -> String {
         "platform" => "platform".into(),
         "env" => format!("env {rest}"),
         "arg" => format!("build arg {rest}"),
-        "file" => format!("file {rest}"),
+        // A context path that is not UTF-8 shows its raw bytes as `\xNN`.
+        "file" => format!("file {}", crate::bytename::show(rest)),
         "from" => format!("source {rest}"),
         "chown" => format!("owner lookup {rest}"),
         "config" => rest.to_string(),

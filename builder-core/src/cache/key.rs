@@ -22,8 +22,10 @@ use crate::digest::{Digest, DigestParseError, Hasher};
 /// the source's special bits; whiteouts sorting at the name they delete;
 /// rootless layers keeping file capabilities as plain v2 values; v4 with
 /// the sixth session's: hard links kept only within one COPY source, ADD
-/// of a zstd archive copied as a file.
-const DOMAIN: &[u8] = b"kiln.build-cache.v4\0";
+/// of a zstd archive copied as a file; v5 with names that are not UTF-8
+/// kept byte for byte by `COPY --from` and ADD of an archive (they had
+/// become U+FFFD under the same keys).
+const DOMAIN: &[u8] = b"kiln.build-cache.v5\0";
 
 /// Build args that never enter a key (BuildKit's predefined proxy args):
 /// a CI runner behind a proxy shares a cache with one that is not.

@@ -110,7 +110,9 @@ fn match_chunk<'a>(
                 let mut r = '\0';
                 if !failed {
                     if let Some((&first, tail)) = s.split_first() {
-                        r = first;
+                        // A raw byte of a name (see `crate::bytename`) is
+                        // the U+FFFD Go decodes it as.
+                        r = crate::bytename::as_go_rune(first);
                         s = tail;
                     }
                 }
@@ -195,7 +197,10 @@ fn get_esc(chunk: &[char]) -> Result<(char, &[char]), BadPattern> {
     if rest.is_empty() {
         return Err(BadPattern);
     }
-    Ok((r, rest))
+    // A raw byte in a class is the U+FFFD it decodes as: docker 20.10
+    // takes `[\xE9]` in a .dockerignore (checked), where current Go's
+    // getEsc would refuse it.
+    Ok((crate::bytename::as_go_rune(r), rest))
 }
 
 #[cfg(test)]
@@ -224,6 +229,21 @@ mod tests {
         // A syntax error after a mismatch still counts.
         assert_eq!(go_match("x*[", "a"), Err(BadPattern));
         assert_eq!(go_match("[a-ζ]*", "α"), Ok(true));
+    }
+
+    #[test]
+    fn raw_bytes_of_names_match_as_go_matches_them() {
+        let name = crate::bytename::from_bytes(b"caf\xe9");
+        assert_eq!(go_match("caf?", &name), Ok(true));
+        assert_eq!(go_match("c*", &name), Ok(true));
+        assert_eq!(go_match("caf[^a]", &name), Ok(true));
+        assert_eq!(go_match("caf[\u{FFFD}]", &name), Ok(true));
+        assert_eq!(go_match("caf\u{FFFD}", &name), Ok(false));
+        assert_eq!(go_match("café", &name), Ok(false));
+        assert_eq!(go_match(&name, &name), Ok(true));
+        let in_class = format!("caf[{}]", crate::bytename::from_bytes(b"\xe8"));
+        assert_eq!(go_match(&in_class, &name), Ok(true));
+        assert_eq!(go_match(&in_class, "cafe"), Ok(false));
     }
 
     #[test]

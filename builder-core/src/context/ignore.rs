@@ -65,7 +65,10 @@ pub struct IgnoreRules {
 /// cleaned and loses one leading `/`.
 pub fn read_patterns(text: &[u8]) -> Vec<(usize, String)> {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-    let text = String::from_utf8_lossy(text);
+    // Raw bytes kept (see `crate::bytename`): the syntax check and the
+    // walk's prefix test see them as Go does; the regexp reads each as
+    // U+FFFD (see `Pattern::new`).
+    let text = crate::bytename::from_bytes(text);
     let mut out = Vec::new();
     // Go's bufio.Scanner splits on `\n` and drops one `\r` before it.
     for (idx, line) in text.split('\n').enumerate() {
@@ -114,7 +117,7 @@ impl IgnoreRules {
                     return Err(IgnoreError::BadPattern {
                         path: path.to_path_buf(),
                         line,
-                        text,
+                        text: crate::bytename::show(&text).into_owned(),
                     })
                 }
             }
@@ -157,7 +160,8 @@ impl IgnoreRules {
     /// number of elements, decides. This answers for the path alone; use
     /// [`IgnoreRules::visible`] for whether a walk lists it.
     pub fn decide(&self, path: &str) -> Decision {
-        let path = go_clean(path);
+        // Raw bytes of a name are the U+FFFD Go's regexp decodes them as.
+        let path = go_clean(&crate::bytename::go_view(path));
         let mut decision = Decision {
             excluded: false,
             rule: None,
@@ -189,7 +193,7 @@ impl IgnoreRules {
     /// leading directory of `path` is tried). Returns whether the path
     /// matches and what its children must be given.
     pub fn decide_in_walk(&self, path: &str, parent: &[bool]) -> (bool, Vec<bool>) {
-        let path = go_clean(path);
+        let path = go_clean(&crate::bytename::go_view(path));
         let mut matched = false;
         let mut info = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
@@ -283,6 +287,10 @@ impl IgnoreRules {
             .as_deref()
             .map(|f| f.display().to_string())
             .unwrap_or_else(|| "<patterns>".to_string());
-        Some(format!("{file}:{}: {}", rule.line, rule.source_text))
+        Some(format!(
+            "{file}:{}: {}",
+            rule.line,
+            crate::bytename::show(&rule.source_text)
+        ))
     }
 }

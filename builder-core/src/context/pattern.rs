@@ -76,9 +76,15 @@ impl Pattern {
             None => (false, p),
         };
         gomatch::validate(&p)?;
-        let matcher = match tokens(&p) {
+        // docker 20.10 builds the regexp rune by rune with text/scanner,
+        // which reads a raw byte (see `crate::bytename`) as U+FFFD: it
+        // then matches any byte of a name that is not UTF-8.
+        let runes = crate::bytename::go_view(&p);
+        let matcher = match tokens(&runes) {
             Some(toks) => Matcher::Tokens(toks),
-            None => Matcher::Regex(regex_lite::Regex::new(&to_regex(&p)).map_err(|_| BadPattern)?),
+            None => {
+                Matcher::Regex(regex_lite::Regex::new(&to_regex(&runes)).map_err(|_| BadPattern)?)
+            }
         };
         Ok(Some(Pattern {
             elements: p.split('/').count(),
@@ -385,5 +391,26 @@ mod tests {
         assert_eq!(Pattern::new("!"), Err(BadPattern));
         assert_eq!(Pattern::new("  "), Ok(None));
         assert!(p("!x").is_exclusion());
+    }
+
+    #[test]
+    fn raw_bytes_read_as_go_reads_them() {
+        use crate::bytename::{from_bytes, go_view};
+        // Names reach `matches` as `IgnoreRules::decide` passes them.
+        let name = go_view(&from_bytes(b"caf\xe9")).into_owned();
+        let other = go_view(&from_bytes(b"caf\xe8")).into_owned();
+        // text/scanner makes a raw byte of a pattern U+FFFD, which Go's
+        // regexp matches against any byte that is not UTF-8.
+        for pat in [from_bytes(b"caf\xe9"), "caf\u{FFFD}".into(), "caf?".into()] {
+            let pat = p(&pat);
+            assert!(pat.matches(&name) && pat.matches(&other));
+            assert!(!pat.matches("cafe") || pat.text() == "caf?");
+        }
+        // Through the regexp engine too (a class sends it there).
+        let re = p(&from_bytes(b"[c]af\xe9"));
+        assert!(re.matches(&other));
+        // A raw byte in a class is U+FFFD too (docker 20.10 takes it).
+        let class = p(&from_bytes(b"caf[\xe9]"));
+        assert!(class.matches(&other) && !class.matches("cafe"));
     }
 }

@@ -15,6 +15,7 @@ use super::error::ContextError;
 use super::gomatch;
 use super::pattern::go_clean;
 use super::walk::{ContextListing, NodeKind};
+use crate::bytename;
 
 /// Symlink hops allowed while resolving one path (Linux allows 40; fsutil
 /// allows 255).
@@ -66,19 +67,19 @@ fn follow(listing: &ContextListing, path: &str) -> Result<String, ContextError> 
             candidate.push('/');
         }
         candidate.push_str(&comp);
-        match listing.get(Path::new(&candidate)).map(|n| &n.kind) {
+        match listing.get(&bytename::to_path(&candidate)).map(|n| &n.kind) {
             Some(NodeKind::Symlink { target }) => {
                 hops += 1;
                 if hops > MAX_HOPS {
                     return Err(ContextError::SymlinkLoop {
-                        path: PathBuf::from(path),
+                        path: bytename::to_path(path),
                     });
                 }
                 let target = target.as_os_str().as_bytes();
                 if target.starts_with(b"/") {
                     resolved.clear();
                 }
-                let target = String::from_utf8_lossy(target);
+                let target = bytename::from_bytes(target);
                 for elem in target.split('/').rev() {
                     queue.push(elem.to_string());
                 }
@@ -90,7 +91,7 @@ fn follow(listing: &ContextListing, path: &str) -> Result<String, ContextError> 
 }
 
 fn exists(listing: &ContextListing, path: &str) -> bool {
-    path.is_empty() || listing.get(Path::new(path)).is_some()
+    path.is_empty() || listing.get(&bytename::to_path(path)).is_some()
 }
 
 /// Resolves one COPY/ADD source. Without wildcards it names one entry
@@ -120,8 +121,8 @@ pub fn resolve_source(
             return Err(not_found());
         }
         return Ok(vec![ResolvedSource {
-            matched: PathBuf::from(fixed),
-            path: PathBuf::from(path),
+            matched: bytename::to_path(&fixed),
+            path: bytename::to_path(&path),
         }]);
     }
     let pattern = wild.join("/");
@@ -131,13 +132,14 @@ pub fn resolve_source(
     let base = follow(listing, &fixed)?;
     if !base.is_empty()
         && !matches!(
-            listing.get(Path::new(&base)).map(|n| &n.kind),
+            listing.get(&bytename::to_path(&base)).map(|n| &n.kind),
             Some(NodeKind::Dir)
         )
     {
         return Err(not_found());
     }
-    let nodes = listing.subtree(Path::new(&base));
+    let base_bytes = bytename::to_bytes(&base);
+    let nodes = listing.subtree(Path::new(OsStr::from_bytes(&base_bytes)));
     let nodes = if base.is_empty() {
         nodes
     } else {
@@ -156,15 +158,15 @@ pub fn resolve_source(
         let inner = if base.is_empty() {
             full
         } else {
-            full.get(base.len() + 1..).unwrap_or(&[])
+            full.get(base_bytes.len() + 1..).unwrap_or(&[])
         };
-        let inner = String::from_utf8_lossy(inner);
+        let inner = bytename::from_bytes(inner);
         if gomatch::go_match(&pattern, &inner) == Ok(true) {
-            let matched = String::from_utf8_lossy(full).into_owned();
+            let matched = bytename::from_bytes(full).into_owned();
             let path = follow(listing, &matched)?;
             if !exists(listing, &path) {
                 return Err(ContextError::NotFound {
-                    source_path: matched,
+                    source_path: bytename::show(&matched).into_owned(),
                 });
             }
             if node.kind == NodeKind::Dir {
@@ -174,7 +176,7 @@ pub fn resolve_source(
             }
             out.push(ResolvedSource {
                 matched: PathBuf::from(OsStr::from_bytes(full)),
-                path: PathBuf::from(path),
+                path: bytename::to_path(&path),
             });
         }
     }

@@ -199,7 +199,7 @@ fn extract(input: impl Read, dest: &Path, name: &str) -> Result<(), ContextError
     for entry in entries {
         let mut entry = entry.map_err(|e| archive_err(e.to_string()))?;
         let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let shown = crate::bytename::show(&crate::bytename::from_bytes(&raw)).into_owned();
         let unsafe_entry = || ContextError::UnsafeEntry {
             archive: name.to_string(),
             entry: shown.clone(),

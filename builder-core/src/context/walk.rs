@@ -362,10 +362,12 @@ impl Walker<'_> {
     ) -> Result<Option<Tree>, ContextError> {
         let path = join(rel, name);
         let cname = OsStr::from_bytes(name);
+        // A name that is not UTF-8 goes in whole (see `crate::bytename`);
+        // the rules read each raw byte as the U+FFFD Go's regexp sees.
         let decision = if self.ignore.rules.is_empty() {
             Decision::default()
         } else {
-            self.ignore.decide(&String::from_utf8_lossy(&path))
+            self.ignore.decide(&crate::bytename::from_bytes(&path))
         };
         // The reference's walk enters an excluded directory only for an
         // exception spelled out below it, and then lists the directory
@@ -373,7 +375,7 @@ impl Walker<'_> {
         let enter = !decision.excluded
             || self
                 .ignore
-                .must_descend_excluded(&String::from_utf8_lossy(&path));
+                .must_descend_excluded(&crate::bytename::from_bytes(&path));
         // getdents said "directory": open it straight away (O_NOFOLLOW |
         // O_DIRECTORY make a swapped-in link or file fail) and skip the stat.
         if hint == FileType::Directory {

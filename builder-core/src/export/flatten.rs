@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -133,12 +134,10 @@ fn apply_inner<R: Read>(root: &Path, layer: R, r: &mut FlattenReport) -> Result<
         if rel.as_os_str().is_empty() {
             continue;
         }
-        let base = rel
-            .file_name()
-            .map(|b| b.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // Bytes: a whiteout of a name that is not UTF-8 names it exactly.
+        let base = rel.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
         let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
-        if base == ".wh..wh..opq" {
+        if base == b".wh..wh..opq" {
             ensure_parents(root, &rel, r)?;
             let dir = root.join(&parent);
             if let Ok(rd) = fs::read_dir(&dir) {
@@ -152,9 +151,9 @@ fn apply_inner<R: Read>(root: &Path, layer: R, r: &mut FlattenReport) -> Result<
             }
             continue;
         }
-        if let Some(victim) = base.strip_prefix(".wh.") {
+        if let Some(victim) = base.strip_prefix(b".wh.") {
             ensure_parents(root, &rel, r)?;
-            let v = parent.join(victim);
+            let v = parent.join(std::ffi::OsStr::from_bytes(victim));
             remove_any(&root.join(&v));
             forget_below(r, &v, &HashSet::new(), true);
             continue;

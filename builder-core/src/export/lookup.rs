@@ -1,6 +1,7 @@
 //! Reading one file out of an image without flattening it, e.g. the stage's
 //! `/etc/passwd` and `/etc/group` for `COPY --chown=NAME`.
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::ExportError;
@@ -44,19 +45,16 @@ pub fn read_image_file(
         for entry in a.entries().map_err(bad)? {
             let mut entry = entry.map_err(bad)?;
             let name = clean(&entry.path().map_err(bad)?);
-            let base = name
-                .file_name()
-                .map(|b| b.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let base = name.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
             let parent = name.parent().map(Path::to_path_buf).unwrap_or_default();
-            if base == ".wh..wh..opq" {
+            if base == b".wh..wh..opq" {
                 if want.starts_with(&parent) && want != parent {
                     found = None;
                 }
                 continue;
             }
-            if let Some(victim) = base.strip_prefix(".wh.") {
-                if want.starts_with(parent.join(victim)) {
+            if let Some(victim) = base.strip_prefix(b".wh.") {
+                if want.starts_with(parent.join(std::ffi::OsStr::from_bytes(victim))) {
                     found = None;
                 }
                 continue;

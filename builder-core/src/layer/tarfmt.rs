@@ -274,4 +274,21 @@ mod tests {
         assert_eq!(out[156], b'x');
         assert_eq!(&out[0..13], b"PaxHeaders.0/");
     }
+
+    #[test]
+    fn names_that_are_not_utf8_go_into_pax_records_byte_for_byte() {
+        // As Go's archive/tar (and so BuildKit) writes them: the raw bytes
+        // in `path`/`linkpath` records, only the ASCII ones in the fields.
+        let x = BTreeMap::new();
+        let mut h = hdr(b"d/caf\xe9", &x);
+        h.typeflag = SYMLINK;
+        h.linkname = b"t\xe9";
+        let mut out = Vec::new();
+        encode(&h, &mut out);
+        assert_eq!(out.len(), 512 * 3);
+        assert_eq!(&out[0..18], b"d/PaxHeaders.0/caf");
+        assert_eq!(&out[512..542], b"15 linkpath=t\xe9\n15 path=d/caf\xe9\n");
+        assert_eq!(&out[1024..1030], b"d/caf\0");
+        assert_eq!(&out[1024 + 157..1024 + 159], b"t\0");
+    }
 }

@@ -3,8 +3,10 @@
 //! opaque xattr), and owners are container ids (set from inside the user
 //! namespace when kiln is unprivileged).
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -200,16 +202,18 @@ pub(crate) fn extract(
             continue;
         }
         cx.parents(&rel)?;
-        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // Bytes, not `str`: a whiteout of a name that is not UTF-8 is
+        // still a whiteout.
+        let name = rel.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
         let parent_rel = rel.parent().unwrap_or(Path::new(""));
-        if name == ".wh..wh..opq" {
+        if name == b".wh..wh..opq" {
             let dir = root.join(parent_rel);
             rfs::lsetxattr(&dir, opaque_xattr(idmap), b"y", rfs::XattrFlags::empty())
                 .map_err(|e| io_err("marking opaque", &dir)(e.into()))?;
             continue;
         }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            let full = root.join(parent_rel).join(hidden);
+        if let Some(hidden) = name.strip_prefix(b".wh.") {
+            let full = root.join(parent_rel).join(OsStr::from_bytes(hidden));
             cx.remove_existing(&full, false)?;
             rfs::mknodat(
                 CWD,
