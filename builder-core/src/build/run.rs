@@ -428,16 +428,21 @@ pub(super) fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, String> {
             }
             continue;
         }
-        let next = cur.join(&part);
+        // Parts are in `bytename`'s encoding: a link target that is not
+        // UTF-8 is followed by its bytes.
+        let next = cur.join(crate::bytename::to_path(&part));
         match std::fs::symlink_metadata(&next) {
             Ok(md) if md.file_type().is_symlink() => {
                 hops += 1;
                 if hops > 255 {
-                    return Err(format!("{rel}: too many levels of symbolic links"));
+                    return Err(format!(
+                        "{}: too many levels of symbolic links",
+                        crate::bytename::show(rel)
+                    ));
                 }
                 let t =
                     std::fs::read_link(&next).map_err(|e| format!("{}: {e}", next.display()))?;
-                let t = t.to_string_lossy().to_string();
+                let t = crate::bytename::from_path(&t).into_owned();
                 if t.starts_with('/') {
                     cur = root.to_path_buf();
                 }
@@ -690,5 +695,30 @@ impl From<StepFailure> for String {
                 "RUN step filled the memory scratch (the disk was not tried)".into()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_in;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn mount_sources_follow_links_inside_their_root_byte_for_byte() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let raw = OsStr::from_bytes(b"caf\xe9");
+        std::fs::create_dir_all(root.join(raw).join("sub")).unwrap();
+        // A relative target that is not UTF-8, and an absolute one that
+        // would leave the root on the host.
+        std::os::unix::fs::symlink(raw, root.join("l")).unwrap();
+        std::os::unix::fs::symlink("/../etc", root.join("up")).unwrap();
+        assert_eq!(
+            resolve_in(root, "l/sub").unwrap(),
+            root.join(raw).join("sub")
+        );
+        assert_eq!(resolve_in(root, "up").unwrap(), root.join("etc"));
+        assert_eq!(resolve_in(root, "../../x").unwrap(), root.join("x"));
     }
 }
