@@ -50,7 +50,9 @@ run_tool() {
 bench_detect
 bench_kiln_quiet
 if bench_wants kiln; then
-    run_tool kiln "$KILN" --root "$work/store" build "${BENCH_KILN_QUIET[@]}" -t bench/stdlib "$work/ctx"
+    store=
+    bench_store_dir store cache
+    run_tool kiln "$KILN" --root "$store" build "${BENCH_KILN_QUIET[@]}" -t bench/stdlib "$work/ctx"
     case "${t[kiln,cold]} ${t[kiln,noop]} ${t[kiln,one]}" in
     *failed*) ;;
     *) printf '%-8s vs BuildKit reference: cold x%.1f  no-op x%.1f  one-file x%.1f (higher is faster)\n' \
@@ -64,7 +66,9 @@ if [ -n "$BENCH_DOCKER_OK" ]; then
     run_tool docker docker_build
 fi
 if [ -n "$BENCH_BUILDAH_OK" ]; then
-    bench_buildah_store "$work/buildah"
+    buildah_dir=
+    bench_store_dir buildah_dir cache-buildah
+    bench_buildah_store "$buildah_dir"
     run_tool buildah "${BENCH_BUILDAH[@]}" bud -q --layers -t bench/stdlib "$work/ctx"
 fi
 for pair in docker:BuildKit buildah:Buildah; do

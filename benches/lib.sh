@@ -69,6 +69,32 @@ bench_workdir() {
     printf -v "$1" '%s' "$_bw_dir"
 }
 
+# bench_store_dir VAR NAME: a new directory for a builder's store, removed
+# at exit, in $VAR. It goes where an installation keeps its store (/var/lib
+# as root, else $XDG_DATA_HOME or ~/.local/share; $KILN_BENCH_STORE_BASE
+# overrides), as docker's lives in /var/lib/docker: not under /tmp with the
+# benches' work dirs, whose clean-ups free hundreds of thousands of inodes.
+# On a journal-less ext4 creating files in block groups freed minutes ago is
+# several times slower, and a store under /tmp had its RUN steps there.
+bench_store_dir() {
+    local base _bs_dir
+    if [ -n "${KILN_BENCH_STORE_BASE:-}" ]; then
+        base=$KILN_BENCH_STORE_BASE
+    elif [ "$(id -u)" = 0 ]; then
+        base=/var/lib
+    else
+        base=${XDG_DATA_HOME:-$HOME/.local/share}
+    fi
+    mkdir -p "$base"
+    _bs_dir=$(mktemp -d "$base/kiln-bench-$2.XXXXXX")
+    if [ -n "${KILN_BENCH_KEEP_LOGS:-}" ]; then
+        bench_on_exit "echo 'bench: kept $_bs_dir' >&2"
+    else
+        bench_on_exit "rm -rf '$_bs_dir'"
+    fi
+    printf -v "$1" '%s' "$_bs_dir"
+}
+
 bench_now() { date +%s.%N; }
 
 # Seconds "$@" took (2 decimals), or "failed". Output goes to $BENCH_LOG
@@ -307,23 +333,28 @@ bench_settle() {
 }
 
 # The setup four_stages.sh and run_heavy.sh share: a work dir in $work with
-# ctx/ and logs/, kiln's store in $KILN_ROOT, the registry, the builders
+# ctx/ and logs/, kiln's store in $KILN_ROOT (see bench_store_dir), the registry, the builders
 # detected (a fresh buildah store when there is one), quiet kiln progress,
 # and $base, the registry's IMAGE pulled into every builder's store.
 #   bench_workload NAME IMAGE
 bench_workload() {
     work=
     bench_workdir work "$1"
-    KILN_ROOT=$work/kiln
+    KILN_ROOT=
+    bench_store_dir KILN_ROOT "$1"
     mkdir -p "$work/ctx" "$work/logs"
     bench_registry
     # shellcheck disable=SC2034 # read by the calling script
     base=$REGISTRY/$2
     bench_detect
-    if [ -n "$BENCH_BUILDAH_OK" ]; then bench_buildah_store "$work/buildah"; fi
+    if [ -n "$BENCH_BUILDAH_OK" ]; then
+        local buildah_dir
+        bench_store_dir buildah_dir "$1-buildah"
+        bench_buildah_store "$buildah_dir"
+    fi
     bench_kiln_quiet
     bench_pull_base "$2"
-    local settle=("$work")
+    local settle=("$KILN_ROOT")
     if [ -n "$BENCH_DOCKER_OK" ] && [ -w /var/lib/docker ]; then settle+=(/var/lib/docker); fi
     bench_settle "${settle[@]}"
 }
