@@ -333,9 +333,10 @@ bench_settle() {
 }
 
 # The setup four_stages.sh and run_heavy.sh share: a work dir in $work with
-# ctx/ and logs/, kiln's store in $KILN_ROOT (see bench_store_dir), the registry, the builders
-# detected (a fresh buildah store when there is one), quiet kiln progress,
-# and $base, the registry's IMAGE pulled into every builder's store.
+# ctx/ and logs/, kiln's store in $KILN_ROOT (see bench_store_dir), the
+# registry, the builders detected (a fresh buildah store when there is one),
+# quiet kiln progress, and $base, the registry's IMAGE pulled into every
+# builder's store; then it waits for the disk to settle (bench_settle).
 #   bench_workload NAME IMAGE
 bench_workload() {
     work=
