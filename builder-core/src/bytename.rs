@@ -60,6 +60,35 @@ fn push_valid(out: &mut String, s: &str) {
     }
 }
 
+/// `b` as text: its valid UTF-8 runs through `valid`, each byte of an
+/// invalid sequence as the character `invalid` gives it.
+fn decode(b: &[u8], valid: fn(&mut String, &str), invalid: fn(u8) -> char) -> String {
+    let mut out = String::with_capacity(b.len() + 8);
+    let mut rest = b;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                valid(&mut out, s);
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                valid(&mut out, std::str::from_utf8(good).unwrap_or_default());
+                // std never reports an empty invalid sequence; the guard
+                // keeps the loop finite whatever it says.
+                let n = e.error_len().unwrap_or(bad.len()).min(bad.len());
+                let (bytes, tail) = bad.split_at(n);
+                if bytes.is_empty() {
+                    break;
+                }
+                out.extend(bytes.iter().map(|&b| invalid(b)));
+                rest = tail;
+            }
+        }
+    }
+    out
+}
+
 /// A name's bytes as a `str` path component or path (borrowed when the
 /// bytes are UTF-8 without characters of the private range).
 pub fn from_bytes(b: &[u8]) -> Cow<'_, str> {
@@ -68,30 +97,7 @@ pub fn from_bytes(b: &[u8]) -> Cow<'_, str> {
             return Cow::Borrowed(s);
         }
     }
-    let mut out = String::with_capacity(b.len() + 8);
-    let mut rest = b;
-    while !rest.is_empty() {
-        match std::str::from_utf8(rest) {
-            Ok(s) => {
-                push_valid(&mut out, s);
-                break;
-            }
-            Err(e) => {
-                let (good, bad) = rest.split_at(e.valid_up_to());
-                push_valid(&mut out, std::str::from_utf8(good).unwrap_or_default());
-                // std never reports an empty invalid sequence; the guard
-                // keeps the loop finite whatever it says.
-                let n = e.error_len().unwrap_or(bad.len()).min(bad.len());
-                let (invalid, tail) = bad.split_at(n);
-                if invalid.is_empty() {
-                    break;
-                }
-                out.extend(invalid.iter().map(|&b| escape(b)));
-                rest = tail;
-            }
-        }
-    }
-    Cow::Owned(out)
+    Cow::Owned(decode(b, push_valid, escape))
 }
 
 /// [`from_bytes`] of a path.
@@ -158,30 +164,11 @@ pub fn go_lossy(b: &[u8]) -> Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(b) {
         return Cow::Borrowed(s);
     }
-    let mut out = String::with_capacity(b.len() + 8);
-    let mut rest = b;
-    while !rest.is_empty() {
-        match std::str::from_utf8(rest) {
-            Ok(s) => {
-                out.push_str(s);
-                break;
-            }
-            Err(e) => {
-                let (good, bad) = rest.split_at(e.valid_up_to());
-                out.push_str(std::str::from_utf8(good).unwrap_or_default());
-                // std never reports an empty invalid sequence; the guard
-                // keeps the loop finite whatever it says.
-                let n = e.error_len().unwrap_or(bad.len()).min(bad.len());
-                let (invalid, tail) = bad.split_at(n);
-                if invalid.is_empty() {
-                    break;
-                }
-                out.extend(invalid.iter().map(|_| char::REPLACEMENT_CHARACTER));
-                rest = tail;
-            }
-        }
-    }
-    Cow::Owned(out)
+    Cow::Owned(decode(
+        b,
+        |out, s| out.push_str(s),
+        |_| char::REPLACEMENT_CHARACTER,
+    ))
 }
 
 /// A `str` path as a Go regular expression reads the name it stands for
