@@ -58,15 +58,19 @@ bench_init() {
 # bench_workdir VAR NAME: a new directory under /tmp, removed at exit, in
 # $VAR (not printed: a command substitution's subshell could not register
 # the cleanup).
-bench_workdir() {
-    local _bw_dir
-    _bw_dir=$(mktemp -d "/tmp/kiln-bench-$2.XXXXXX")
+bench_workdir() { bench_tempdir "$1" /tmp "$2"; }
+
+# bench_tempdir VAR BASE NAME: a new directory BASE/kiln-bench-NAME.XXXXXX
+# in $VAR, removed at exit unless KILN_BENCH_KEEP_LOGS is set.
+bench_tempdir() {
+    local _bt_dir
+    _bt_dir=$(mktemp -d "$2/kiln-bench-$3.XXXXXX")
     if [ -n "${KILN_BENCH_KEEP_LOGS:-}" ]; then
-        bench_on_exit "echo 'bench: kept $_bw_dir' >&2"
+        bench_on_exit "echo 'bench: kept $_bt_dir' >&2"
     else
-        bench_on_exit "rm -rf '$_bw_dir'"
+        bench_on_exit "rm -rf '$_bt_dir'"
     fi
-    printf -v "$1" '%s' "$_bw_dir"
+    printf -v "$1" '%s' "$_bt_dir"
 }
 
 # bench_store_dir VAR NAME: a new directory for a builder's store, removed
@@ -77,7 +81,7 @@ bench_workdir() {
 # On a journal-less ext4 creating files in block groups freed minutes ago is
 # several times slower, and a store under /tmp had its RUN steps there.
 bench_store_dir() {
-    local base _bs_dir
+    local base
     if [ -n "${KILN_BENCH_STORE_BASE:-}" ]; then
         base=$KILN_BENCH_STORE_BASE
     elif [ "$(id -u)" = 0 ]; then
@@ -86,13 +90,7 @@ bench_store_dir() {
         base=${XDG_DATA_HOME:-$HOME/.local/share}
     fi
     mkdir -p "$base"
-    _bs_dir=$(mktemp -d "$base/kiln-bench-$2.XXXXXX")
-    if [ -n "${KILN_BENCH_KEEP_LOGS:-}" ]; then
-        bench_on_exit "echo 'bench: kept $_bs_dir' >&2"
-    else
-        bench_on_exit "rm -rf '$_bs_dir'"
-    fi
-    printf -v "$1" '%s' "$_bs_dir"
+    bench_tempdir "$1" "$base" "$2"
 }
 
 bench_now() { date +%s.%N; }
