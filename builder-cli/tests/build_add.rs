@@ -99,7 +99,7 @@ fn add_extracts_archives_without_escaping_the_destination() {
             "{path} landed outside the destination"
         );
     }
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("etc/passwd"), "file 0644 0:0 \"original\\n\"");
     assert_eq!(get("dest/escape-dotdot"), "file 0644 1234:5678 \"1\"");
     assert_eq!(get("dest/etc/escape-absolute"), "file 0644 1234:5678 \"2\"");
@@ -207,7 +207,7 @@ fn add_makes_implied_parents_as_root_and_not_through_a_dangling_link() {
     std::fs::write(&df, "FROM scratch\nADD --chown=7:8 ok.tar /dest/\n").unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     // The destination follows --chown, the members keep the archive's
     // owners (as docker 20.10's BuildKit extracts them); directories the
     // archive only implies are root's, as Docker's unpack makes them.
@@ -251,7 +251,7 @@ fn add_hard_links_to_symlinks_and_fifos_but_not_directories() {
     std::fs::write(&df, "FROM scratch\nADD links.tar /x/\n").unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     // link(2) does not follow a symlink: the link is one more symlink.
     assert_eq!(get("x/h2"), "symlink 1234:5678 -> a");
     assert_eq!(get("x/h3"), get("x/fifo"));
@@ -595,7 +595,7 @@ fn add_links_a_lower_layers_file_and_gives_it_the_members_metadata() {
         "{m:?}"
     );
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("t/base"), "file 0644 1234:5678 \"lower\\n\"");
 }
 

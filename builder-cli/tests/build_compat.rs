@@ -48,7 +48,7 @@ fn run_gets_home_from_passwd_but_the_config_does_not() {
          RUN echo \"$HOME\" > /custom-home\n",
     );
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("root-home"), "file 0644 0:0 \"/root\\n\"");
     assert_eq!(get("tmp/alice-home"), "file 0644 7:7 \"/home/alice\\n\"");
     assert_eq!(get("tmp/nobody-home"), "file 0644 4242:0 \"/\\n\"");
@@ -105,7 +105,7 @@ fn add_archive_members_replace_directories() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("empty"), "file 0640 3:4 \"was a dir\\n\"");
     assert_eq!(get("full"), "file 0640 3:4 \"was full\\n\"");
     // The lower directory's children are hidden from later steps.
@@ -126,7 +126,7 @@ fn cache_mounts_are_owned_as_asked_and_kept_apart_per_owner() {
          RUN --mount=type=cache,id=c,uid=7,gid=7,mode=0700,target=/cache stat -c '%u:%g %a' /cache > /both\n",
     );
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("plain"), "file 0644 0:0 \"zero\\n\"");
     assert_eq!(get("owned"), "file 0644 0:0 \"seven\\n\"");
     assert_eq!(get("both"), "file 0644 0:0 \"7:7 700\\n\"");
@@ -187,7 +187,7 @@ fn files_the_user_owns_but_may_not_read_are_read_as_buildkit_reads_them() {
     set("locked", 0o000);
     let layout = build_to_layout(work.path(), &ctx.join("Dockerfile"), &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("c/skipped"), "absent");
     assert_eq!(get("c/.dockerignore"), "file 0200 0:0 \"skipped\\n\"");
     assert_eq!(
@@ -240,7 +240,7 @@ fn cache_mounts_take_from_source_and_ro() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("seeded"), "file 0644 0:0 \"seeded\\n\"");
     assert_eq!(get("kept"), "file 0644 0:0 \"more\\n\"");
     assert_eq!(get("plain"), "file 0644 0:0 \"\"");

@@ -16,7 +16,7 @@ fn copy_rules_from_the_context() {
         &[],
     );
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     // Trailing slash: into the directory; otherwise: that name.
     assert_eq!(get("to-dir"), "dir 0755 0:0");
     assert_eq!(get("to-dir/a.txt"), "file 0644 0:0 \"hello\\n\"");
@@ -129,7 +129,7 @@ fn chown_by_name_uses_the_stage_passwd_and_group() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("byname"), "file 0644 2001:2000 \"data\"");
     assert_eq!(get("withgroup"), "file 0644 2001:50 \"data\"");
     assert_eq!(get("numeric"), "file 0644 7:8 \"data\"");
@@ -150,7 +150,7 @@ fn chown_by_name_uses_the_stage_passwd_and_group() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("u"), "file 0644 0:0 \"data\"");
     assert_eq!(get("g"), "file 0644 7:7 \"data\"");
     assert_eq!(get("bg"), "file 0644 2001:2000 \"data\"");
@@ -206,7 +206,7 @@ fn copy_from_a_stage_and_only_needed_stages_run() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("bin/main"), "file 0644 0:0 \"bin\"");
     // ONBUILD ran when the later FROM used the stage.
     assert_eq!(get("t"), "file 0644 0:0 \"bin\"");
@@ -527,7 +527,7 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     std::fs::write(&df, "FROM scratch\nCOPY d /d\n").unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("d/reg"), "file 0644 0:0 \"r\"");
     assert_eq!(get("d/fifo"), "absent");
     assert_eq!(get("d/chr"), "file 0640 0:0 \"\"");
@@ -545,7 +545,7 @@ fn context_fifos_are_left_out_and_devices_become_empty_files() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("f"), "absent");
     assert_eq!(get("all/fifo"), "absent");
     assert_eq!(get("all/reg"), "file 0644 0:0 \"r\"");
@@ -568,7 +568,7 @@ fn copy_from_a_stage_leaves_fifos_out_and_makes_devices_files() {
     );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("y/f"), "file 0644 0:0 \"\"");
     assert_eq!(get("y/p"), "absent");
     assert_eq!(get("z"), "absent");
@@ -600,7 +600,7 @@ fn octal_chmod_keeps_the_sources_special_bits() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("p1"), "file 0755 0:0 \"p\"");
     assert_eq!(get("s1"), "file 4644 0:0 \"s\"");
     assert_eq!(get("s2"), "file 4777 0:0 \"s\"");

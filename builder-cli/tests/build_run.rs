@@ -21,7 +21,7 @@ fn run_steps_change_the_filesystem_and_see_env_args_and_workdir() {
     );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("w/out"), "file 0644 0:0 \"bar qux /w\\n\"");
     assert_eq!(get("h"), "file 4750 12:34 \"one\\ntwo\\n\"");
     assert_eq!(get("gone"), "absent");
@@ -121,7 +121,7 @@ fn a_step_may_leave_the_root_directory_closed_to_the_builder() {
     );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("after"), "file 0644 0:0 \"s\\n\"");
     assert_eq!(get("p/q"), "dir 0700 5:5");
 }
@@ -178,7 +178,7 @@ fn run_mounts_from_a_stage_the_context_and_a_cache_and_shebang_heredocs() {
     .unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("from-stage"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("from-context"), "file 0644 0:0 \"from the context\\n\"");
     assert_eq!(get("from-cache"), "file 0644 0:0 \"kept\\n\"");
@@ -506,7 +506,7 @@ fn every_rootfs_mode_gives_the_same_image() {
             assert!(printed, "{mode}: {err}");
         }
         let fs = files(&out);
-        let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+        let get = |p: &str| describe_at(&fs, p);
         assert_eq!(get("keep"), "file 0644 0:0 \"x\\ntwo\\n\"", "{mode}");
         assert_eq!(get("a/c"), "dir 0755 5:6", "{mode}");
         assert_eq!(get("a/b"), "absent", "{mode}");
@@ -583,7 +583,7 @@ fn root_without_sys_admin_builds_the_same_image_through_a_user_namespace() {
             "{err}"
         );
         let fs = files(&out);
-        let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+        let get = |p: &str| describe_at(&fs, p);
         assert_eq!(get("a/b"), "dir 0755 70000:70000", "capless={capless}");
         assert_eq!(get("a/b/f"), "absent", "capless={capless}");
         assert_eq!(get("bin/ls"), "absent", "capless={capless}");
@@ -689,7 +689,7 @@ fn etc_hostname_is_provided_writable_and_never_kept() {
     );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(
         get("seen"),
         "file 0644 0:0 \"buildkitsandbox\\nbuildkitsandbox\\n\""
@@ -715,7 +715,7 @@ fn a_socket_left_by_a_step_is_left_out_of_the_layer() {
     );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("j/dev/log"), "absent");
     assert_eq!(get("j/dev/file"), "file 0644 0:0 \"kept\\n\"");
     assert_eq!(get("later"), "file 0644 0:0 \"socket\\n\"");
@@ -731,7 +731,7 @@ fn mount_points_a_step_made_on_scratch_stay_like_runcs() {
     let (ctx, df) = busybox_build(work.path(), "RUN true\n");
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     for d in ["dev", "proc", "sys", "etc"] {
         assert_eq!(get(d), "dir 0755 0:0", "{d}");
     }
@@ -768,7 +768,7 @@ fn a_step_runs_on_an_image_holding_one_layer_twice() {
         "the two COPY layers are identical"
     );
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("seen"), "file 0644 0:0 \"twice\\n\"");
     assert_eq!(get("d/f"), "file 0644 0:0 \"twice\\n\"");
 }
@@ -821,7 +821,7 @@ fn a_missing_working_directory_is_made_as_the_steps_user() {
     );
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("x"), "dir 0755 33:44");
     assert_eq!(get("x/y"), "dir 0755 33:44");
     assert_eq!(get("o/pwd"), "file 0644 33:44 \"/x/y\\n\"");
@@ -850,7 +850,7 @@ fn etc_hosts_and_resolv_conf_through_dangling_symlinks_are_mounted_at_the_target
     std::os::unix::fs::symlink("/nonexist/hosts", ctx.join("etc/hosts")).unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(
         get("seen"),
         "file 0644 0:0 \"127.0.0.1\\tlocalhost buildkitsandbox\\nlink\\n\""
@@ -878,7 +878,7 @@ fn a_mount_targets_link_is_resolved_lexically_like_securejoin() {
     std::os::unix::fs::symlink("sub/../../x/./y//z", ctx.join("etc/resolv.conf")).unwrap();
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
-    let get = |p: &str| fs.get(p).map(describe).unwrap_or_else(|| "absent".into());
+    let get = |p: &str| describe_at(&fs, p);
     assert_eq!(get("seen"), "file 0644 0:0 \"ro\\n\"");
     assert_eq!(get("x/y"), "dir 0755 0:0");
     assert_eq!(get("x/y/z"), "absent");

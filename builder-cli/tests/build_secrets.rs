@@ -23,10 +23,6 @@ fn context_with_busybox(dir: &Path) {
         .expect("/bin/busybox (scripts/setup-test-env installs busybox-static)");
 }
 
-fn get(fs: &std::collections::BTreeMap<String, Item>, p: &str) -> String {
-    fs.get(p).map(describe).unwrap_or_else(|| "absent".into())
-}
-
 /// Every blob of a layout, gzip layers decompressed.
 fn all_blob_bytes(layout: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -70,19 +66,26 @@ fn secrets_reach_the_step_but_never_the_image_nor_the_cache_key() {
         String::from_utf8_lossy(&out.stdout)[..64].to_string()
     };
     assert_eq!(
-        get(&fs, "tok.sum"),
+        describe_at(&fs, "tok.sum"),
         format!("file 0644 0:0 \"{expected_sum}\\n\"")
     );
-    assert_eq!(get(&fs, "key.stat"), "file 0644 0:0 \"440 7 8 18\\n\"");
-    assert_eq!(get(&fs, "env.len"), "file 0644 0:0 \"18\\n\"");
-    assert_eq!(get(&fs, "env.file"), "absent", "env= alone mounts no file");
-    assert_eq!(get(&fs, "absent"), "file 0644 0:0 \"skipped\\n\"");
+    assert_eq!(
+        describe_at(&fs, "key.stat"),
+        "file 0644 0:0 \"440 7 8 18\\n\""
+    );
+    assert_eq!(describe_at(&fs, "env.len"), "file 0644 0:0 \"18\\n\"");
+    assert_eq!(
+        describe_at(&fs, "env.file"),
+        "absent",
+        "env= alone mounts no file"
+    );
+    assert_eq!(describe_at(&fs, "absent"), "file 0644 0:0 \"skipped\\n\"");
     // As BuildKit: the directories made for the mount stay, the mount
     // point itself does not.
-    assert_eq!(get(&fs, "run/secrets"), "dir 0755 0:0");
-    assert_eq!(get(&fs, "etc/app"), "dir 0755 0:0");
+    assert_eq!(describe_at(&fs, "run/secrets"), "dir 0755 0:0");
+    assert_eq!(describe_at(&fs, "etc/app"), "dir 0755 0:0");
     for p in ["run/secrets/tok", "run/secrets/absent", "etc/app/key"] {
-        assert_eq!(get(&fs, p), "absent", "{p}");
+        assert_eq!(describe_at(&fs, p), "absent", "{p}");
     }
     for blob in all_blob_bytes(&layout) {
         assert!(
@@ -111,7 +114,10 @@ fn secrets_reach_the_step_but_never_the_image_nor_the_cache_key() {
         &["--no-cache", "--secret", "id=tok,env=KILN_TEST_TOKEN"],
         &[("KILN_TEST_TOKEN", "kiln-very-secret-2-longer")],
     );
-    assert_eq!(get(&files(&layout3), "env.len"), "file 0644 0:0 \"25\\n\"");
+    assert_eq!(
+        describe_at(&files(&layout3), "env.len"),
+        "file 0644 0:0 \"25\\n\""
+    );
     // No secret directory is left in the scratch space.
     let tmp = work.path().join("store/kiln/v1/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp)
@@ -284,28 +290,31 @@ fn an_ssh_agent_is_forwarded_to_the_step_and_nothing_is_left() {
         &[("SSH_AUTH_SOCK", agent.socket.to_str().unwrap())],
     );
     let fs = files(&layout);
-    let keys = get(&fs, "out/keys");
+    let keys = describe_at(&fs, "out/keys");
     assert!(keys.contains("kiln-test-key (ED25519)"), "{keys}");
-    let keys = get(&fs, "out/keys-1000");
+    let keys = describe_at(&fs, "out/keys-1000");
     assert!(keys.contains("kiln-test-key (ED25519)"), "{keys}");
     assert_eq!(
-        get(&fs, "out/sock"),
+        describe_at(&fs, "out/sock"),
         "file 0644 0:0 \"/run/buildkit/ssh_agent.0\\n\""
     );
-    assert_eq!(get(&fs, "out/stat"), "file 0644 0:0 \"1000 660 socket\\n\"");
+    assert_eq!(
+        describe_at(&fs, "out/stat"),
+        "file 0644 0:0 \"1000 660 socket\\n\""
+    );
     // A missing optional agent is skipped, SSH_AUTH_SOCK still set (llb).
-    let absent = get(&fs, "out/absent");
+    let absent = describe_at(&fs, "out/absent");
     assert!(
         absent.ends_with("\"/run/buildkit/ssh_agent.0\\n\""),
         "{absent}"
     );
-    assert_eq!(get(&fs, "run/buildkit"), "dir 0755 0:0");
+    assert_eq!(describe_at(&fs, "run/buildkit"), "dir 0755 0:0");
     for p in ["run/buildkit/ssh_agent.0", "tmp/a.sock"] {
-        assert_eq!(get(&fs, p), "absent", "{p}");
+        assert_eq!(describe_at(&fs, p), "absent", "{p}");
     }
     // The user's agent is read-only to steps, as in BuildKit: removing its
     // keys failed and they are all still there.
-    assert_eq!(get(&fs, "out/remove-all"), "file 0644 0:0 \"1\\n\"");
+    assert_eq!(describe_at(&fs, "out/remove-all"), "file 0644 0:0 \"1\\n\"");
     let listed = Command::new("ssh-add")
         .arg("-l")
         .env("SSH_AUTH_SOCK", &agent.socket)
@@ -412,9 +421,9 @@ fn ssh_key_files_are_served_by_a_private_agent_that_goes_away() {
         &[("TMPDIR", tmp.to_str().unwrap()), ("SSH_AUTH_SOCK", "")],
     );
     let fs = files(&layout);
-    let keys = get(&fs, "keys-default");
+    let keys = describe_at(&fs, "keys-default");
     assert!(keys.contains(&fp1) && !keys.contains(&fp2), "{keys}");
-    let keys = get(&fs, "keys-both");
+    let keys = describe_at(&fs, "keys-both");
     assert!(keys.contains(&fp1) && keys.contains(&fp2), "{keys}");
     assert_eq!(agent_dirs(&tmp), Vec::<PathBuf>::new());
     assert_eq!(processes_mentioning(&tmp), Vec::<String>::new());
@@ -719,17 +728,17 @@ fn bind_sources_and_cache_ids_cannot_leave_the_context_stage_or_cache() {
     let layout = build_to_layout(work.path(), &df, &ctx, &[], &[]);
     let fs = files(&layout);
     let ctx_etc = "file 0644 0:0 \"context etc\\n\"";
-    assert_eq!(get(&fs, "dotdot"), ctx_etc);
-    assert_eq!(get(&fs, "absolute"), ctx_etc);
-    assert_eq!(get(&fs, "abs-link"), ctx_etc);
-    assert_eq!(get(&fs, "up-link"), ctx_etc);
+    assert_eq!(describe_at(&fs, "dotdot"), ctx_etc);
+    assert_eq!(describe_at(&fs, "absolute"), ctx_etc);
+    assert_eq!(describe_at(&fs, "abs-link"), ctx_etc);
+    assert_eq!(describe_at(&fs, "up-link"), ctx_etc);
     let stage_etc = "file 0644 0:0 \"stage etc\\n\"";
-    assert_eq!(get(&fs, "stage-root"), stage_etc);
-    assert_eq!(get(&fs, "stage-rel"), stage_etc);
-    assert_eq!(get(&fs, "stage-etc-link"), stage_etc);
+    assert_eq!(describe_at(&fs, "stage-root"), stage_etc);
+    assert_eq!(describe_at(&fs, "stage-rel"), stage_etc);
+    assert_eq!(describe_at(&fs, "stage-etc-link"), stage_etc);
     // `sneaky` (data/../../outside) is the context's outside/, not the
     // host's, and writes to it are thrown away.
-    assert_eq!(get(&fs, "sneaky"), "file 0644 0:0 \"ctx.txt\\n\"");
+    assert_eq!(describe_at(&fs, "sneaky"), "file 0644 0:0 \"ctx.txt\\n\"");
     assert_eq!(
         std::fs::read_to_string(ctx.join("outside/ctx.txt")).unwrap(),
         "context\n"

@@ -282,6 +282,13 @@ pub fn describe(item: &Item) -> String {
     }
 }
 
+/// [`describe`] of the entry at `path` of a [`files`] map, or "absent".
+pub fn describe_at(fs: &BTreeMap<String, Item>, path: &str) -> String {
+    fs.get(path)
+        .map(describe)
+        .unwrap_or_else(|| "absent".into())
+}
+
 /// The repository's `testdata/build/NAME` directory.
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
